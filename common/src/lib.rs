@@ -1,0 +1,13 @@
+//! What every dts process shares: the task spec model and its validation, the
+//! domain vocabulary (worker and task states), the leader-aware coordinator client,
+//! the leader-hint header contract and telemetry set-up.
+
+pub mod client;
+pub mod leader_hint;
+pub mod model;
+pub mod spec;
+pub mod telemetry;
+pub mod time;
+
+pub use client::{ClientError, CoordinatorClient};
+pub use spec::{SpecError, TaskSpec};

@@ -1,0 +1,545 @@
+//! The task spec: what a user writes in a task file (TOML) and what the
+//! coordinator stores. Parsing reports the failing field's path; `validate`
+//! checks what types alone cannot.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// An invalid task file: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}`: {reason}")]
+pub struct SpecError {
+    /// Dotted path of the offending field, e.g. `source.port` or `objects[1].database`.
+    pub field: String,
+    pub reason: String,
+}
+
+impl SpecError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Create tables (and, for whole databases, views and routines) on the destination.
+    Schema,
+    /// Copy existing rows.
+    Full,
+    /// Follow the source binlog.
+    Incremental,
+}
+
+/// What to do when the destination already has a table the task would create.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictMode {
+    /// Refuse to start.
+    #[default]
+    PrecheckError,
+    /// Proceed: full sync keeps existing destination rows with the same key,
+    /// incremental sync overwrites them.
+    Ignore,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// PEM file of the CA that signed the server certificate.
+    #[serde(default)]
+    pub ca: Option<String>,
+}
+
+/// A MySQL or MariaDB server.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+impl fmt::Debug for Endpoint {
+    // Never print the password, whatever logs a spec.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// A whole database, or some of its tables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectSelector {
+    pub database: String,
+    /// Empty means the whole database (tables, views, routines, triggers).
+    #[serde(default)]
+    pub tables: Vec<String>,
+}
+
+/// How long a task keeps retrying before it fails with the last error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Source or destination unreachable: minutes, 10-1440.
+    #[serde(default = "default_connect_minutes")]
+    pub connect_minutes: u32,
+    /// Other DDL/DML failures: minutes, 1-1440, less than `connect_minutes`.
+    #[serde(default = "default_other_minutes")]
+    pub other_minutes: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            connect_minutes: default_connect_minutes(),
+            other_minutes: default_other_minutes(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    /// Free text; generated when absent; need not be unique.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// DTS units the task needs; also its parallelism budget.
+    #[serde(default = "default_du")]
+    pub du: u32,
+    #[serde(default = "default_modes")]
+    pub modes: Vec<SyncMode>,
+    #[serde(default)]
+    pub conflict_mode: ConflictMode,
+    /// Schema on the destination holding checkpoints and the owner epoch.
+    #[serde(default = "default_meta_schema")]
+    pub meta_schema: String,
+    pub source: Endpoint,
+    pub destination: Endpoint,
+    #[serde(default)]
+    pub objects: Vec<ObjectSelector>,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+pub const MAX_DU: u32 = 1024;
+const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
+
+fn default_port() -> u16 {
+    3306
+}
+fn default_du() -> u32 {
+    2
+}
+fn default_modes() -> Vec<SyncMode> {
+    vec![SyncMode::Incremental]
+}
+fn default_meta_schema() -> String {
+    "dts_meta".to_string()
+}
+fn default_connect_minutes() -> u32 {
+    720
+}
+fn default_other_minutes() -> u32 {
+    10
+}
+
+impl TaskSpec {
+    /// Parses and validates a task file.
+    pub fn from_toml(text: &str) -> Result<Self, SpecError> {
+        let deserializer = toml::Deserializer::new(text);
+        let spec: TaskSpec = serde_path_to_error::deserialize(deserializer)
+            .map_err(|e| toml_error_to_spec_error(text, e))?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks the rules types cannot express. Returns the first violation.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if let Some(name) = &self.name {
+            if name.trim().is_empty() {
+                return Err(SpecError::new("name", "must not be empty when given"));
+            }
+            if name.chars().count() > 128 {
+                return Err(SpecError::new("name", "must be at most 128 characters"));
+            }
+        }
+        if self.du == 0 || self.du > MAX_DU {
+            return Err(SpecError::new(
+                "du",
+                format!("must be between 1 and {MAX_DU}"),
+            ));
+        }
+        if self.modes.is_empty() {
+            return Err(SpecError::new(
+                "modes",
+                "must name at least one of \"schema\", \"full\", \"incremental\"",
+            ));
+        }
+        let distinct: BTreeSet<_> = self.modes.iter().collect();
+        if distinct.len() != self.modes.len() {
+            return Err(SpecError::new("modes", "lists a mode twice"));
+        }
+        validate_identifier("meta_schema", &self.meta_schema)?;
+        validate_endpoint("source", &self.source)?;
+        validate_endpoint("destination", &self.destination)?;
+        if self.source.host == self.destination.host && self.source.port == self.destination.port {
+            return Err(SpecError::new(
+                "destination",
+                format!(
+                    "is the same server as the source ({}:{})",
+                    self.destination.host, self.destination.port
+                ),
+            ));
+        }
+        self.validate_objects()?;
+        self.validate_retry()
+    }
+
+    fn validate_objects(&self) -> Result<(), SpecError> {
+        if self.objects.is_empty() {
+            return Err(SpecError::new(
+                "objects",
+                "must select at least one database ([[objects]] with `database = \"...\"`)",
+            ));
+        }
+        let mut databases = BTreeSet::new();
+        for (i, object) in self.objects.iter().enumerate() {
+            let field = format!("objects[{i}].database");
+            validate_identifier(&field, &object.database)?;
+            if SYSTEM_SCHEMAS.contains(&object.database.to_ascii_lowercase().as_str()) {
+                return Err(SpecError::new(
+                    field,
+                    format!("`{}` is a system schema", object.database),
+                ));
+            }
+            if object.database == self.meta_schema {
+                return Err(SpecError::new(
+                    field,
+                    format!("`{}` is the task's meta_schema", object.database),
+                ));
+            }
+            if !databases.insert(&object.database) {
+                return Err(SpecError::new(
+                    field,
+                    format!(
+                        "database `{}` is selected twice; list its tables in one entry",
+                        object.database
+                    ),
+                ));
+            }
+            let mut tables = BTreeSet::new();
+            for (j, table) in object.tables.iter().enumerate() {
+                let field = format!("objects[{i}].tables[{j}]");
+                validate_identifier(&field, table)?;
+                if !tables.insert(table) {
+                    return Err(SpecError::new(
+                        field,
+                        format!("table `{table}` is listed twice"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_retry(&self) -> Result<(), SpecError> {
+        let retry = &self.retry;
+        if !(10..=1440).contains(&retry.connect_minutes) {
+            return Err(SpecError::new(
+                "retry.connect_minutes",
+                "must be between 10 and 1440",
+            ));
+        }
+        if !(1..=1440).contains(&retry.other_minutes) {
+            return Err(SpecError::new(
+                "retry.other_minutes",
+                "must be between 1 and 1440",
+            ));
+        }
+        if retry.other_minutes >= retry.connect_minutes {
+            return Err(SpecError::new(
+                "retry.other_minutes",
+                format!(
+                    "must be smaller than retry.connect_minutes ({})",
+                    retry.connect_minutes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn has_mode(&self, mode: SyncMode) -> bool {
+        self.modes.contains(&mode)
+    }
+
+    /// The spec with passwords replaced, for display.
+    pub fn redacted(&self) -> Self {
+        let mut copy = self.clone();
+        for endpoint in [&mut copy.source, &mut copy.destination] {
+            if !endpoint.password.is_empty() {
+                endpoint.password = "<redacted>".to_string();
+            }
+        }
+        copy
+    }
+}
+
+fn validate_endpoint(prefix: &str, endpoint: &Endpoint) -> Result<(), SpecError> {
+    if endpoint.host.trim().is_empty() {
+        return Err(SpecError::new(
+            format!("{prefix}.host"),
+            "must not be empty",
+        ));
+    }
+    if endpoint.port == 0 {
+        return Err(SpecError::new(
+            format!("{prefix}.port"),
+            "must be between 1 and 65535",
+        ));
+    }
+    if endpoint.user.is_empty() {
+        return Err(SpecError::new(
+            format!("{prefix}.user"),
+            "must not be empty",
+        ));
+    }
+    if endpoint.tls.ca.is_some() && !endpoint.tls.enabled {
+        return Err(SpecError::new(
+            format!("{prefix}.tls.ca"),
+            "is set but tls.enabled is false",
+        ));
+    }
+    Ok(())
+}
+
+/// MySQL identifiers: 1-64 characters, no NUL, no trailing space.
+fn validate_identifier(field: &str, name: &str) -> Result<(), SpecError> {
+    if name.is_empty() {
+        return Err(SpecError::new(field, "must not be empty"));
+    }
+    if name.chars().count() > 64 {
+        return Err(SpecError::new(field, "must be at most 64 characters"));
+    }
+    if name.contains('\0') || name.ends_with(' ') {
+        return Err(SpecError::new(
+            field,
+            "is not a valid identifier (NUL or trailing space)",
+        ));
+    }
+    Ok(())
+}
+
+fn toml_error_to_spec_error(
+    text: &str,
+    err: serde_path_to_error::Error<toml::de::Error>,
+) -> SpecError {
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    let message = inner.message().to_string();
+    let line = inner
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    // serde reports a missing field at its parent; name the field itself.
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'));
+    let field = match (missing, path.as_str()) {
+        (Some(name), "." | "") => name.to_string(),
+        (Some(name), parent) => format!("{parent}.{name}"),
+        (None, "." | "") => "(file)".to_string(),
+        (None, p) => p.to_string(),
+    };
+    let reason = match (missing, line) {
+        (Some(_), _) => "is required".to_string(),
+        (None, Some(line)) => format!("{message} (line {line})"),
+        (None, None) => message,
+    };
+    SpecError::new(field, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+        name = "orders"
+        du = 4
+        modes = ["schema", "full", "incremental"]
+        [source]
+        host = "10.0.0.1"
+        user = "dts"
+        password = "secret"
+        [destination]
+        host = "10.0.0.2"
+        port = 3307
+        user = "dts"
+        [[objects]]
+        database = "shop"
+        tables = ["orders", "customers"]
+    "#;
+
+    fn error_of(text: &str) -> SpecError {
+        match TaskSpec::from_toml(text) {
+            Ok(spec) => panic!("expected an error, parsed {spec:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn valid_file_parses_with_defaults() {
+        let spec = TaskSpec::from_toml(VALID).expect("valid spec");
+        assert_eq!(spec.du, 4);
+        assert_eq!(spec.source.port, 3306);
+        assert_eq!(spec.destination.port, 3307);
+        assert_eq!(spec.meta_schema, "dts_meta");
+        assert_eq!(spec.conflict_mode, ConflictMode::PrecheckError);
+        assert_eq!(spec.retry, RetryPolicy::default());
+        assert!(spec.has_mode(SyncMode::Full));
+    }
+
+    #[test]
+    fn wrong_type_names_nested_field() {
+        let err = error_of(&VALID.replace("port = 3307", "port = \"x\""));
+        assert_eq!(err.field, "destination.port");
+        assert!(err.reason.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_port_names_field() {
+        assert_eq!(
+            error_of(&VALID.replace("port = 3307", "port = 70000")).field,
+            "destination.port"
+        );
+        assert_eq!(
+            error_of(&VALID.replace("port = 3307", "port = 0")).field,
+            "destination.port"
+        );
+    }
+
+    #[test]
+    fn missing_field_names_the_field_itself() {
+        let err = error_of(&VALID.replace("host = \"10.0.0.1\"", ""));
+        assert_eq!(err.field, "source.host");
+        assert_eq!(err.reason, "is required");
+        let err = error_of(
+            &VALID
+                .replace("[[objects]]", "[[nothing]]")
+                .replace("database = \"shop\"", ""),
+        );
+        assert_eq!(err.field, "nothing", "unknown table is reported: {err}");
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let err = error_of(&VALID.replace("du = 4", "du = 4\nparalel = 3"));
+        assert!(err.reason.contains("unknown field `paralel`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_mode_names_the_list_element() {
+        let err = error_of(&VALID.replace("\"schema\", \"full\"", "\"schema\", \"fulll\""));
+        assert_eq!(err.field, "modes[1]");
+    }
+
+    #[test]
+    fn semantic_rules_name_their_field() {
+        let cases = [
+            (VALID.replace("du = 4", "du = 0"), "du"),
+            (
+                VALID.replace(
+                    "modes = [\"schema\", \"full\", \"incremental\"]",
+                    "modes = []",
+                ),
+                "modes",
+            ),
+            (
+                VALID.replace("\"schema\", \"full\"", "\"full\", \"full\""),
+                "modes",
+            ),
+            (
+                VALID
+                    .replace("10.0.0.2", "10.0.0.1")
+                    .replace("port = 3307", "port = 3306"),
+                "destination",
+            ),
+            (
+                VALID.replace("database = \"shop\"", "database = \"mysql\""),
+                "objects[0].database",
+            ),
+            (
+                VALID.replace("\"orders\", \"customers\"", "\"orders\", \"orders\""),
+                "objects[0].tables[1]",
+            ),
+            (
+                VALID.replace(
+                    "user = \"dts\"\n        password",
+                    "user = \"\"\n        password",
+                ),
+                "source.user",
+            ),
+            (
+                format!("{VALID}\n[retry]\nconnect_minutes = 5"),
+                "retry.connect_minutes",
+            ),
+            (
+                format!("{VALID}\n[retry]\nother_minutes = 0"),
+                "retry.other_minutes",
+            ),
+            (
+                format!("{VALID}\n[retry]\nconnect_minutes = 30\nother_minutes = 30"),
+                "retry.other_minutes",
+            ),
+            (
+                format!("{VALID}\n[[objects]]\ndatabase = \"shop\""),
+                "objects[1].database",
+            ),
+            (
+                format!("{VALID}\n[[objects]]\ndatabase = \"dts_meta\""),
+                "objects[1].database",
+            ),
+        ];
+        for (text, field) in cases {
+            assert_eq!(error_of(&text).field, field, "for {text}");
+        }
+    }
+
+    #[test]
+    fn no_objects_is_rejected() {
+        let text = VALID.split("[[objects]]").next().unwrap_or_default();
+        assert_eq!(error_of(text).field, "objects");
+    }
+
+    #[test]
+    fn syntax_error_reports_line() {
+        let err = error_of("name = \"x\"\ndu = = 3\n");
+        assert_eq!(err.field, "(file)");
+        assert!(err.reason.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn redaction_hides_passwords_only() {
+        let spec = TaskSpec::from_toml(VALID).expect("valid");
+        let shown = spec.redacted();
+        assert_eq!(shown.source.password, "<redacted>");
+        assert_eq!(shown.destination.password, "");
+        assert!(!format!("{spec:?}").contains("secret"));
+    }
+}

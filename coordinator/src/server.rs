@@ -1,0 +1,66 @@
+//! Binds the gRPC port and runs a coordinator until told to stop.
+
+use crate::config::CoordinatorConfig;
+use crate::node::{Coordinator, StartError};
+use crate::scheduler::driver;
+use crate::service::admin::AdminService;
+use crate::service::raft::RaftServer;
+use crate::service::worker::WorkerService;
+use dts_proto::pb::admin_server::AdminServer;
+use dts_proto::pb::raft_server::RaftServer as RaftGrpcServer;
+use dts_proto::pb::worker_control_server::WorkerControlServer;
+use std::future::Future;
+use tracing::info;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Snapshots carry the whole state in one message.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+pub async fn serve(
+    config: CoordinatorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    // Bind first: a port clash should fail before Raft starts talking to peers.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            address: config.listen.to_string(),
+            source,
+        })?;
+    let node = Coordinator::start(config).await?;
+    info!(node_id = node.id, address = %node.address, "coordinator started");
+    let scheduler = tokio::spawn(driver::run(node.clone()));
+
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let result = tonic::transport::Server::builder()
+        .add_service(
+            AdminServer::new(AdminService { node: node.clone() })
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(WorkerControlServer::new(WorkerService {
+            node: node.clone(),
+        }))
+        .add_service(
+            RaftGrpcServer::new(RaftServer { node: node.clone() })
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    scheduler.abort();
+    let _ = node.raft.shutdown().await;
+    info!(node_id = node.id, "coordinator stopped");
+    result.map_err(ServeError::from)
+}

@@ -1,0 +1,6 @@
+//! Thin gRPC adapters over [`Coordinator`](crate::node::Coordinator).
+
+pub mod admin;
+pub mod convert;
+pub mod raft;
+pub mod worker;

@@ -1,0 +1,161 @@
+//! The service workers call: register, heartbeat (which returns assignments)
+//! and progress reports (fenced by epoch).
+
+use crate::error::{Error, Result};
+use crate::liveness::RunningTask;
+use crate::node::Coordinator;
+use crate::reports::stale;
+use crate::service::convert::{checkpoint_from_pb, checkpoint_to_pb};
+use crate::state::{is_current_owner, Command, ProgressReport};
+use dts_common::model::WorkerState;
+use dts_proto::pb;
+use dts_proto::pb::worker_control_server::WorkerControl;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use tracing::{info, instrument};
+use uuid::Uuid;
+
+pub struct WorkerService {
+    pub node: Arc<Coordinator>,
+}
+
+impl WorkerService {
+    async fn register(&self, req: pb::RegisterRequest) -> Result<pb::RegisterResponse> {
+        self.node.ensure_leader()?;
+        if req.worker_id.trim().is_empty() {
+            return Err(Error::InvalidArgument {
+                field: "worker_id",
+                reason: "must not be empty".into(),
+            });
+        }
+        if req.du == 0 {
+            return Err(Error::InvalidArgument {
+                field: "du",
+                reason: "must be at least 1".into(),
+            });
+        }
+        self.node
+            .write(Command::RegisterWorker {
+                id: req.worker_id.clone(),
+                address: req.address.clone(),
+                du: req.du,
+                at_ms: dts_common::time::now_ms(),
+            })
+            .await?;
+        self.node.liveness.heartbeat(&req.worker_id, Vec::new());
+        self.node.schedule_now.notify_one();
+        info!(worker_id = %req.worker_id, address = %req.address, du = req.du, "worker registered");
+        Ok(pb::RegisterResponse {
+            lease_ms: self.node.config.worker_lease_ms,
+            heartbeat_interval_ms: self.node.config.worker_heartbeat_ms,
+        })
+    }
+
+    fn heartbeat(&self, req: pb::HeartbeatRequest) -> Result<pb::HeartbeatResponse> {
+        self.node.ensure_leader()?;
+        let lease_ms = self.node.config.worker_lease_ms;
+        let data = self.node.state.read();
+        let known_online = data
+            .state
+            .workers
+            .get(&req.worker_id)
+            .is_some_and(|w| w.state != WorkerState::Lost);
+        if !known_online {
+            return Ok(pb::HeartbeatResponse {
+                reregister: true,
+                assignments: Vec::new(),
+                lease_ms,
+            });
+        }
+        let running = req
+            .running
+            .into_iter()
+            .map(|r| RunningTask {
+                task_id: r.task_id,
+                epoch: r.epoch,
+                phase: r.phase,
+            })
+            .collect();
+        self.node.liveness.heartbeat(&req.worker_id, running);
+        let assignments = data
+            .state
+            .tasks
+            .values()
+            .filter(|t| t.assigned_worker.as_deref() == Some(req.worker_id.as_str()))
+            .map(|t| pb::Assignment {
+                task_id: t.id.to_string(),
+                epoch: t.epoch,
+                name: t.name.clone(),
+                du: t.du(),
+                spec_json: serde_json::to_string(&t.spec).unwrap_or_default(),
+                checkpoint: t.checkpoint.as_ref().map(checkpoint_to_pb),
+            })
+            .collect();
+        Ok(pb::HeartbeatResponse {
+            reregister: false,
+            assignments,
+            lease_ms,
+        })
+    }
+
+    async fn report(&self, req: pb::ProgressReport) -> Result<()> {
+        self.node.ensure_leader()?;
+        let task_id = Uuid::parse_str(&req.task_id).map_err(|e| Error::InvalidArgument {
+            field: "task_id",
+            reason: e.to_string(),
+        })?;
+        let report = ProgressReport {
+            task_id,
+            worker_id: req.worker_id,
+            epoch: req.epoch,
+            phase: req.phase,
+            checkpoint: req.checkpoint.map(checkpoint_from_pb),
+            error: (!req.error.is_empty()).then_some(req.error),
+            fatal: req.fatal,
+        };
+        // Refuse early what is already stale; the state machine checks again at apply.
+        let current = {
+            let data = self.node.state.read();
+            data.state
+                .tasks
+                .get(&task_id)
+                .is_some_and(|t| is_current_owner(t, &report.worker_id, report.epoch))
+        };
+        if !current {
+            return Err(stale(&self.node, &report));
+        }
+        self.node.reports.submit(report).await
+    }
+}
+
+#[tonic::async_trait]
+impl WorkerControl for WorkerService {
+    #[instrument(skip_all, fields(worker_id = %request.get_ref().worker_id))]
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        Ok(Response::new(
+            WorkerService::register(self, request.into_inner()).await?,
+        ))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        Ok(Response::new(WorkerService::heartbeat(
+            self,
+            request.into_inner(),
+        )?))
+    }
+
+    #[instrument(skip_all, fields(task_id = %request.get_ref().task_id, epoch = request.get_ref().epoch))]
+    async fn report_progress(
+        &self,
+        request: Request<pb::ProgressReport>,
+    ) -> Result<Response<pb::ReportProgressResponse>, Status> {
+        self.report(request.into_inner()).await?;
+        Ok(Response::new(pb::ReportProgressResponse {}))
+    }
+}

@@ -1,0 +1,458 @@
+//! The replicated control-plane state and the commands that change it. Pure:
+//! applying a command is deterministic and does no I/O, so every coordinator
+//! reaches the same state from the same log.
+
+use dts_common::model::{DesiredState, TaskStatus, WorkerState};
+use dts_common::TaskSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+pub type WorkerId = String;
+pub type TaskId = Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    pub id: WorkerId,
+    pub address: String,
+    pub du_total: u32,
+    pub state: WorkerState,
+    pub registered_at_ms: i64,
+    pub changed_at_ms: i64,
+}
+
+/// The last durably applied position of a task, as its worker reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub position: String,
+    pub display: String,
+    pub event_time_ms: i64,
+    pub rows_applied: u64,
+    pub reported_at_ms: i64,
+    pub epoch: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: TaskId,
+    pub name: String,
+    pub spec: TaskSpec,
+    pub desired: DesiredState,
+    /// The worker that owns the task under `epoch`, if any.
+    pub assigned_worker: Option<WorkerId>,
+    /// Fencing token: bumped on every (re)assignment, never reused.
+    pub epoch: u64,
+    /// Highest epoch a progress report was accepted for.
+    pub reported_epoch: u64,
+    pub phase: String,
+    pub pending_reason: Option<String>,
+    pub last_error: Option<String>,
+    pub failed: bool,
+    pub checkpoint: Option<Checkpoint>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl TaskRecord {
+    pub fn du(&self) -> u32 {
+        self.spec.du
+    }
+
+    /// Whether the scheduler should keep this task placed on a worker.
+    pub fn is_runnable(&self) -> bool {
+        self.desired == DesiredState::Running && !self.failed
+    }
+
+    pub fn status(&self) -> TaskStatus {
+        match self.desired {
+            DesiredState::Created => TaskStatus::Created,
+            DesiredState::Paused => TaskStatus::Paused,
+            DesiredState::Stopped => TaskStatus::Stopped,
+            DesiredState::Running if self.failed => TaskStatus::Failed,
+            DesiredState::Running => match &self.assigned_worker {
+                None => TaskStatus::Pending,
+                Some(_) if self.reported_epoch < self.epoch => TaskStatus::Starting,
+                Some(_) => TaskStatus::Running,
+            },
+        }
+    }
+}
+
+/// One scheduling decision for one task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    pub task_id: TaskId,
+    /// The epoch the decision was made against; stale decisions are dropped.
+    pub from_epoch: u64,
+    pub worker: Option<WorkerId>,
+    /// A new owner gets `from_epoch + 1`; unassigning keeps the epoch.
+    pub new_epoch: u64,
+    pub pending_reason: Option<String>,
+}
+
+/// A progress report that passed the leader's epoch check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressReport {
+    pub task_id: TaskId,
+    pub worker_id: WorkerId,
+    pub epoch: u64,
+    pub phase: String,
+    pub checkpoint: Option<Checkpoint>,
+    pub error: Option<String>,
+    pub fatal: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    RegisterWorker {
+        id: WorkerId,
+        address: String,
+        du: u32,
+        at_ms: i64,
+    },
+    DrainWorker {
+        id: WorkerId,
+        at_ms: i64,
+    },
+    CreateTask {
+        task: Box<TaskRecord>,
+    },
+    SetDesired {
+        task_id: TaskId,
+        desired: DesiredState,
+        at_ms: i64,
+    },
+    DeleteTask {
+        task_id: TaskId,
+    },
+    /// One scheduler round: workers whose lease expired, then placements.
+    ApplyPlan {
+        lost_workers: Vec<WorkerId>,
+        placements: Vec<Placement>,
+        at_ms: i64,
+    },
+    /// Reports coalesced by the leader over a short interval.
+    Reports {
+        reports: Vec<ProgressReport>,
+        at_ms: i64,
+    },
+}
+
+/// The result of applying one command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOutcome {
+    /// Reports (by task) dropped because their epoch or owner was no longer current.
+    pub stale_reports: Vec<TaskId>,
+    /// Placements dropped because the task changed since the plan was made.
+    pub stale_placements: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    pub workers: BTreeMap<WorkerId, WorkerRecord>,
+    pub tasks: BTreeMap<TaskId, TaskRecord>,
+}
+
+impl ClusterState {
+    pub fn apply(&mut self, command: Command) -> CommandOutcome {
+        let mut outcome = CommandOutcome::default();
+        match command {
+            Command::RegisterWorker {
+                id,
+                address,
+                du,
+                at_ms,
+            } => {
+                let record = self
+                    .workers
+                    .entry(id.clone())
+                    .or_insert_with(|| WorkerRecord {
+                        id,
+                        address: address.clone(),
+                        du_total: du,
+                        state: WorkerState::Online,
+                        registered_at_ms: at_ms,
+                        changed_at_ms: at_ms,
+                    });
+                record.address = address;
+                record.du_total = du;
+                // A draining worker that restarts stays draining: the operator asked.
+                if record.state == WorkerState::Lost {
+                    record.state = WorkerState::Online;
+                }
+                record.changed_at_ms = at_ms;
+            }
+            Command::DrainWorker { id, at_ms } => {
+                if let Some(worker) = self.workers.get_mut(&id) {
+                    worker.state = WorkerState::Draining;
+                    worker.changed_at_ms = at_ms;
+                }
+            }
+            Command::CreateTask { task } => {
+                self.tasks.insert(task.id, *task);
+            }
+            Command::SetDesired {
+                task_id,
+                desired,
+                at_ms,
+            } => {
+                if let Some(task) = self.tasks.get_mut(&task_id) {
+                    task.desired = desired;
+                    if desired == DesiredState::Running {
+                        task.failed = false;
+                    }
+                    task.updated_at_ms = at_ms;
+                }
+            }
+            Command::DeleteTask { task_id } => {
+                self.tasks.remove(&task_id);
+            }
+            Command::ApplyPlan {
+                lost_workers,
+                placements,
+                at_ms,
+            } => {
+                for id in lost_workers {
+                    if let Some(worker) = self.workers.get_mut(&id) {
+                        worker.state = WorkerState::Lost;
+                        worker.changed_at_ms = at_ms;
+                    }
+                }
+                for placement in placements {
+                    if !self.apply_placement(placement, at_ms) {
+                        outcome.stale_placements += 1;
+                    }
+                }
+            }
+            Command::Reports { reports, at_ms } => {
+                for report in reports {
+                    if !self.apply_report(report.clone(), at_ms) {
+                        outcome.stale_reports.push(report.task_id);
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    fn apply_placement(&mut self, placement: Placement, at_ms: i64) -> bool {
+        let Some(task) = self.tasks.get_mut(&placement.task_id) else {
+            return false;
+        };
+        if task.epoch != placement.from_epoch {
+            return false;
+        }
+        if placement.worker.is_some() && placement.worker != task.assigned_worker {
+            task.phase.clear();
+        }
+        if placement.worker.is_none() {
+            task.phase.clear();
+        }
+        task.assigned_worker = placement.worker;
+        task.epoch = placement.new_epoch;
+        task.pending_reason = placement.pending_reason;
+        task.updated_at_ms = at_ms;
+        true
+    }
+
+    /// Accepts a report only from the current owner under the current epoch.
+    fn apply_report(&mut self, report: ProgressReport, at_ms: i64) -> bool {
+        let Some(task) = self.tasks.get_mut(&report.task_id) else {
+            return false;
+        };
+        if !is_current_owner(task, &report.worker_id, report.epoch) {
+            return false;
+        }
+        task.reported_epoch = report.epoch;
+        task.phase = report.phase;
+        if let Some(checkpoint) = report.checkpoint {
+            task.checkpoint = Some(Checkpoint {
+                epoch: report.epoch,
+                reported_at_ms: at_ms,
+                ..checkpoint
+            });
+        }
+        if let Some(error) = report.error {
+            task.last_error = Some(error);
+            task.failed |= report.fatal;
+        }
+        task.updated_at_ms = at_ms;
+        true
+    }
+
+    /// Resolves a full task id or a unique prefix of one.
+    pub fn find_task(&self, id_or_prefix: &str) -> Result<&TaskRecord, TaskLookupError> {
+        if let Ok(id) = Uuid::parse_str(id_or_prefix) {
+            return self.tasks.get(&id).ok_or(TaskLookupError::NotFound);
+        }
+        let prefix = id_or_prefix.to_ascii_lowercase();
+        if prefix.is_empty() {
+            return Err(TaskLookupError::NotFound);
+        }
+        let mut matches = self
+            .tasks
+            .values()
+            .filter(|t| t.id.to_string().starts_with(&prefix));
+        match (matches.next(), matches.next()) {
+            (Some(task), None) => Ok(task),
+            (Some(_), Some(_)) => Err(TaskLookupError::Ambiguous),
+            (None, _) => Err(TaskLookupError::NotFound),
+        }
+    }
+
+    /// DUs of the tasks assigned to each worker.
+    pub fn du_used(&self) -> BTreeMap<&str, u32> {
+        let mut used = BTreeMap::new();
+        for task in self.tasks.values() {
+            if let Some(worker) = &task.assigned_worker {
+                *used.entry(worker.as_str()).or_insert(0) += task.du();
+            }
+        }
+        used
+    }
+}
+
+pub fn is_current_owner(task: &TaskRecord, worker_id: &str, epoch: u64) -> bool {
+    task.epoch == epoch && task.assigned_worker.as_deref() == Some(worker_id)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskLookupError {
+    NotFound,
+    Ambiguous,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn spec(du: u32) -> TaskSpec {
+        let text = format!(
+            "du = {du}\n[source]\nhost = \"a\"\nuser = \"u\"\n[destination]\nhost = \"b\"\nuser = \"u\"\n[[objects]]\ndatabase = \"d\"\n"
+        );
+        match TaskSpec::from_toml(&text) {
+            Ok(spec) => spec,
+            Err(e) => panic!("test spec: {e}"),
+        }
+    }
+
+    pub fn task(n: u128, du: u32, desired: DesiredState) -> TaskRecord {
+        TaskRecord {
+            id: Uuid::from_u128(n),
+            name: format!("t{n}"),
+            spec: spec(du),
+            desired,
+            assigned_worker: None,
+            epoch: 0,
+            reported_epoch: 0,
+            phase: String::new(),
+            pending_reason: None,
+            last_error: None,
+            failed: false,
+            checkpoint: None,
+            created_at_ms: i64::try_from(n).unwrap_or(0),
+            updated_at_ms: 0,
+        }
+    }
+
+    fn report(task: u128, worker: &str, epoch: u64) -> ProgressReport {
+        ProgressReport {
+            task_id: Uuid::from_u128(task),
+            worker_id: worker.to_string(),
+            epoch,
+            phase: "incremental".to_string(),
+            checkpoint: Some(Checkpoint {
+                position: "p".into(),
+                ..Default::default()
+            }),
+            error: None,
+            fatal: false,
+        }
+    }
+
+    #[test]
+    fn reports_from_old_epoch_or_other_worker_are_dropped() {
+        let mut state = ClusterState::default();
+        state.apply(Command::CreateTask {
+            task: Box::new(task(1, 2, DesiredState::Running)),
+        });
+        state.apply(Command::ApplyPlan {
+            lost_workers: vec![],
+            placements: vec![Placement {
+                task_id: Uuid::from_u128(1),
+                from_epoch: 0,
+                worker: Some("w1".into()),
+                new_epoch: 1,
+                pending_reason: None,
+            }],
+            at_ms: 1,
+        });
+        let outcome = state.apply(Command::Reports {
+            reports: vec![report(1, "w1", 0), report(1, "w2", 1), report(1, "w1", 1)],
+            at_ms: 2,
+        });
+        assert_eq!(outcome.stale_reports.len(), 2);
+        let task = &state.tasks[&Uuid::from_u128(1)];
+        assert_eq!(task.reported_epoch, 1);
+        assert_eq!(task.status(), TaskStatus::Running);
+        assert_eq!(task.checkpoint.as_ref().map(|c| c.epoch), Some(1));
+    }
+
+    #[test]
+    fn placement_made_against_old_epoch_is_dropped() {
+        let mut state = ClusterState::default();
+        state.apply(Command::CreateTask {
+            task: Box::new(task(1, 2, DesiredState::Running)),
+        });
+        let place = |from_epoch, worker: &str| Placement {
+            task_id: Uuid::from_u128(1),
+            from_epoch,
+            worker: Some(worker.into()),
+            new_epoch: from_epoch + 1,
+            pending_reason: None,
+        };
+        let outcome = state.apply(Command::ApplyPlan {
+            lost_workers: vec![],
+            placements: vec![place(0, "w1"), place(0, "w2")],
+            at_ms: 1,
+        });
+        assert_eq!(outcome.stale_placements, 1);
+        assert_eq!(
+            state.tasks[&Uuid::from_u128(1)].assigned_worker.as_deref(),
+            Some("w1")
+        );
+    }
+
+    #[test]
+    fn lost_worker_comes_back_online_on_register() {
+        let mut state = ClusterState::default();
+        let register = Command::RegisterWorker {
+            id: "w".into(),
+            address: "h".into(),
+            du: 4,
+            at_ms: 0,
+        };
+        state.apply(register.clone());
+        state.apply(Command::ApplyPlan {
+            lost_workers: vec!["w".into()],
+            placements: vec![],
+            at_ms: 1,
+        });
+        assert_eq!(state.workers["w"].state, WorkerState::Lost);
+        state.apply(register);
+        assert_eq!(state.workers["w"].state, WorkerState::Online);
+    }
+
+    #[test]
+    fn prefix_lookup_requires_uniqueness() {
+        let mut state = ClusterState::default();
+        for n in [0x11, 0x12] {
+            state.apply(Command::CreateTask {
+                task: Box::new(task(n << 120, 1, DesiredState::Created)),
+            });
+        }
+        assert_eq!(state.find_task("1").err(), Some(TaskLookupError::Ambiguous));
+        assert!(state.find_task("11").is_ok());
+        assert_eq!(state.find_task("13").err(), Some(TaskLookupError::NotFound));
+    }
+}
