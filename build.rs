@@ -14,6 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("dts_descriptor.bin"))
+        // `dtsctl -o json` prints the wire types as they are.
+        .type_attribute(".dts.v1", "#[derive(serde::Serialize)]")
         .compile_protos(&protos, &["proto"])?;
     Ok(())
 }

@@ -149,6 +149,23 @@ impl CoordinatorClient {
         Ok(())
     }
 
+    /// Adds coordinator addresses learned from the cluster (membership changes,
+    /// nodes the user did not list), keeping the preferred node as it is.
+    pub fn learn(&self, addresses: &[String]) {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        for address in addresses {
+            if nodes.iter().any(|n| &n.address == address) {
+                continue;
+            }
+            if let Ok(channel) = lazy_channel(address, self.policy.attempt_timeout) {
+                nodes.push(Node {
+                    address: address.clone(),
+                    channel,
+                });
+            }
+        }
+    }
+
     /// The address of the node that served the last call (the leader, usually).
     pub fn current_address(&self) -> String {
         let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod leader_hint;
 pub mod model;
+pub mod signal;
 pub mod spec;
 pub mod telemetry;
 pub mod time;

@@ -82,22 +82,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match dts_coordinator::server::serve(config, shutdown_signal()).await {
+    match dts_coordinator::server::serve(config, dts_common::signal::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dts-coordinator: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }

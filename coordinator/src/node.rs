@@ -146,6 +146,17 @@ impl Coordinator {
         Some((leader, address))
     }
 
+    /// Addresses of every member, learners included.
+    pub fn member_addresses(&self) -> Vec<String> {
+        let metrics = self.metrics();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(_, n)| n.addr.clone())
+            .collect()
+    }
+
     /// Leader-only calls start here; followers answer with a leader hint.
     pub fn ensure_leader(&self) -> Result<()> {
         if self.is_leader() {

@@ -1,1 +1,7 @@
+//! The dts worker: registers with the coordinators, heartbeats, runs the task
+//! runtimes it is assigned (each under a fencing epoch), and stops everything
+//! by itself when it cannot reach the coordinators for longer than its lease.
 
+pub mod agent;
+pub mod config;
+pub mod runtime;

@@ -1,1 +1,121 @@
-fn main() {}
+//! `dtsctl`: the admin client of a dts cluster.
+
+mod commands;
+mod render;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Administer a dts cluster: coordinators, workers and synchronization tasks.
+#[derive(Debug, Parser)]
+#[command(name = "dtsctl", version)]
+pub struct Cli {
+    /// Any coordinators, as host:port,... (the leader is found from there).
+    #[arg(
+        long,
+        global = true,
+        env = "DTS_COORDINATORS",
+        default_value = "127.0.0.1:7701"
+    )]
+    pub coordinators: String,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Coordinators and workers.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Workers.
+    #[command(subcommand)]
+    Worker(WorkerCommand),
+    /// Synchronization tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Each coordinator (role, term, last log index) and each worker (DUs, state).
+    Status,
+    /// Add a running coordinator (started with --join) to the cluster.
+    AddCoordinator {
+        #[arg(long)]
+        id: u64,
+        /// Its gRPC address, host:port.
+        #[arg(long)]
+        address: String,
+        /// Keep it a non-voting learner.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Remove a coordinator from the cluster.
+    RemoveCoordinator {
+        #[arg(long)]
+        id: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkerCommand {
+    /// All workers.
+    List,
+    /// Move the worker's tasks elsewhere and give it no new ones.
+    Drain { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TaskRef {
+    /// Task id (or a unique prefix).
+    pub id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Create a task from a task file (TOML).
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Start it right away.
+        #[arg(long)]
+        start: bool,
+    },
+    /// All tasks.
+    List,
+    /// One task in detail.
+    Show {
+        #[command(flatten)]
+        task: TaskRef,
+        /// Refresh every second until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+    Start(TaskRef),
+    Pause(TaskRef),
+    Resume(TaskRef),
+    Stop(TaskRef),
+    Delete(TaskRef),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -48,6 +48,7 @@ impl WorkerService {
         Ok(pb::RegisterResponse {
             lease_ms: self.node.config.worker_lease_ms,
             heartbeat_interval_ms: self.node.config.worker_heartbeat_ms,
+            coordinators: self.node.member_addresses(),
         })
     }
 
@@ -65,6 +66,7 @@ impl WorkerService {
                 reregister: true,
                 assignments: Vec::new(),
                 lease_ms,
+                coordinators: self.node.member_addresses(),
             });
         }
         let running = req
@@ -95,6 +97,7 @@ impl WorkerService {
             reregister: false,
             assignments,
             lease_ms,
+            coordinators: self.node.member_addresses(),
         })
     }
 

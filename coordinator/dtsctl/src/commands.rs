@@ -1,0 +1,190 @@
+//! Each subcommand: one call through the leader-aware client, then rendering.
+
+use crate::render::{self, print_json};
+use crate::{Cli, ClusterCommand, Command, Output, TaskCommand, WorkerCommand};
+use dts_common::client::CallPolicy;
+use dts_common::{CoordinatorClient, TaskSpec};
+use dts_proto::pb;
+use dts_proto::pb::admin_client::AdminClient;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Client(#[from] dts_common::ClientError),
+    #[error("cannot read task file {path}: {source}")]
+    ReadFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("task file {path}: invalid {0}", path = .1)]
+    InvalidSpec(dts_common::SpecError, String),
+    #[error("{}", describe(.0))]
+    Rpc(#[from] tonic::Status),
+}
+
+fn describe(status: &tonic::Status) -> String {
+    match status.code() {
+        tonic::Code::Unavailable => format!(
+            "no coordinator could serve the request: {}",
+            status.message()
+        ),
+        _ => status.message().to_string(),
+    }
+}
+
+macro_rules! admin_call {
+    ($client:expr, $method:ident, $request:expr) => {{
+        let request = $request;
+        $client
+            .call(|channel: Channel| {
+                let request = request.clone();
+                async move { AdminClient::new(channel).$method(request).await }
+            })
+            .await?
+    }};
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let client = CoordinatorClient::from_list(&cli.coordinators, CallPolicy::default())?;
+    let out = cli.output;
+    match cli.command {
+        Command::Cluster(cmd) => cluster(&client, out, cmd).await,
+        Command::Worker(cmd) => worker(&client, out, cmd).await,
+        Command::Task(cmd) => task(&client, out, cmd).await,
+    }
+}
+
+async fn cluster(
+    client: &CoordinatorClient,
+    out: Output,
+    cmd: ClusterCommand,
+) -> Result<(), CliError> {
+    match cmd {
+        ClusterCommand::Status => {
+            let status = admin_call!(client, cluster_status, pb::ClusterStatusRequest {});
+            emit(out, &status, render::cluster_status)
+        }
+        ClusterCommand::AddCoordinator {
+            id,
+            address,
+            learner,
+        } => {
+            let request = pb::AddCoordinatorRequest {
+                id,
+                address,
+                learner_only: learner,
+            };
+            let response = admin_call!(client, add_coordinator, request);
+            emit(out, &response, |r| render::coordinators(&r.coordinators, 0))
+        }
+        ClusterCommand::RemoveCoordinator { id } => {
+            let response = admin_call!(
+                client,
+                remove_coordinator,
+                pb::RemoveCoordinatorRequest { id }
+            );
+            emit(out, &response, |r| render::coordinators(&r.coordinators, 0))
+        }
+    }
+}
+
+async fn worker(
+    client: &CoordinatorClient,
+    out: Output,
+    cmd: WorkerCommand,
+) -> Result<(), CliError> {
+    match cmd {
+        WorkerCommand::List => {
+            let response = admin_call!(client, list_workers, pb::ListWorkersRequest {});
+            emit(out, &response, |r| render::workers(&r.workers))
+        }
+        WorkerCommand::Drain { id } => {
+            let worker = admin_call!(
+                client,
+                drain_worker,
+                pb::DrainWorkerRequest { worker_id: id }
+            );
+            emit(out, &worker, |w| render::workers(std::slice::from_ref(w)))
+        }
+    }
+}
+
+async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Result<(), CliError> {
+    let control = |id: String, action: pb::TaskAction| pb::ControlTaskRequest {
+        task_id: id,
+        action: action as i32,
+    };
+    match cmd {
+        TaskCommand::Create { file, start } => {
+            let path = file.display().to_string();
+            let text = std::fs::read_to_string(&file).map_err(|source| CliError::ReadFile {
+                path: path.clone(),
+                source,
+            })?;
+            // Checked here too, so a broken file is reported even with no cluster up.
+            TaskSpec::from_toml(&text).map_err(|e| CliError::InvalidSpec(e, path))?;
+            let request = pb::CreateTaskRequest {
+                spec_toml: text,
+                start,
+            };
+            let task = admin_call!(client, create_task, request);
+            emit(out, &task, render::task_detail)
+        }
+        TaskCommand::List => {
+            let response = admin_call!(client, list_tasks, pb::ListTasksRequest {});
+            emit(out, &response, |r| render::tasks(&r.tasks))
+        }
+        TaskCommand::Show { task, watch } => loop {
+            let info = admin_call!(
+                client,
+                get_task,
+                pb::GetTaskRequest {
+                    task_id: task.id.clone()
+                }
+            );
+            if watch && out == Output::Table {
+                print!("\x1b[2J\x1b[H");
+            }
+            emit(out, &info, render::task_detail)?;
+            if !watch {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        },
+        TaskCommand::Start(t) => {
+            let info = admin_call!(client, control_task, control(t.id, pb::TaskAction::Start));
+            emit(out, &info, render::task_line)
+        }
+        TaskCommand::Pause(t) => {
+            let info = admin_call!(client, control_task, control(t.id, pb::TaskAction::Pause));
+            emit(out, &info, render::task_line)
+        }
+        TaskCommand::Resume(t) => {
+            let info = admin_call!(client, control_task, control(t.id, pb::TaskAction::Resume));
+            emit(out, &info, render::task_line)
+        }
+        TaskCommand::Stop(t) => {
+            let info = admin_call!(client, control_task, control(t.id, pb::TaskAction::Stop));
+            emit(out, &info, render::task_line)
+        }
+        TaskCommand::Delete(t) => {
+            let response =
+                admin_call!(client, delete_task, pb::DeleteTaskRequest { task_id: t.id });
+            emit(out, &response, |r| format!("deleted task {}\n", r.task_id))
+        }
+    }
+}
+
+fn emit<T: serde::Serialize>(
+    out: Output,
+    value: &T,
+    table: impl FnOnce(&T) -> String,
+) -> Result<(), CliError> {
+    match out {
+        Output::Json => print_json(value),
+        Output::Table => print!("{}", table(value)),
+    }
+    Ok(())
+}

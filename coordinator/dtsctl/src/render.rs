@@ -1,0 +1,178 @@
+//! Human-readable tables; `-o json` bypasses all of this.
+
+use dts_proto::pb;
+use std::fmt::Write;
+
+pub fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot encode JSON: {e}"),
+    }
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<String>| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row);
+    }
+    out
+}
+
+pub fn coordinators(nodes: &[pb::CoordinatorInfo], leader_id: u64) -> String {
+    let rows = nodes
+        .iter()
+        .map(|c| {
+            let role = if c.id == leader_id && c.role != "leader" {
+                format!("{} (leader per cluster)", c.role)
+            } else {
+                c.role.clone()
+            };
+            vec![
+                c.id.to_string(),
+                c.address.clone(),
+                role,
+                if c.voter { "voter" } else { "learner" }.to_string(),
+                c.term.to_string(),
+                c.last_log_index.to_string(),
+                c.last_applied_index.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID", "ADDRESS", "ROLE", "MEMBER", "TERM", "LAST LOG", "APPLIED",
+        ],
+        rows,
+    )
+}
+
+pub fn workers(workers: &[pb::WorkerInfo]) -> String {
+    let rows = workers
+        .iter()
+        .map(|w| {
+            vec![
+                w.id.clone(),
+                w.address.clone(),
+                format!("{}/{}", w.du_used, w.du_total),
+                w.state.clone(),
+                w.assigned_tasks.len().to_string(),
+                w.last_heartbeat_ms_ago.map_or_else(
+                    || "-".to_string(),
+                    |ms| format!("{:.1}s ago", ms as f64 / 1000.0),
+                ),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "ADDRESS",
+            "DU USED/TOTAL",
+            "STATE",
+            "TASKS",
+            "HEARTBEAT",
+        ],
+        rows,
+    )
+}
+
+pub fn cluster_status(status: &pb::ClusterStatusResponse) -> String {
+    let leader = if status.leader_id == 0 {
+        "none (no quorum?)".to_string()
+    } else {
+        status.leader_id.to_string()
+    };
+    format!(
+        "Coordinators (leader: {leader})\n{}\nWorkers\n{}",
+        coordinators(&status.coordinators, status.leader_id),
+        workers(&status.workers)
+    )
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+pub fn tasks(tasks: &[pb::TaskInfo]) -> String {
+    let rows = tasks
+        .iter()
+        .map(|t| {
+            let detail = if !t.pending_reason.is_empty() {
+                t.pending_reason.clone()
+            } else {
+                t.last_error.clone()
+            };
+            vec![
+                short(&t.id),
+                t.name.clone(),
+                t.status.clone(),
+                t.phase.clone(),
+                t.du.to_string(),
+                if t.worker_id.is_empty() {
+                    "-".into()
+                } else {
+                    t.worker_id.clone()
+                },
+                t.epoch.to_string(),
+                detail,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID", "NAME", "STATUS", "PHASE", "DU", "WORKER", "EPOCH", "DETAIL",
+        ],
+        rows,
+    )
+}
+
+pub fn task_line(t: &pb::TaskInfo) -> String {
+    format!("task {} ({}) is {}\n", t.id, t.name, t.status)
+}
+
+pub fn task_detail(t: &pb::TaskInfo) -> String {
+    let mut out = String::new();
+    let mut field = |k: &str, v: &str| {
+        if !v.is_empty() {
+            let _ = writeln!(out, "{k:<16}{v}");
+        }
+    };
+    field("id", &t.id);
+    field("name", &t.name);
+    field("status", &t.status);
+    field("phase", &t.phase);
+    field("desired", &t.desired);
+    field("worker", &t.worker_id);
+    field("epoch", &t.epoch.to_string());
+    field("du", &t.du.to_string());
+    field("pending reason", &t.pending_reason);
+    field("last error", &t.last_error);
+    if let Some(c) = &t.checkpoint {
+        field("checkpoint", &c.display);
+        field("rows applied", &c.rows_applied.to_string());
+    }
+    let _ = writeln!(out, "spec");
+    let spec: serde_json::Value = serde_json::from_str(&t.spec_json).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&spec).unwrap_or_default()
+    );
+    out
+}
