@@ -1,1 +1,12 @@
+//! End-to-end test harness: real `dts-coordinator` and `dts-worker` processes on
+//! free loopback ports with temporary data dirs, killable and restartable at any
+//! moment, plus throwaway MariaDB instances with binlog in ROW/FULL format.
 
+pub mod cluster;
+pub mod mariadb;
+pub mod process;
+pub mod wait;
+
+pub use cluster::{TestCluster, TestClusterBuilder};
+pub use mariadb::MariaDb;
+pub use wait::wait_for;

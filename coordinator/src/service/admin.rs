@@ -44,6 +44,8 @@ impl AdminService {
             last_applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
             voter,
             current_leader_id: m.current_leader.unwrap_or(0),
+            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
         }
     }
 

@@ -1,0 +1,378 @@
+//! A local dts cluster of real processes: coordinators (a Raft group on free
+//! ports) and workers, each with its own temporary directory and log.
+
+use crate::process::{binary, free_port, Process};
+use crate::wait::wait_for;
+use anyhow::Context;
+use dts_common::client::CallPolicy;
+use dts_common::CoordinatorClient;
+use dts_proto::pb;
+use dts_proto::pb::admin_client::AdminClient;
+use std::path::PathBuf;
+use std::time::Duration;
+use tempfile::TempDir;
+use tonic::transport::Channel;
+
+pub struct TestClusterBuilder {
+    coordinators: usize,
+    workers: Vec<u32>,
+    lease_ms: u64,
+    heartbeat_ms: u64,
+    snapshot_every_logs: u64,
+}
+
+impl Default for TestClusterBuilder {
+    fn default() -> Self {
+        Self {
+            coordinators: 1,
+            workers: Vec::new(),
+            lease_ms: 3000,
+            heartbeat_ms: 500,
+            snapshot_every_logs: 1000,
+        }
+    }
+}
+
+impl TestClusterBuilder {
+    pub fn coordinators(mut self, n: usize) -> Self {
+        self.coordinators = n;
+        self
+    }
+
+    /// Adds a worker offering `du` DTS units.
+    pub fn worker(mut self, du: u32) -> Self {
+        self.workers.push(du);
+        self
+    }
+
+    pub fn worker_lease_ms(mut self, lease_ms: u64, heartbeat_ms: u64) -> Self {
+        self.lease_ms = lease_ms;
+        self.heartbeat_ms = heartbeat_ms;
+        self
+    }
+
+    pub fn snapshot_every_logs(mut self, n: u64) -> Self {
+        self.snapshot_every_logs = n;
+        self
+    }
+
+    /// Starts everything and waits for a leader and for every worker to be online.
+    pub async fn start(self) -> anyhow::Result<TestCluster> {
+        let dir = tempfile::Builder::new().prefix("dts-test-").tempdir()?;
+        let ports: Vec<u16> = (0..self.coordinators)
+            .map(|_| free_port())
+            .collect::<Result<_, _>>()?;
+        let members: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
+            .collect();
+        let mut cluster = TestCluster {
+            dir,
+            coordinators: Vec::new(),
+            workers: Vec::new(),
+            lease_ms: self.lease_ms,
+            heartbeat_ms: self.heartbeat_ms,
+            snapshot_every_logs: self.snapshot_every_logs,
+        };
+        for (i, port) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let extra = vec!["--initial-members".to_string(), members.join(",")];
+            cluster.spawn_coordinator(id, *port, extra)?;
+        }
+        cluster.wait_for_leader(Duration::from_secs(20)).await?;
+        for du in self.workers {
+            cluster.add_worker(du)?;
+        }
+        cluster
+            .wait_for_workers_online(Duration::from_secs(20))
+            .await?;
+        Ok(cluster)
+    }
+}
+
+pub struct CoordinatorNode {
+    pub id: u64,
+    pub port: u16,
+    pub process: Process,
+}
+
+impl CoordinatorNode {
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+pub struct WorkerNode {
+    pub id: String,
+    pub du: u32,
+    pub process: Process,
+}
+
+pub struct TestCluster {
+    dir: TempDir,
+    pub coordinators: Vec<CoordinatorNode>,
+    pub workers: Vec<WorkerNode>,
+    lease_ms: u64,
+    heartbeat_ms: u64,
+    snapshot_every_logs: u64,
+}
+
+impl TestCluster {
+    pub fn builder() -> TestClusterBuilder {
+        TestClusterBuilder::default()
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Starts a coordinator process. `extra` holds `--initial-members ...` or `--join`.
+    pub fn spawn_coordinator(
+        &mut self,
+        id: u64,
+        port: u16,
+        extra: Vec<String>,
+    ) -> anyhow::Result<()> {
+        let data_dir = self.dir.path().join(format!("coordinator-{id}"));
+        let mut args = vec![
+            "--id".to_string(),
+            id.to_string(),
+            "--listen".to_string(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".to_string(),
+            data_dir.display().to_string(),
+            "--worker-lease-ms".to_string(),
+            self.lease_ms.to_string(),
+            "--worker-heartbeat-ms".to_string(),
+            self.heartbeat_ms.to_string(),
+            "--snapshot-every-logs".to_string(),
+            self.snapshot_every_logs.to_string(),
+        ];
+        args.extend(extra);
+        let log = self.dir.path().join(format!("coordinator-{id}.log"));
+        let process = Process::start(
+            &format!("coordinator-{id}"),
+            binary("dts-coordinator")?,
+            args,
+            log,
+        )?;
+        self.coordinators
+            .push(CoordinatorNode { id, port, process });
+        Ok(())
+    }
+
+    /// Starts a new worker with `du` DTS units; returns its id.
+    pub fn add_worker(&mut self, du: u32) -> anyhow::Result<String> {
+        let id = format!("worker-{}", self.workers.len() + 1);
+        let args = vec![
+            "--id".to_string(),
+            id.clone(),
+            "--address".to_string(),
+            format!("test-{id}"),
+            "--du".to_string(),
+            du.to_string(),
+            "--coordinators".to_string(),
+            self.coordinator_list(),
+            "--data-dir".to_string(),
+            self.dir.path().join(&id).display().to_string(),
+            "--report-interval-ms".to_string(),
+            "300".to_string(),
+        ];
+        let log = self.dir.path().join(format!("{id}.log"));
+        let process = Process::start(&id, binary("dts-worker")?, args, log)?;
+        self.workers.push(WorkerNode {
+            id: id.clone(),
+            du,
+            process,
+        });
+        Ok(id)
+    }
+
+    pub fn coordinator_list(&self) -> String {
+        self.coordinators
+            .iter()
+            .map(CoordinatorNode::address)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn coordinator(&mut self, id: u64) -> anyhow::Result<&mut CoordinatorNode> {
+        self.coordinators
+            .iter_mut()
+            .find(|c| c.id == id)
+            .with_context(|| format!("no coordinator {id}"))
+    }
+
+    pub fn worker(&mut self, id: &str) -> anyhow::Result<&mut WorkerNode> {
+        self.workers
+            .iter_mut()
+            .find(|w| w.id == id)
+            .with_context(|| format!("no worker {id}"))
+    }
+
+    /// A client over every coordinator, following leader hints.
+    pub fn client(&self) -> anyhow::Result<CoordinatorClient> {
+        let policy = CallPolicy {
+            deadline: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(2),
+            backoff: Duration::from_millis(100),
+        };
+        Ok(CoordinatorClient::from_list(
+            &self.coordinator_list(),
+            policy,
+        )?)
+    }
+
+    pub async fn cluster_status(&self) -> anyhow::Result<pb::ClusterStatusResponse> {
+        let client = self.client()?;
+        Ok(client
+            .call(|ch: Channel| async move {
+                AdminClient::new(ch)
+                    .cluster_status(pb::ClusterStatusRequest {})
+                    .await
+            })
+            .await?)
+    }
+
+    /// A node's own view, asked directly (not forwarded).
+    pub async fn node_status(&self, id: u64) -> anyhow::Result<pb::CoordinatorInfo> {
+        let node = self
+            .coordinators
+            .iter()
+            .find(|c| c.id == id)
+            .with_context(|| format!("no coordinator {id}"))?;
+        let channel = dts_common::client::lazy_channel(&node.address(), Duration::from_secs(1))?;
+        Ok(AdminClient::new(channel)
+            .node_status(pb::NodeStatusRequest {})
+            .await?
+            .into_inner())
+    }
+
+    /// Waits until a majority agrees on a live leader; returns its id.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<u64> {
+        wait_for("a coordinator leader", timeout, || async {
+            let status = self.cluster_status().await?;
+            let leader = status
+                .coordinators
+                .iter()
+                .find(|c| c.role == "leader" && c.id == status.leader_id);
+            Ok(leader.map(|c| c.id))
+        })
+        .await
+    }
+
+    pub async fn wait_for_workers_online(&self, timeout: Duration) -> anyhow::Result<()> {
+        let expected: Vec<String> = self.workers.iter().map(|w| w.id.clone()).collect();
+        wait_for("every worker online", timeout, || async {
+            let status = self.cluster_status().await?;
+            let online = expected.iter().all(|id| {
+                status
+                    .workers
+                    .iter()
+                    .any(|w| &w.id == id && w.state == "online")
+            });
+            Ok(online.then_some(()))
+        })
+        .await
+    }
+
+    pub async fn create_task(&self, spec_toml: &str, start: bool) -> anyhow::Result<pb::TaskInfo> {
+        let client = self.client()?;
+        let request = pb::CreateTaskRequest {
+            spec_toml: spec_toml.to_string(),
+            start,
+        };
+        Ok(client
+            .call(|ch: Channel| {
+                let request = request.clone();
+                async move { AdminClient::new(ch).create_task(request).await }
+            })
+            .await?)
+    }
+
+    pub async fn task(&self, id: &str) -> anyhow::Result<pb::TaskInfo> {
+        let client = self.client()?;
+        let request = pb::GetTaskRequest {
+            task_id: id.to_string(),
+        };
+        Ok(client
+            .call(|ch: Channel| {
+                let request = request.clone();
+                async move { AdminClient::new(ch).get_task(request).await }
+            })
+            .await?)
+    }
+
+    pub async fn tasks(&self) -> anyhow::Result<Vec<pb::TaskInfo>> {
+        let client = self.client()?;
+        Ok(client
+            .call(|ch: Channel| async move {
+                AdminClient::new(ch)
+                    .list_tasks(pb::ListTasksRequest {})
+                    .await
+            })
+            .await?
+            .tasks)
+    }
+
+    pub async fn control_task(
+        &self,
+        id: &str,
+        action: pb::TaskAction,
+    ) -> anyhow::Result<pb::TaskInfo> {
+        let client = self.client()?;
+        let request = pb::ControlTaskRequest {
+            task_id: id.to_string(),
+            action: action as i32,
+        };
+        Ok(client
+            .call(|ch: Channel| {
+                let request = request.clone();
+                async move { AdminClient::new(ch).control_task(request).await }
+            })
+            .await?)
+    }
+
+    /// Waits until the task is running (its worker reported under the current epoch).
+    pub async fn wait_for_task_running(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<pb::TaskInfo> {
+        wait_for(&format!("task {id} running"), timeout, || async {
+            let task = self.task(id).await?;
+            Ok((task.status == "running").then_some(task))
+        })
+        .await
+    }
+
+    /// Runs the real `dtsctl` binary against this cluster.
+    pub fn dtsctl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        Ok(std::process::Command::new(binary("dtsctl")?)
+            .args(args)
+            .env("DTS_COORDINATORS", self.coordinator_list())
+            .output()?)
+    }
+
+    /// Log of every process, for a failing test's message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for c in &self.coordinators {
+            out += &format!(
+                "---- coordinator {} ----\n{}\n",
+                c.id,
+                tail(&c.process.log_text(), 40)
+            );
+        }
+        for w in &self.workers {
+            out += &format!("---- {} ----\n{}\n", w.id, tail(&w.process.log_text(), 40));
+        }
+        out
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,137 @@
+//! Throwaway MariaDB servers: a fresh data dir, a free loopback port, binlog in
+//! ROW format with FULL row images, gone when dropped.
+
+use crate::process::{free_port, Process};
+use crate::wait::wait_for;
+use anyhow::Context;
+use mysql_async::prelude::Queryable;
+use std::path::PathBuf;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// Where Debian puts the server binaries (not always on a non-root PATH).
+fn find_program(name: &str) -> anyhow::Result<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/usr/bin", "/usr/local/bin"].map(PathBuf::from));
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .with_context(|| format!("{name} not found: install mariadb-server (deploy/test.sh does)"))
+}
+
+pub struct MariaDb {
+    dir: TempDir,
+    pub port: u16,
+    pub server_id: u32,
+    process: Process,
+}
+
+impl MariaDb {
+    /// Initializes a data dir and starts a server; returns once it accepts queries.
+    pub async fn start(server_id: u32) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("dts-mariadb-").tempdir()?;
+        let data = dir.path().join("data");
+        let install = std::process::Command::new(find_program("mariadb-install-db")?)
+            .args([
+                "--no-defaults",
+                &format!("--datadir={}", data.display()),
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                "--user=root",
+            ])
+            .output()
+            .context("run mariadb-install-db")?;
+        anyhow::ensure!(
+            install.status.success(),
+            "mariadb-install-db failed: {}",
+            String::from_utf8_lossy(&install.stderr)
+        );
+        let port = free_port()?;
+        let args = vec![
+            "--no-defaults".to_string(),
+            format!("--datadir={}", data.display()),
+            format!("--port={port}"),
+            format!("--socket={}", dir.path().join("mysqld.sock").display()),
+            format!("--pid-file={}", dir.path().join("mysqld.pid").display()),
+            "--bind-address=127.0.0.1".to_string(),
+            format!("--server-id={server_id}"),
+            format!("--log-bin={}", dir.path().join("binlog").display()),
+            "--binlog-format=ROW".to_string(),
+            "--binlog-row-image=FULL".to_string(),
+            "--user=root".to_string(),
+            "--skip-name-resolve".to_string(),
+            "--innodb-buffer-pool-size=32M".to_string(),
+            "--innodb-log-file-size=16M".to_string(),
+            "--performance-schema=OFF".to_string(),
+        ];
+        let log = dir.path().join("mariadb.log");
+        let process = Process::start("mariadbd", find_program("mariadbd")?, args, log)?;
+        let server = Self {
+            dir,
+            port,
+            server_id,
+            process,
+        };
+        server.wait_ready(Duration::from_secs(30)).await?;
+        Ok(server)
+    }
+
+    async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        wait_for(
+            &format!("mariadb on port {} to accept queries", self.port),
+            timeout,
+            || async {
+                let mut conn = mysql_async::Conn::from_url(self.url()).await?;
+                let one: Option<u8> = conn.query_first("SELECT 1").await?;
+                conn.disconnect().await?;
+                Ok(one.map(|_| ()))
+            },
+        )
+        .await
+        .with_context(|| format!("server log:\n{}", self.process.log_text()))
+    }
+
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}/", self.port)
+    }
+
+    pub async fn conn(&self) -> anyhow::Result<mysql_async::Conn> {
+        Ok(mysql_async::Conn::from_url(self.url()).await?)
+    }
+
+    /// Runs statements on a fresh connection.
+    pub async fn exec(&self, sql: &str) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        conn.query_drop(sql)
+            .await
+            .with_context(|| format!("exec `{sql}`"))?;
+        conn.disconnect().await?;
+        Ok(())
+    }
+
+    /// The first column of the first row, as text.
+    pub async fn query_value(&self, sql: &str) -> anyhow::Result<Option<String>> {
+        let mut conn = self.conn().await?;
+        let value: Option<Option<String>> = conn
+            .query_first(sql)
+            .await
+            .with_context(|| format!("query `{sql}`"))?;
+        conn.disconnect().await?;
+        Ok(value.flatten())
+    }
+
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.process.restart()?;
+        self.wait_ready(Duration::from_secs(30)).await
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
