@@ -1,6 +1,6 @@
 //! Each subcommand: one call through the leader-aware client, then rendering.
 
-use crate::render::{self, print_json};
+use crate::render::{self, print_json, write_stdout};
 use crate::{Cli, ClusterCommand, Command, Output, TaskCommand, WorkerCommand};
 use dts_common::client::CallPolicy;
 use dts_common::{CoordinatorClient, TaskSpec};
@@ -145,7 +145,7 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
                 }
             );
             if watch && out == Output::Table {
-                print!("\x1b[2J\x1b[H");
+                write_stdout("\x1b[2J\x1b[H");
             }
             emit(out, &info, render::task_detail)?;
             if !watch {
@@ -184,7 +184,7 @@ fn emit<T: serde::Serialize>(
 ) -> Result<(), CliError> {
     match out {
         Output::Json => print_json(value),
-        Output::Table => print!("{}", table(value)),
+        Output::Table => write_stdout(&table(value)),
     }
     Ok(())
 }

@@ -3,9 +3,18 @@
 use dts_proto::pb;
 use std::fmt::Write;
 
+/// Writes to stdout; a reader that went away (`dtsctl ... | head`) is not an error.
+pub fn write_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
 pub fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => write_stdout(&format!("{text}\n")),
         Err(e) => eprintln!("error: cannot encode JSON: {e}"),
     }
 }
