@@ -4,24 +4,7 @@
 use dts_tests::{wait_for, TestCluster};
 use std::time::{Duration, Instant};
 
-fn task_file(name: &str, du: u32) -> String {
-    format!(
-        r#"
-name = "{name}"
-du = {du}
-[source]
-host = "127.0.0.1"
-port = 3306
-user = "dts"
-[destination]
-host = "127.0.0.1"
-port = 3307
-user = "dts"
-[[objects]]
-database = "shop"
-"#
-    )
-}
+use dts_tests::fixtures::control_plane_task as task_file;
 
 #[tokio::test]
 async fn leader_sigkill_elects_new_leader_keeps_tasks_and_restarted_node_catches_up(

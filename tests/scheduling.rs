@@ -8,24 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
-fn task_file(name: &str, du: u32) -> String {
-    format!(
-        r#"
-name = "{name}"
-du = {du}
-[source]
-host = "127.0.0.1"
-port = 3306
-user = "dts"
-[destination]
-host = "127.0.0.1"
-port = 3307
-user = "dts"
-[[objects]]
-database = "shop"
-"#
-    )
-}
+use dts_tests::fixtures::control_plane_task as task_file;
 
 /// DU in use per worker, from the tasks' assignments.
 async fn du_by_worker(cluster: &TestCluster) -> anyhow::Result<BTreeMap<String, u32>> {
@@ -120,15 +103,9 @@ async fn sigkill_of_a_worker_moves_its_tasks_with_a_higher_epoch() -> anyhow::Re
 
     cluster.worker(&victim)?.process.kill();
     let killed_at = Instant::now();
-    let after = wait_for(
-        "the task to run elsewhere",
-        Duration::from_secs(20),
-        || async {
-            let t = cluster.task(&task).await?;
-            Ok((t.status == "running" && t.worker_id != victim).then_some(t))
-        },
-    )
-    .await?;
+    let after = cluster
+        .wait_for_task_moved(&task, &victim, Duration::from_secs(20))
+        .await?;
     println!(
         "task moved {} -> {} in {:?} (lease 3 s)",
         victim,
@@ -194,11 +171,10 @@ async fn reports_with_a_stale_epoch_are_rejected() -> anyhow::Result<()> {
     // After a reassignment the old owner's epoch is stale.
     let old_owner = first.worker_id.clone();
     cluster.worker(&old_owner)?.process.kill();
-    let moved = wait_for("reassignment", Duration::from_secs(20), || async {
-        let t = cluster.task(&task).await?;
-        Ok((t.status == "running" && t.epoch == 2).then_some(t))
-    })
-    .await?;
+    let moved = cluster
+        .wait_for_task_moved(&task, &old_owner, Duration::from_secs(20))
+        .await?;
+    assert_eq!(moved.epoch, 2);
     let err = report(&cluster, &old_owner, &task, first.epoch).await.err();
     let err = err.ok_or_else(|| anyhow::anyhow!("stale report after reassignment was accepted"))?;
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
@@ -224,15 +200,9 @@ async fn a_frozen_worker_is_fenced_off_and_never_runs_the_moved_task_again() -> 
     let frozen = first.worker_id.clone();
 
     cluster.worker(&frozen)?.process.freeze();
-    let moved = wait_for(
-        "the task to move off the frozen worker",
-        Duration::from_secs(20),
-        || async {
-            let t = cluster.task(&task).await?;
-            Ok((t.status == "running" && t.worker_id != frozen).then_some(t))
-        },
-    )
-    .await?;
+    let moved = cluster
+        .wait_for_task_moved(&task, &frozen, Duration::from_secs(20))
+        .await?;
     assert_eq!(moved.epoch, first.epoch + 1);
 
     cluster.worker(&frozen)?.process.thaw();

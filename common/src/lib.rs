@@ -3,6 +3,7 @@
 //! the leader-hint header contract and telemetry set-up.
 
 pub mod client;
+pub mod config_file;
 pub mod leader_hint;
 pub mod model;
 pub mod signal;

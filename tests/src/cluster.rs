@@ -347,6 +347,24 @@ impl TestCluster {
         .await
     }
 
+    /// Waits until the task runs (reported) on a worker other than `from`.
+    pub async fn wait_for_task_moved(
+        &self,
+        id: &str,
+        from: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<pb::TaskInfo> {
+        wait_for(
+            &format!("task {id} to run on a worker other than {from}"),
+            timeout,
+            || async {
+                let task = self.task(id).await?;
+                Ok((task.status == "running" && task.worker_id != from).then_some(task))
+            },
+        )
+        .await
+    }
+
     /// Runs the real `dtsctl` binary against this cluster.
     pub fn dtsctl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
         Ok(std::process::Command::new(binary("dtsctl")?)

@@ -3,6 +3,7 @@
 //! moment, plus throwaway MariaDB instances with binlog in ROW/FULL format.
 
 pub mod cluster;
+pub mod fixtures;
 pub mod mariadb;
 pub mod process;
 pub mod wait;

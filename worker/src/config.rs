@@ -35,16 +35,8 @@ impl Default for WorkerConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {source}")]
-    Parse {
-        path: String,
-        source: toml::de::Error,
-    },
+    #[error(transparent)]
+    File(#[from] dts_common::config_file::ConfigFileError),
     #[error("config `{field}`: {reason}")]
     Invalid { field: &'static str, reason: String },
     #[error("worker id file {path}: {source}")]
@@ -56,14 +48,7 @@ pub enum ConfigError {
 
 impl WorkerConfig {
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.display().to_string(),
-            source,
-        })
+        Ok(dts_common::config_file::load(path)?)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
