@@ -13,12 +13,12 @@ du = 1
 modes = ["schema", "full", "incremental"]
 [source]
 host = "127.0.0.1"
-port = 3306
+port = 1
 user = "dts"
 password = "very-secret"
 [destination]
 host = "127.0.0.1"
-port = 3307
+port = 2
 user = "dts"
 [[objects]]
 database = "shop"
@@ -35,11 +35,11 @@ async fn broken_task_files_name_the_field_and_store_nothing() -> anyhow::Result<
     let cluster = TestCluster::builder().coordinators(1).start().await?;
     let cases = [
         (
-            VALID.replace("port = 3307", "port = \"x\""),
+            VALID.replace("port = 2", "port = \"x\""),
             "destination.port",
         ),
         (
-            VALID.replace("host = \"127.0.0.1\"\nport = 3306", "port = 3306"),
+            VALID.replace("host = \"127.0.0.1\"\nport = 1", "port = 1"),
             "source.host",
         ),
         (VALID.replace("du = 1", "du = 0"), "du"),

@@ -6,6 +6,7 @@ pub mod client;
 pub mod config_file;
 pub mod leader_hint;
 pub mod model;
+pub mod mysql;
 pub mod signal;
 pub mod spec;
 pub mod telemetry;

@@ -272,10 +272,9 @@ impl ClusterState {
                 ..checkpoint
             });
         }
-        if let Some(error) = report.error {
-            task.last_error = Some(error);
-            task.failed |= report.fatal;
-        }
+        // The worker says what is wrong now: a retried error that healed clears.
+        task.failed |= report.fatal && report.error.is_some();
+        task.last_error = report.error;
         task.updated_at_ms = at_ms;
         true
     }

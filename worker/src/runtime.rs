@@ -1,28 +1,35 @@
-//! One task running on this worker under one epoch. The runtime owns the
-//! task's pipeline and reports its progress; a report refused for a stale
-//! epoch stops it at once, since another worker now owns the task.
+//! One task running on this worker under one epoch: the data pipeline plus a
+//! reporter. Connection failures are retried within `retry.connect_minutes`,
+//! other failures within `retry.other_minutes`; past that, or on an error a
+//! person must fix, the task is reported failed. A report refused for a stale
+//! epoch stops the runtime at once: another worker owns the task now.
 
+use crate::pipeline::error::{Disposition, SyncError};
+use crate::pipeline::progress::Progress;
+use crate::pipeline::{self, TaskContext};
+use dts_common::spec::{RetryPolicy, TaskSpec};
 use dts_common::CoordinatorClient;
 use dts_proto::pb;
 use dts_proto::pb::worker_control_client::WorkerControlClient;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{error, info, info_span, warn, Instrument};
 
 /// What the agent knows of a runtime it started.
 pub struct RuntimeHandle {
     pub task_id: String,
     pub epoch: u64,
-    phase: Arc<Mutex<String>>,
+    progress: Arc<Progress>,
     cancel: CancellationToken,
     join: JoinHandle<()>,
 }
 
 impl RuntimeHandle {
     pub fn phase(&self) -> String {
-        self.phase.lock().map(|p| p.clone()).unwrap_or_default()
+        self.progress.phase()
     }
 
     /// Finished on its own (fenced off, or failed)?
@@ -51,45 +58,82 @@ pub struct RuntimeContext {
 /// Starts the runtime of `assignment`.
 pub fn spawn(ctx: Arc<RuntimeContext>, assignment: pb::Assignment) -> RuntimeHandle {
     let cancel = CancellationToken::new();
-    let phase = Arc::new(Mutex::new("starting".to_string()));
+    let progress = Arc::new(Progress::default());
+    progress.set_phase("starting");
     let span = info_span!("task", task_id = %assignment.task_id, epoch = assignment.epoch);
-    let handle_phase = phase.clone();
     let task_id = assignment.task_id.clone();
     let epoch = assignment.epoch;
-    let join = tokio::spawn(run(ctx, assignment, phase, cancel.clone()).instrument(span));
+    let join =
+        tokio::spawn(run(ctx, assignment, progress.clone(), cancel.clone()).instrument(span));
     RuntimeHandle {
         task_id,
         epoch,
-        phase: handle_phase,
+        progress,
         cancel,
         join,
     }
 }
 
-/// The task's life under this epoch. The data pipeline (schema, full and
-/// incremental sync) plugs in here; until it does the runtime holds the task
-/// idle, reporting its state so that ownership and fencing are exercised.
 async fn run(
     ctx: Arc<RuntimeContext>,
     assignment: pb::Assignment,
-    phase: Arc<Mutex<String>>,
+    progress: Arc<Progress>,
     cancel: CancellationToken,
 ) {
     info!(name = %assignment.name, du = assignment.du, "task runtime started");
-    set_phase(&phase, "idle");
+    let spec: TaskSpec = match serde_json::from_str(&assignment.spec_json) {
+        Ok(spec) => spec,
+        Err(e) => {
+            let message = format!("the coordinator sent an unreadable task spec: {e}");
+            let _ = report(&ctx, &assignment, &progress, Some(&message), true).await;
+            return;
+        }
+    };
+    let retry = spec.retry;
+    let task = TaskContext {
+        task_id: assignment.task_id.clone(),
+        epoch: assignment.epoch,
+        spec,
+        progress: progress.clone(),
+        cancel: cancel.clone(),
+    };
+    let pipeline = run_with_retries(&task, retry);
+    tokio::pin!(pipeline);
     let mut ticker = tokio::time::interval(ctx.report_interval);
     loop {
         tokio::select! {
-            _ = cancel.cancelled() => {
-                info!("task runtime stopped");
+            outcome = &mut pipeline => {
+                match outcome {
+                    Ok(()) | Err(SyncError::Stopped) => info!("task runtime stopped"),
+                    Err(SyncError::Fenced { mine, current }) => {
+                        warn!(mine, current, "the destination fenced this runtime off; stopping");
+                    }
+                    Err(e) => {
+                        error!(error = %e, "task failed");
+                        let message = e.to_string();
+                        progress.set_error(Some(message.clone()));
+                        // Delivered until the coordinator has it or fences us off.
+                        while !cancel.is_cancelled() {
+                            match report(&ctx, &assignment, &progress, Some(&message), true).await {
+                                Err(status) if status.code() != tonic::Code::FailedPrecondition => {
+                                    tokio::time::sleep(ctx.report_interval).await;
+                                }
+                                _ => break,
+                            }
+                        }
+                    }
+                }
                 return;
             }
             _ = ticker.tick() => {}
         }
-        match report(&ctx, &assignment, &current_phase(&phase)).await {
+        let error = progress.snapshot().error;
+        match report(&ctx, &assignment, &progress, error.as_deref(), false).await {
             Ok(()) => {}
             Err(status) if status.code() == tonic::Code::FailedPrecondition => {
                 warn!(reason = %status.message(), "fenced off by the coordinator; stopping");
+                cancel.cancel();
+                let _ = (&mut pipeline).await;
                 return;
             }
             Err(status) => warn!(error = %status.message(), "progress report failed; will retry"),
@@ -97,29 +141,62 @@ async fn run(
     }
 }
 
-fn set_phase(phase: &Mutex<String>, value: &str) {
-    if let Ok(mut p) = phase.lock() {
-        *p = value.to_string();
+/// Runs the pipeline, retrying what may heal by itself within the task's windows.
+async fn run_with_retries(task: &TaskContext, retry: RetryPolicy) -> Result<(), SyncError> {
+    let mut failing_since: Option<(Instant, Disposition)> = None;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let progress_before = task.progress.snapshot().rows_copied;
+        let error = match pipeline::run(task).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let disposition = error.disposition();
+        let window = match disposition {
+            Disposition::RetryConnect => Duration::from_secs(u64::from(retry.connect_minutes) * 60),
+            Disposition::RetryOther => Duration::from_secs(u64::from(retry.other_minutes) * 60),
+            Disposition::Fail | Disposition::Stop => return Err(error),
+        };
+        // Progress since the last failure starts a new streak.
+        if task.progress.snapshot().rows_copied != progress_before {
+            failing_since = None;
+            backoff = Duration::from_millis(500);
+        }
+        let (since, _) = *failing_since.get_or_insert((Instant::now(), disposition));
+        if since.elapsed() >= window {
+            return Err(error);
+        }
+        warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "task error; retrying");
+        task.progress.set_error(Some(error.to_string()));
+        tokio::select! {
+            _ = task.cancel.cancelled() => return Err(SyncError::Stopped),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
-}
-
-fn current_phase(phase: &Mutex<String>) -> String {
-    phase.lock().map(|p| p.clone()).unwrap_or_default()
 }
 
 async fn report(
     ctx: &RuntimeContext,
     assignment: &pb::Assignment,
-    phase: &str,
+    progress: &Progress,
+    error: Option<&str>,
+    fatal: bool,
 ) -> Result<(), tonic::Status> {
+    let snapshot = progress.snapshot();
     let request = pb::ProgressReport {
         worker_id: ctx.worker_id.clone(),
         task_id: assignment.task_id.clone(),
         epoch: assignment.epoch,
-        phase: phase.to_string(),
-        checkpoint: assignment.checkpoint.clone(),
-        error: String::new(),
-        fatal: false,
+        phase: snapshot.phase.clone(),
+        checkpoint: Some(pb::Checkpoint {
+            position: serde_json::to_string(&snapshot).unwrap_or_default(),
+            display: progress.display(),
+            rows_applied: snapshot.rows_copied,
+            ..Default::default()
+        }),
+        error: error.unwrap_or_default().to_string(),
+        fatal,
     };
     ctx.client
         .call(|channel| {

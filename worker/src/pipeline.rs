@@ -1,0 +1,184 @@
+//! A task's data pipeline: prechecks, schema sync, full sync, then the binlog.
+//! Every phase transition is a fenced write of the task checkpoint on the
+//! destination, so any worker can pick the task up where the last one stopped.
+
+pub mod catalog;
+pub mod endpoint;
+pub mod error;
+pub mod full_sync;
+pub mod keyset;
+pub mod meta;
+pub mod position;
+pub mod precheck;
+pub mod progress;
+pub mod schema_sync;
+
+use crate::pipeline::endpoint::Database;
+use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::pipeline::full_sync::FullSync;
+use crate::pipeline::meta::Meta;
+use crate::pipeline::position::{Phase, TaskCheckpoint};
+use crate::pipeline::progress::Progress;
+use dts_common::spec::{ConflictMode, SyncMode, TaskSpec};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// The lane whose checkpoint row holds the task's phase and positions.
+const TASK_LANE: u32 = 0;
+
+pub struct TaskContext {
+    pub task_id: String,
+    pub epoch: u64,
+    pub spec: TaskSpec,
+    pub progress: Arc<Progress>,
+    pub cancel: CancellationToken,
+}
+
+fn first_phase(spec: &TaskSpec) -> Phase {
+    if spec.has_mode(SyncMode::Schema) {
+        Phase::Schema
+    } else {
+        phase_after_schema(spec)
+    }
+}
+
+fn phase_after_schema(spec: &TaskSpec) -> Phase {
+    if spec.has_mode(SyncMode::Full) {
+        Phase::Full
+    } else if spec.has_mode(SyncMode::Incremental) {
+        Phase::Incremental
+    } else {
+        Phase::Done
+    }
+}
+
+fn phase_after_full(spec: &TaskSpec) -> Phase {
+    if spec.has_mode(SyncMode::Incremental) {
+        Phase::Catchup
+    } else {
+        Phase::Done
+    }
+}
+
+/// Runs the task from its checkpoint until it is done, fails or is cancelled.
+pub async fn run(ctx: &TaskContext) -> SyncResult<()> {
+    let spec = &ctx.spec;
+    let connections = spec.du as usize + 2;
+    let source = Database::new(Side::Source, &spec.source, connections)?;
+    let destination = Database::new(Side::Destination, &spec.destination, connections)?;
+    let result = run_phases(ctx, &source, &destination).await;
+    source.close().await;
+    destination.close().await;
+    result
+}
+
+async fn run_phases(
+    ctx: &TaskContext,
+    source: &Database,
+    destination: &Database,
+) -> SyncResult<()> {
+    let spec = &ctx.spec;
+    let meta = Meta::new(&spec.meta_schema, &ctx.task_id, ctx.epoch);
+    ctx.progress.set_phase("precheck");
+    let mut dst = destination.conn().await?;
+    // Connectivity and privileges of the source are checked before we write anything.
+    drop(source.conn().await?);
+    meta.ensure_schema(&mut dst).await?;
+    meta.claim(&mut dst).await?;
+    let stored = meta.load_checkpoint(&mut dst, TASK_LANE).await?;
+    let mut checkpoint = match stored
+        .as_deref()
+        .map(serde_json::from_str::<TaskCheckpoint>)
+    {
+        Some(Ok(checkpoint)) => checkpoint,
+        _ => TaskCheckpoint {
+            phase: first_phase(spec),
+            copy_start: None,
+            copy_end: None,
+            applied: None,
+        },
+    };
+    // Tables this task created earlier are not conflicts.
+    let check_conflicts = stored.is_none() && spec.conflict_mode == ConflictMode::PrecheckError;
+    let mut precheck_spec = spec.clone();
+    if !check_conflicts {
+        precheck_spec.conflict_mode = ConflictMode::Ignore;
+    }
+    let tables = precheck::run(&precheck_spec, source, destination).await?;
+    ctx.progress.set_error(None);
+    info!(
+        tables = tables.len(),
+        phase = checkpoint.phase.name(),
+        "prechecks passed"
+    );
+
+    loop {
+        if ctx.cancel.is_cancelled() {
+            return Err(SyncError::Stopped);
+        }
+        ctx.progress.set_phase(checkpoint.phase.name());
+        match checkpoint.phase {
+            Phase::Schema => {
+                let mut src = source.conn().await?;
+                schema_sync::run(spec, &tables, &mut src, &mut dst).await?;
+                checkpoint.phase = phase_after_schema(spec);
+                if checkpoint.phase == Phase::Incremental {
+                    let mut src = source.conn().await?;
+                    checkpoint.applied = Some(position::current(&mut src).await?);
+                }
+            }
+            Phase::Full => {
+                if checkpoint.copy_start.is_none() && spec.has_mode(SyncMode::Incremental) {
+                    let mut src = source.conn().await?;
+                    checkpoint.copy_start = Some(position::current(&mut src).await?);
+                    save(&meta, &mut dst, &checkpoint).await?;
+                }
+                FullSync {
+                    source,
+                    destination,
+                    meta: &meta,
+                    tables: &tables,
+                    parallelism: spec.du as usize,
+                    keep_existing: spec.conflict_mode == ConflictMode::Ignore,
+                    progress: &ctx.progress,
+                    cancel: &ctx.cancel,
+                }
+                .run()
+                .await?;
+                if spec.has_mode(SyncMode::Incremental) {
+                    let mut src = source.conn().await?;
+                    checkpoint.copy_end = Some(position::current(&mut src).await?);
+                }
+                checkpoint.phase = phase_after_full(spec);
+            }
+            Phase::Catchup | Phase::Incremental => {
+                return Err(SyncError::Unsupported(
+                    "incremental sync (binlog replay) is not available in this build yet".into(),
+                ));
+            }
+            Phase::Done => {
+                info!("task finished: nothing more to sync");
+                ctx.cancel.cancelled().await;
+                return Err(SyncError::Stopped);
+            }
+        }
+        save(&meta, &mut dst, &checkpoint).await?;
+    }
+}
+
+async fn save(
+    meta: &Meta,
+    dst: &mut mysql_async::Conn,
+    checkpoint: &TaskCheckpoint,
+) -> SyncResult<()> {
+    let json = serde_json::to_string(checkpoint).unwrap_or_default();
+    let ctx = "saving the task checkpoint";
+    let mut tx = dst
+        .start_transaction(Default::default())
+        .await
+        .on(Side::Destination, ctx)?;
+    meta.check_owner(&mut tx).await?;
+    meta.save_checkpoint(&mut tx, TASK_LANE, &json).await?;
+    tx.commit().await.on(Side::Destination, ctx)
+}

@@ -1,0 +1,176 @@
+//! What the task's objects look like on the source: which tables, their
+//! columns, and the key that identifies a row.
+
+use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
+use dts_common::spec::ObjectSelector;
+use mysql_async::prelude::Queryable;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    /// `DATA_TYPE`, lower case (`int`, `varchar`, `json`, ...).
+    pub data_type: String,
+    /// `COLUMN_TYPE` (`int(10) unsigned`, `enum('a','b')`, ...).
+    pub column_type: String,
+    pub nullable: bool,
+    /// Generated columns are computed by the destination, never written.
+    pub generated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub db: String,
+    pub name: String,
+    pub columns: Vec<Column>,
+    /// Positions in `columns` of the primary key (or NOT NULL unique key).
+    pub key: Vec<usize>,
+    pub estimated_rows: u64,
+}
+
+impl Table {
+    pub fn qualified(&self) -> String {
+        dts_common::mysql::quote_table(&self.db, &self.name)
+    }
+
+    /// Columns the destination accepts values for.
+    pub fn writable(&self) -> impl Iterator<Item = (usize, &Column)> {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.generated)
+    }
+
+    pub fn key_columns(&self) -> impl Iterator<Item = &Column> {
+        self.key.iter().map(|&i| &self.columns[i])
+    }
+}
+
+const CTX: &str = "reading the source catalog";
+
+/// Resolves the task's object selectors to tables, with their columns and keys.
+pub async fn load_tables(
+    conn: &mut mysql_async::Conn,
+    objects: &[ObjectSelector],
+) -> SyncResult<Vec<Table>> {
+    let mut tables = Vec::new();
+    for object in objects {
+        let exists: Option<String> = conn
+            .exec_first(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                (&object.database,),
+            )
+            .await
+            .on(Side::Source, CTX)?;
+        if exists.is_none() {
+            return Err(SyncError::MissingDatabase(object.database.clone()));
+        }
+        let base_tables: Vec<(String, Option<u64>)> = conn
+            .exec(
+                "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+                (&object.database,),
+            )
+            .await
+            .on(Side::Source, CTX)?;
+        let selected: Vec<(String, Option<u64>)> = if object.tables.is_empty() {
+            base_tables
+        } else {
+            let mut picked = Vec::new();
+            for name in &object.tables {
+                match base_tables.iter().find(|(t, _)| t == name) {
+                    Some(found) => picked.push(found.clone()),
+                    None => {
+                        return Err(SyncError::MissingTable {
+                            db: object.database.clone(),
+                            table: name.clone(),
+                        })
+                    }
+                }
+            }
+            picked
+        };
+        for (name, rows) in selected {
+            let mut table = load_table(conn, &object.database, &name).await?;
+            table.estimated_rows = rows.unwrap_or(0);
+            tables.push(table);
+        }
+    }
+    Ok(tables)
+}
+
+pub async fn load_table(conn: &mut mysql_async::Conn, db: &str, name: &str) -> SyncResult<Table> {
+    let rows: Vec<(String, String, String, String, Option<String>)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, GENERATION_EXPRESSION \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (db, name),
+        )
+        .await
+        .on(Side::Source, CTX)?;
+    let columns: Vec<Column> = rows
+        .into_iter()
+        .map(
+            |(name, data_type, column_type, nullable, generation)| Column {
+                name,
+                data_type,
+                column_type,
+                nullable: nullable == "YES",
+                generated: generation.is_some_and(|g| !g.is_empty()),
+            },
+        )
+        .collect();
+    if columns.is_empty() {
+        return Err(SyncError::MissingTable {
+            db: db.to_string(),
+            table: name.to_string(),
+        });
+    }
+    let key = pick_key(conn, db, name, &columns)
+        .await?
+        .ok_or_else(|| SyncError::NoKey {
+            db: db.to_string(),
+            table: name.to_string(),
+        })?;
+    Ok(Table {
+        db: db.to_string(),
+        name: name.to_string(),
+        columns,
+        key,
+        estimated_rows: 0,
+    })
+}
+
+/// The primary key, else the narrowest unique key whose columns are all NOT NULL.
+async fn pick_key(
+    conn: &mut mysql_async::Conn,
+    db: &str,
+    table: &str,
+    columns: &[Column],
+) -> SyncResult<Option<Vec<usize>>> {
+    let rows: Vec<(String, String)> = conn
+        .exec(
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            (db, table),
+        )
+        .await
+        .on(Side::Source, CTX)?;
+    let mut indexes: Vec<(String, Vec<usize>)> = Vec::new();
+    for (index, column) in rows {
+        let Some(position) = columns.iter().position(|c| c.name == column) else {
+            continue;
+        };
+        match indexes.iter_mut().find(|(name, _)| *name == index) {
+            Some((_, cols)) => cols.push(position),
+            None => indexes.push((index, vec![position])),
+        }
+    }
+    if let Some((_, key)) = indexes.iter().find(|(name, _)| name == "PRIMARY") {
+        return Ok(Some(key.clone()));
+    }
+    Ok(indexes
+        .into_iter()
+        .filter(|(_, cols)| cols.iter().all(|&i| !columns[i].nullable))
+        .min_by_key(|(name, cols)| (cols.len(), name.clone()))
+        .map(|(_, cols)| cols))
+}

@@ -1,0 +1,107 @@
+//! Connections to a task's source or destination, with the session settings
+//! that make values round-trip exactly, and connect errors said precisely.
+
+use crate::pipeline::error::{Side, SyncError, SyncResult};
+use dts_common::spec::Endpoint;
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use std::time::Duration;
+
+/// Run on every new connection and after every pool reset (which clears
+/// session state). Both sides read and write TIMESTAMP in UTC, so values do not depend on the
+/// servers' or sessions' time zones; utf8mb4 carries every character.
+const COMMON_INIT: [&str; 2] = ["SET NAMES utf8mb4", "SET SESSION time_zone = '+00:00'"];
+/// The destination takes what the source had: zero in AUTO_INCREMENT columns,
+/// zero dates, no strict-mode rejections, no foreign key order constraints.
+const DESTINATION_INIT: [&str; 2] = [
+    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION foreign_key_checks = 0",
+];
+
+#[derive(Clone)]
+pub struct Database {
+    pub side: Side,
+    pub endpoint: Endpoint,
+    opts: Opts,
+    pool: Pool,
+}
+
+impl Database {
+    pub fn new(side: Side, endpoint: &Endpoint, max_connections: usize) -> SyncResult<Self> {
+        if endpoint.tls.enabled {
+            return Err(SyncError::TlsUnsupported { side });
+        }
+        let mut init: Vec<String> = COMMON_INIT.iter().map(|s| s.to_string()).collect();
+        if side == Side::Destination {
+            init.extend(DESTINATION_INIT.iter().map(|s| s.to_string()));
+        }
+        let constraints = PoolConstraints::new(0, max_connections.max(1)).unwrap_or_default();
+        let opts: Opts = OptsBuilder::default()
+            .ip_or_hostname(endpoint.host.clone())
+            .tcp_port(endpoint.port)
+            .user(Some(endpoint.user.clone()))
+            .pass(Some(endpoint.password.clone()))
+            .prefer_socket(false)
+            .setup(init)
+            .stmt_cache_size(64)
+            .tcp_nodelay(true)
+            .pool_opts(PoolOpts::default().with_constraints(constraints))
+            .into();
+        Ok(Self {
+            side,
+            endpoint: endpoint.clone(),
+            pool: Pool::new(opts.clone()),
+            opts,
+        })
+    }
+
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.endpoint.host, self.endpoint.port)
+    }
+
+    /// A pooled connection.
+    pub async fn conn(&self) -> SyncResult<Conn> {
+        let attempt = tokio::time::timeout(Duration::from_secs(10), self.pool.get_conn()).await;
+        match attempt {
+            Err(_) => Err(SyncError::Unreachable {
+                side: self.side,
+                address: self.address(),
+                detail: "connect timed out after 10 s".into(),
+            }),
+            Ok(result) => result.map_err(|e| self.connect_error(e)),
+        }
+    }
+
+    /// A connection of its own, outside the pool (for the binlog stream).
+    pub async fn dedicated_conn(&self) -> SyncResult<Conn> {
+        let attempt =
+            tokio::time::timeout(Duration::from_secs(10), Conn::new(self.opts.clone())).await;
+        match attempt {
+            Err(_) => Err(SyncError::Unreachable {
+                side: self.side,
+                address: self.address(),
+                detail: "connect timed out after 10 s".into(),
+            }),
+            Ok(result) => result.map_err(|e| self.connect_error(e)),
+        }
+    }
+
+    fn connect_error(&self, err: mysql_async::Error) -> SyncError {
+        match err {
+            mysql_async::Error::Io(io) => SyncError::Unreachable {
+                side: self.side,
+                address: self.address(),
+                detail: io.to_string(),
+            },
+            mysql_async::Error::Server(server) if server.code == 1045 => SyncError::AccessDenied {
+                side: self.side,
+                user: self.endpoint.user.clone(),
+                detail: server.message,
+            },
+            other => SyncError::from_driver(self.side, "connecting", other),
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.pool.disconnect().await;
+    }
+}

@@ -1,0 +1,172 @@
+//! What can go wrong while a task syncs, said precisely, and what the runtime
+//! does about it: retry within the task's windows, fail the task, or stop
+//! because another worker owns it now.
+
+use std::fmt;
+
+/// Which database an error concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Destination,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{side} {address} is unreachable: {detail}")]
+    Unreachable {
+        side: Side,
+        address: String,
+        detail: String,
+    },
+    #[error("{side}: access denied for user `{user}`: {detail}")]
+    AccessDenied {
+        side: Side,
+        user: String,
+        detail: String,
+    },
+    #[error("{side}: user `{user}` lacks a privilege: {detail}")]
+    MissingPrivilege {
+        side: Side,
+        user: String,
+        detail: String,
+    },
+    #[error("{side}: TLS was requested but this build of dts has no TLS support")]
+    TlsUnsupported { side: Side },
+    #[error(
+        "source: the binary log is disabled (log_bin = OFF); incremental and full sync need it"
+    )]
+    BinlogDisabled,
+    #[error("source: binlog_format is {0}; dts needs ROW (SET GLOBAL binlog_format = 'ROW')")]
+    BinlogFormat(String),
+    #[error(
+        "source: binlog_row_image is {0}; dts needs FULL (SET GLOBAL binlog_row_image = 'FULL')"
+    )]
+    BinlogRowImage(String),
+    #[error("source: binlog position {position} is no longer available (purged from the source?): {detail}")]
+    BinlogPurged { position: String, detail: String },
+    #[error("source: database `{0}` does not exist")]
+    MissingDatabase(String),
+    #[error("source: table `{db}`.`{table}` does not exist")]
+    MissingTable { db: String, table: String },
+    #[error(
+        "source: table `{db}`.`{table}` has neither a primary key nor a unique key on NOT NULL columns; \
+         dts cannot apply its changes exactly once (add a primary key, or leave the table out of the task)"
+    )]
+    NoKey { db: String, table: String },
+    #[error(
+        "destination: table `{db}`.`{table}` already exists (conflict_mode = \"precheck_error\"); \
+         drop it, or set conflict_mode = \"ignore\" to sync into it"
+    )]
+    TableConflict { db: String, table: String },
+    #[error("fenced off: the destination says epoch {current} owns this task; this runtime has epoch {mine}")]
+    Fenced { mine: u64, current: u64 },
+    #[error("{side}: {detail} (while: {context})")]
+    Query {
+        side: Side,
+        context: String,
+        detail: String,
+    },
+    #[error("{side}: connection lost: {detail} (while: {context})")]
+    ConnectionLost {
+        side: Side,
+        context: String,
+        detail: String,
+    },
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    #[error("stopped")]
+    Stopped,
+}
+
+/// What the runtime does with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// A database is unreachable: retry within `retry.connect_minutes`.
+    RetryConnect,
+    /// A statement failed: retry within `retry.other_minutes`.
+    RetryOther,
+    /// The task cannot go on until a person acts: mark it failed.
+    Fail,
+    /// Another runtime owns the task (or we were told to stop): just stop.
+    Stop,
+}
+
+impl SyncError {
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            SyncError::Unreachable { .. } | SyncError::ConnectionLost { .. } => {
+                Disposition::RetryConnect
+            }
+            SyncError::Query { .. } => Disposition::RetryOther,
+            SyncError::Fenced { .. } | SyncError::Stopped => Disposition::Stop,
+            _ => Disposition::Fail,
+        }
+    }
+
+    /// Classifies a driver error from `side` while doing `context`.
+    pub fn from_driver(side: Side, context: &str, err: mysql_async::Error) -> Self {
+        match err {
+            mysql_async::Error::Server(server) => match server.code {
+                // ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR
+                1045 | 1044 => SyncError::AccessDenied {
+                    side,
+                    user: String::new(),
+                    detail: server.message,
+                },
+                // ER_TABLEACCESS_DENIED, ER_COLUMNACCESS_DENIED, ER_SPECIFIC_ACCESS_DENIED, ER_PROCACCESS_DENIED
+                1142 | 1143 | 1227 | 1370 => SyncError::MissingPrivilege {
+                    side,
+                    user: String::new(),
+                    detail: server.message,
+                },
+                // ER_SERVER_SHUTDOWN, ER_CON_COUNT_ERROR, ER_QUERY_INTERRUPTED during shutdown
+                1053 | 1040 | 1927 => SyncError::ConnectionLost {
+                    side,
+                    context: context.to_string(),
+                    detail: server.message,
+                },
+                _ => SyncError::Query {
+                    side,
+                    context: context.to_string(),
+                    detail: format!(
+                        "error {} ({}): {}",
+                        server.code, server.state, server.message
+                    ),
+                },
+            },
+            mysql_async::Error::Io(io) => SyncError::ConnectionLost {
+                side,
+                context: context.to_string(),
+                detail: io.to_string(),
+            },
+            other => SyncError::Query {
+                side,
+                context: context.to_string(),
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+pub type SyncResult<T> = Result<T, SyncError>;
+
+/// Attaches side and context to driver results.
+pub trait DriverResultExt<T> {
+    fn on(self, side: Side, context: &str) -> SyncResult<T>;
+}
+
+impl<T> DriverResultExt<T> for Result<T, mysql_async::Error> {
+    fn on(self, side: Side, context: &str) -> SyncResult<T> {
+        self.map_err(|e| SyncError::from_driver(side, context, e))
+    }
+}

@@ -1,0 +1,175 @@
+//! The task's metadata schema on the destination (`dts_meta` by default): who
+//! owns the task (the epoch fence), checkpoints, and the full-sync chunk ledger.
+//! Rows here are written in the same transaction as the data they describe,
+//! which is what makes apply exactly-once.
+
+use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
+use dts_common::mysql::quote_ident;
+use mysql_async::prelude::Queryable;
+use mysql_async::Transaction;
+
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub schema: String,
+    pub task_id: String,
+    pub epoch: u64,
+}
+
+const CTX: &str = "preparing the metadata schema";
+
+impl Meta {
+    pub fn new(schema: &str, task_id: &str, epoch: u64) -> Self {
+        Self {
+            schema: schema.to_string(),
+            task_id: task_id.to_string(),
+            epoch,
+        }
+    }
+
+    pub fn table(&self, name: &str) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(name))
+    }
+
+    pub async fn ensure_schema(&self, conn: &mut mysql_async::Conn) -> SyncResult<()> {
+        let statements = [
+            format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&self.schema)),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task_id CHAR(36) NOT NULL PRIMARY KEY, \
+                 epoch BIGINT UNSIGNED NOT NULL, claimed_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) \
+                 ENGINE=InnoDB",
+                self.table("owners")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task_id CHAR(36) NOT NULL, lane INT NOT NULL, \
+                 position TEXT NOT NULL, epoch BIGINT UNSIGNED NOT NULL, \
+                 updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), \
+                 PRIMARY KEY (task_id, lane)) ENGINE=InnoDB",
+                self.table("checkpoints")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task_id CHAR(36) NOT NULL, db VARCHAR(64) NOT NULL, \
+                 tbl VARCHAR(64) NOT NULL, chunk_no INT NOT NULL, lower_bound LONGBLOB NULL, \
+                 upper_bound LONGBLOB NULL, done TINYINT NOT NULL DEFAULT 0, rows_copied BIGINT NOT NULL DEFAULT 0, \
+                 epoch BIGINT UNSIGNED NOT NULL DEFAULT 0, PRIMARY KEY (task_id, db, tbl, chunk_no)) ENGINE=InnoDB",
+                self.table("chunks")
+            ),
+        ];
+        for sql in statements {
+            conn.query_drop(sql).await.on(Side::Destination, CTX)?;
+        }
+        Ok(())
+    }
+
+    /// Takes ownership of the task for this epoch, unless a newer epoch has it.
+    pub async fn claim(&self, conn: &mut mysql_async::Conn) -> SyncResult<()> {
+        let ctx = "claiming task ownership";
+        let mut tx = conn
+            .start_transaction(Default::default())
+            .await
+            .on(Side::Destination, ctx)?;
+        let current: Option<u64> = tx
+            .exec_first(
+                format!(
+                    "SELECT epoch FROM {} WHERE task_id = ? FOR UPDATE",
+                    self.table("owners")
+                ),
+                (&self.task_id,),
+            )
+            .await
+            .on(Side::Destination, ctx)?;
+        match current {
+            Some(current) if current > self.epoch => {
+                return Err(SyncError::Fenced {
+                    mine: self.epoch,
+                    current,
+                })
+            }
+            Some(_) => {
+                tx.exec_drop(
+                    format!(
+                        "UPDATE {} SET epoch = ?, claimed_at = CURRENT_TIMESTAMP(6) WHERE task_id = ?",
+                        self.table("owners")
+                    ),
+                    (self.epoch, &self.task_id),
+                )
+                .await
+                .on(Side::Destination, ctx)?;
+            }
+            None => {
+                tx.exec_drop(
+                    format!(
+                        "INSERT INTO {} (task_id, epoch) VALUES (?, ?)",
+                        self.table("owners")
+                    ),
+                    (&self.task_id, self.epoch),
+                )
+                .await
+                .on(Side::Destination, ctx)?;
+            }
+        }
+        tx.commit().await.on(Side::Destination, ctx)
+    }
+
+    /// The fence: run first in every apply transaction. The shared lock makes a
+    /// newer owner's claim wait for this transaction, and this transaction fail
+    /// if the claim came first.
+    pub async fn check_owner(&self, tx: &mut Transaction<'_>) -> SyncResult<()> {
+        let current: Option<u64> = tx
+            .exec_first(
+                format!(
+                    "SELECT epoch FROM {} WHERE task_id = ? LOCK IN SHARE MODE",
+                    self.table("owners")
+                ),
+                (&self.task_id,),
+            )
+            .await
+            .on(Side::Destination, "checking the owner epoch")?;
+        match current {
+            Some(current) if current == self.epoch => Ok(()),
+            Some(current) => Err(SyncError::Fenced {
+                mine: self.epoch,
+                current,
+            }),
+            None => Err(SyncError::Fenced {
+                mine: self.epoch,
+                current: 0,
+            }),
+        }
+    }
+
+    /// Upserts the checkpoint of one apply lane inside the caller's transaction.
+    pub async fn save_checkpoint(
+        &self,
+        tx: &mut Transaction<'_>,
+        lane: u32,
+        position: &str,
+    ) -> SyncResult<()> {
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (task_id, lane, position, epoch) VALUES (?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE position = VALUES(position), epoch = VALUES(epoch), \
+                 updated_at = CURRENT_TIMESTAMP(6)",
+                self.table("checkpoints")
+            ),
+            (&self.task_id, lane, position, self.epoch),
+        )
+        .await
+        .on(Side::Destination, "saving the checkpoint")
+    }
+
+    pub async fn load_checkpoint(
+        &self,
+        conn: &mut mysql_async::Conn,
+        lane: u32,
+    ) -> SyncResult<Option<String>> {
+        conn.exec_first(
+            format!(
+                "SELECT position FROM {} WHERE task_id = ? AND lane = ?",
+                self.table("checkpoints")
+            ),
+            (&self.task_id, lane),
+        )
+        .await
+        .on(Side::Destination, "reading the checkpoint")
+    }
+}

@@ -1,0 +1,90 @@
+//! Binlog positions and the task checkpoint persisted in the destination.
+
+use crate::pipeline::error::{DriverResultExt, Side, SyncResult};
+use mysql_async::prelude::Queryable;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinlogPosition {
+    pub file: String,
+    pub pos: u64,
+    /// MariaDB `gtid_binlog_pos` (or MySQL `gtid_executed`) at this position, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid: Option<String>,
+}
+
+impl fmt::Display for BinlogPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)?;
+        if let Some(gtid) = self.gtid.as_deref().filter(|g| !g.is_empty()) {
+            write!(f, " gtid {gtid}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The source's current binlog position.
+pub async fn current(conn: &mut mysql_async::Conn) -> SyncResult<BinlogPosition> {
+    let ctx = "reading the source binlog position";
+    let row: Option<mysql_async::Row> = conn
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .on(Side::Source, ctx)?;
+    let row = row.ok_or(crate::pipeline::error::SyncError::BinlogDisabled)?;
+    let file: String = row.get(0).unwrap_or_default();
+    let pos: u64 = row.get(1).unwrap_or_default();
+    // MariaDB first, then MySQL; a server with neither simply has no GTID.
+    let mut gtid: Option<String> = conn
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .ok()
+        .flatten();
+    if gtid.is_none() {
+        gtid = conn
+            .query_first("SELECT @@gtid_executed")
+            .await
+            .ok()
+            .flatten();
+    }
+    Ok(BinlogPosition { file, pos, gtid })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Schema,
+    Full,
+    /// Replaying the binlog from the copy's start to its end, idempotently.
+    Catchup,
+    Incremental,
+    /// Schema and/or full sync finished and no incremental sync was asked for.
+    Done,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Schema => "schema",
+            Phase::Full => "full",
+            Phase::Catchup => "catchup",
+            Phase::Incremental => "incremental",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// Lane 0 of the destination checkpoints: where the task is in its life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskCheckpoint {
+    pub phase: Phase,
+    /// P0: taken before the full copy started; the binlog replay starts here.
+    #[serde(default)]
+    pub copy_start: Option<BinlogPosition>,
+    /// P1: taken when the copy ended; strict apply starts after it.
+    #[serde(default)]
+    pub copy_end: Option<BinlogPosition>,
+    /// Last binlog position applied (incremental).
+    #[serde(default)]
+    pub applied: Option<BinlogPosition>,
+}

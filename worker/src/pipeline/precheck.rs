@@ -1,0 +1,68 @@
+//! Checks that refuse to start a task that cannot work, with the reason:
+//! reachability and credentials, binlog settings, keys, conflicting tables.
+
+use crate::pipeline::catalog::{self, Table};
+use crate::pipeline::endpoint::Database;
+use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
+use dts_common::spec::{ConflictMode, SyncMode, TaskSpec};
+use mysql_async::prelude::Queryable;
+
+/// Runs every check; returns the source tables the task covers.
+pub async fn run(
+    spec: &TaskSpec,
+    source: &Database,
+    destination: &Database,
+) -> SyncResult<Vec<Table>> {
+    let mut src = source.conn().await?;
+    let mut dst = destination.conn().await?;
+    if spec.has_mode(SyncMode::Incremental) {
+        check_binlog(&mut src).await?;
+    }
+    let tables = catalog::load_tables(&mut src, &spec.objects).await?;
+    if spec.has_mode(SyncMode::Schema) && spec.conflict_mode == ConflictMode::PrecheckError {
+        check_conflicts(&mut dst, &tables).await?;
+    }
+    Ok(tables)
+}
+
+async fn check_binlog(src: &mut mysql_async::Conn) -> SyncResult<()> {
+    let ctx = "checking binlog settings";
+    let (log_bin, format, row_image): (String, String, String) = src
+        .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_image")
+        .await
+        .on(Side::Source, ctx)?
+        .unwrap_or_default();
+    if log_bin != "1" && !log_bin.eq_ignore_ascii_case("ON") {
+        return Err(SyncError::BinlogDisabled);
+    }
+    if !format.eq_ignore_ascii_case("ROW") {
+        return Err(SyncError::BinlogFormat(format));
+    }
+    if !row_image.eq_ignore_ascii_case("FULL") {
+        return Err(SyncError::BinlogRowImage(row_image));
+    }
+    // Needs REPLICATION CLIENT (BINLOG MONITOR on MariaDB 10.5+).
+    src.query_drop("SHOW MASTER STATUS")
+        .await
+        .on(Side::Source, ctx)?;
+    Ok(())
+}
+
+async fn check_conflicts(dst: &mut mysql_async::Conn, tables: &[Table]) -> SyncResult<()> {
+    for table in tables {
+        let exists: Option<String> = dst
+            .exec_first(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&table.db, &table.name),
+            )
+            .await
+            .on(Side::Destination, "checking for conflicting tables")?;
+        if exists.is_some() {
+            return Err(SyncError::TableConflict {
+                db: table.db.clone(),
+                table: table.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! What a running task has done so far, shared between the pipeline (writer)
+//! and the reporter (reader).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableProgress {
+    pub chunks_total: u64,
+    pub chunks_done: u64,
+    pub rows_copied: u64,
+    pub rows_estimated: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub phase: String,
+    /// Per table (`db.table`) full-sync progress.
+    pub tables: BTreeMap<String, TableProgress>,
+    pub rows_copied: u64,
+    /// The error the pipeline is retrying (or failed) with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Progress {
+    inner: Mutex<Snapshot>,
+}
+
+impl Progress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_phase(&self, phase: &str) {
+        self.lock().phase = phase.to_string();
+    }
+
+    pub fn phase(&self) -> String {
+        self.lock().phase.clone()
+    }
+
+    pub fn set_table(&self, table: &str, progress: TableProgress) {
+        let mut inner = self.lock();
+        inner.tables.insert(table.to_string(), progress);
+        inner.rows_copied = inner.tables.values().map(|t| t.rows_copied).sum();
+    }
+
+    pub fn chunk_done(&self, table: &str, rows: u64) {
+        let mut inner = self.lock();
+        if let Some(t) = inner.tables.get_mut(table) {
+            t.chunks_done += 1;
+            t.rows_copied += rows;
+        }
+        inner.rows_copied += rows;
+    }
+
+    pub fn set_error(&self, error: Option<String>) {
+        self.lock().error = error;
+    }
+
+    /// A one-line summary for `task show`.
+    pub fn display(&self) -> String {
+        let s = self.lock();
+        let (done, total) = s
+            .tables
+            .values()
+            .fold((0, 0), |(d, t), p| (d + p.chunks_done, t + p.chunks_total));
+        if total > 0 {
+            format!(
+                "{}: {done}/{total} chunks, {} rows copied",
+                s.phase, s.rows_copied
+            )
+        } else {
+            s.phase.clone()
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.lock().clone()
+    }
+}

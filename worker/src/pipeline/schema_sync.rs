@@ -1,0 +1,214 @@
+//! Creates the task's objects on the destination from the source's own
+//! definitions: databases, tables (columns, indexes, foreign keys, charset,
+//! collation, generated and invisible columns), and for whole databases also
+//! views, functions and procedures.
+
+use crate::pipeline::catalog::Table;
+use crate::pipeline::error::{DriverResultExt, Side, SyncResult};
+use dts_common::mysql::{quote_ident, quote_table};
+use dts_common::spec::{ObjectSelector, TaskSpec};
+use mysql_async::prelude::Queryable;
+use tracing::info;
+
+pub async fn run(
+    spec: &TaskSpec,
+    tables: &[Table],
+    src: &mut mysql_async::Conn,
+    dst: &mut mysql_async::Conn,
+) -> SyncResult<()> {
+    for object in &spec.objects {
+        create_database(object, src, dst).await?;
+    }
+    for table in tables {
+        create_table(table, src, dst).await?;
+    }
+    for object in spec.objects.iter().filter(|o| o.tables.is_empty()) {
+        create_views(&object.database, src, dst).await?;
+        create_routines(&object.database, src, dst).await?;
+    }
+    Ok(())
+}
+
+async fn create_database(
+    object: &ObjectSelector,
+    src: &mut mysql_async::Conn,
+    dst: &mut mysql_async::Conn,
+) -> SyncResult<()> {
+    let ctx = format!("creating database `{}`", object.database);
+    let row: Option<(String, String)> = src
+        .query_first(format!(
+            "SHOW CREATE DATABASE {}",
+            quote_ident(&object.database)
+        ))
+        .await
+        .on(Side::Source, &ctx)?;
+    let Some((_, create)) = row else {
+        return Ok(());
+    };
+    let create = create.replacen("CREATE DATABASE ", "CREATE DATABASE IF NOT EXISTS ", 1);
+    let create = create.replace("IF NOT EXISTS /*!32312 IF NOT EXISTS*/ ", "IF NOT EXISTS ");
+    dst.query_drop(create).await.on(Side::Destination, &ctx)
+}
+
+/// Creates the table unless it exists (prechecks refused existing tables
+/// unless conflict_mode is "ignore", in which case the existing one is kept).
+async fn create_table(
+    table: &Table,
+    src: &mut mysql_async::Conn,
+    dst: &mut mysql_async::Conn,
+) -> SyncResult<()> {
+    let ctx = format!("creating table `{}`.`{}`", table.db, table.name);
+    let row: Option<(String, String)> = src
+        .query_first(format!("SHOW CREATE TABLE {}", table.qualified()))
+        .await
+        .on(Side::Source, &ctx)?;
+    let Some((_, create)) = row else {
+        return Ok(());
+    };
+    let create = create.replacen("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1);
+    dst.query_drop(format!("USE {}", quote_ident(&table.db)))
+        .await
+        .on(Side::Destination, &ctx)?;
+    dst.query_drop(create).await.on(Side::Destination, &ctx)?;
+    info!(table = %quote_table(&table.db, &table.name), "table created on the destination");
+    Ok(())
+}
+
+/// Removes `DEFINER=...` so objects do not need SUPER on the destination;
+/// they are then defined by the task's destination user.
+fn strip_definer(sql: &str) -> String {
+    let Some(start) = sql.find("DEFINER=") else {
+        return sql.to_string();
+    };
+    let rest = &sql[start + "DEFINER=".len()..];
+    // user@host, each part quoted with backticks or quotes.
+    let mut end = 0;
+    let mut in_quote: Option<char> = None;
+    for (i, c) in rest.char_indices() {
+        match (in_quote, c) {
+            (Some(q), c) if c == q => in_quote = None,
+            (Some(_), _) => {}
+            (None, '`' | '\'' | '"') => in_quote = Some(c),
+            (None, ' ') => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+        end = i + c.len_utf8();
+    }
+    format!("{}{}", &sql[..start], rest[end..].trim_start())
+}
+
+async fn create_views(
+    db: &str,
+    src: &mut mysql_async::Conn,
+    dst: &mut mysql_async::Conn,
+) -> SyncResult<()> {
+    let ctx = format!("creating views of `{db}`");
+    let names: Vec<String> = src
+        .exec(
+            "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
+            (db,),
+        )
+        .await
+        .on(Side::Source, &ctx)?;
+    let mut pending = Vec::new();
+    for name in names {
+        let row: Option<(String, String, String, String)> = src
+            .query_first(format!("SHOW CREATE VIEW {}", quote_table(db, &name)))
+            .await
+            .on(Side::Source, &ctx)?;
+        if let Some((_, create, _, _)) = row {
+            let create = strip_definer(&create).replacen("CREATE ", "CREATE OR REPLACE ", 1);
+            pending.push((name, create));
+        }
+    }
+    dst.query_drop(format!("USE {}", quote_ident(db)))
+        .await
+        .on(Side::Destination, &ctx)?;
+    // Views may use views: retry the failures until a round makes no progress.
+    while !pending.is_empty() {
+        let mut failed = Vec::new();
+        let mut last_error = None;
+        let before = pending.len();
+        for (name, create) in pending {
+            if let Err(e) = dst.query_drop(&create).await {
+                last_error = Some(e);
+                failed.push((name, create));
+            }
+        }
+        if failed.len() == before {
+            if let Some(e) = last_error {
+                return Err(e).on(
+                    Side::Destination,
+                    &format!("{ctx} (view `{}`)", failed[0].0),
+                );
+            }
+        }
+        pending = failed;
+    }
+    Ok(())
+}
+
+async fn create_routines(
+    db: &str,
+    src: &mut mysql_async::Conn,
+    dst: &mut mysql_async::Conn,
+) -> SyncResult<()> {
+    let ctx = format!("creating functions and procedures of `{db}`");
+    let routines: Vec<(String, String)> = src
+        .exec(
+            "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? \
+             ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
+            (db,),
+        )
+        .await
+        .on(Side::Source, &ctx)?;
+    dst.query_drop(format!("USE {}", quote_ident(db)))
+        .await
+        .on(Side::Destination, &ctx)?;
+    for (name, kind) in routines {
+        let show = format!("SHOW CREATE {kind} {}", quote_table(db, &name));
+        let row: Option<mysql_async::Row> = src.query_first(show).await.on(Side::Source, &ctx)?;
+        let Some(row) = row else { continue };
+        // Column 3 is the definition (NULL when the user may not see it).
+        let create: Option<String> = row.get(2);
+        let Some(create) = create else { continue };
+        let exists: Option<String> = dst
+            .exec_first(
+                "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? \
+                 AND ROUTINE_NAME = ? AND ROUTINE_TYPE = ?",
+                (db, &name, &kind),
+            )
+            .await
+            .on(Side::Destination, &ctx)?;
+        if exists.is_none() {
+            dst.query_drop(strip_definer(&create))
+                .await
+                .on(Side::Destination, &ctx)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_definer;
+
+    #[test]
+    fn definer_is_removed_with_quoted_parts() {
+        assert_eq!(
+            strip_definer("CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`local host` SQL SECURITY DEFINER VIEW `v` AS select 1"),
+            "CREATE ALGORITHM=UNDEFINED SQL SECURITY DEFINER VIEW `v` AS select 1"
+        );
+        assert_eq!(
+            strip_definer("CREATE DEFINER='a'@'%' FUNCTION f() RETURNS int RETURN 1"),
+            "CREATE FUNCTION f() RETURNS int RETURN 1"
+        );
+        assert_eq!(
+            strip_definer("CREATE VIEW v AS select 1"),
+            "CREATE VIEW v AS select 1"
+        );
+    }
+}
