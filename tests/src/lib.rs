@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod fixtures;
+pub mod load;
 pub mod mariadb;
 pub mod process;
 pub mod wait;

@@ -2,20 +2,27 @@
 //! Every phase transition is a fenced write of the task checkpoint on the
 //! destination, so any worker can pick the task up where the last one stopped.
 
+pub mod apply;
+pub mod binlog;
 pub mod catalog;
+pub mod convert;
+pub mod ddl;
 pub mod endpoint;
 pub mod error;
 pub mod full_sync;
+pub mod incremental;
 pub mod keyset;
 pub mod meta;
 pub mod position;
 pub mod precheck;
 pub mod progress;
 pub mod schema_sync;
+pub mod sql_text;
 
 use crate::pipeline::endpoint::Database;
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::pipeline::full_sync::FullSync;
+use crate::pipeline::incremental::Incremental;
 use crate::pipeline::meta::Meta;
 use crate::pipeline::position::{Phase, TaskCheckpoint};
 use crate::pipeline::progress::Progress;
@@ -153,9 +160,48 @@ async fn run_phases(
                 checkpoint.phase = phase_after_full(spec);
             }
             Phase::Catchup | Phase::Incremental => {
-                return Err(SyncError::Unsupported(
-                    "incremental sync (binlog replay) is not available in this build yet".into(),
-                ));
+                let start = match (
+                    &checkpoint.phase,
+                    &checkpoint.copy_start,
+                    &checkpoint.applied,
+                ) {
+                    (Phase::Catchup, Some(p0), _) => p0.clone(),
+                    (_, _, Some(applied)) => applied.clone(),
+                    _ => {
+                        // Incremental only: start from now, remembered for restarts.
+                        let mut src = source.conn().await?;
+                        let now = position::current(&mut src).await?;
+                        checkpoint.applied = Some(now.clone());
+                        save(&meta, &mut dst, &checkpoint).await?;
+                        now
+                    }
+                };
+                let incremental = Incremental {
+                    source,
+                    destination,
+                    meta: &meta,
+                    spec,
+                    progress: &ctx.progress,
+                    cancel: &ctx.cancel,
+                    catchup_until: (checkpoint.phase == Phase::Catchup)
+                        .then(|| checkpoint.copy_end.clone())
+                        .flatten(),
+                };
+                let from = incremental.resume_position(start).await?;
+                let mut caught_up = checkpoint.clone();
+                caught_up.phase = Phase::Incremental;
+                let meta_ref = &meta;
+                let destination_ref = destination;
+                incremental
+                    .run(from, || async move {
+                        if caught_up.phase != checkpoint.phase {
+                            let mut conn = destination_ref.conn().await?;
+                            save(meta_ref, &mut conn, &caught_up).await?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                return Err(SyncError::Stopped);
             }
             Phase::Done => {
                 info!("task finished: nothing more to sync");

@@ -15,6 +15,16 @@ pub struct Column {
     pub nullable: bool,
     /// Generated columns are computed by the destination, never written.
     pub generated: bool,
+    /// VIRTUAL generated columns (MariaDB leaves them out of row images).
+    pub virtual_generated: bool,
+    /// Character set of text columns (`utf8mb4`, `latin1`, ...).
+    pub charset: Option<String>,
+}
+
+impl Column {
+    pub fn is_unsigned(&self) -> bool {
+        self.column_type.contains("unsigned")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,23 +109,46 @@ pub async fn load_tables(
 }
 
 pub async fn load_table(conn: &mut mysql_async::Conn, db: &str, name: &str) -> SyncResult<Table> {
-    let rows: Vec<(String, String, String, String, Option<String>)> = conn
+    load_table_from(conn, Side::Source, db, name).await
+}
+
+/// Reads a table's definition from either side (the applier decodes binlog
+/// rows with the destination's definition: see `incremental`).
+pub async fn load_table_from(
+    conn: &mut mysql_async::Conn,
+    side: Side,
+    db: &str,
+    name: &str,
+) -> SyncResult<Table> {
+    type ColumnRow = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+    );
+    let rows: Vec<ColumnRow> = conn
         .exec(
-            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, GENERATION_EXPRESSION \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, GENERATION_EXPRESSION, EXTRA, \
+             CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
             (db, name),
         )
         .await
-        .on(Side::Source, CTX)?;
+        .on(side, CTX)?;
     let columns: Vec<Column> = rows
         .into_iter()
         .map(
-            |(name, data_type, column_type, nullable, generation)| Column {
+            |(name, data_type, column_type, nullable, generation, extra, charset)| Column {
                 name,
                 data_type,
                 column_type,
                 nullable: nullable == "YES",
                 generated: generation.is_some_and(|g| !g.is_empty()),
+                virtual_generated: extra.to_ascii_uppercase().contains("VIRTUAL"),
+                charset,
             },
         )
         .collect();
@@ -125,7 +158,7 @@ pub async fn load_table(conn: &mut mysql_async::Conn, db: &str, name: &str) -> S
             table: name.to_string(),
         });
     }
-    let key = pick_key(conn, db, name, &columns)
+    let key = pick_key(conn, side, db, name, &columns)
         .await?
         .ok_or_else(|| SyncError::NoKey {
             db: db.to_string(),
@@ -143,6 +176,7 @@ pub async fn load_table(conn: &mut mysql_async::Conn, db: &str, name: &str) -> S
 /// The primary key, else the narrowest unique key whose columns are all NOT NULL.
 async fn pick_key(
     conn: &mut mysql_async::Conn,
+    side: Side,
     db: &str,
     table: &str,
     columns: &[Column],
@@ -154,7 +188,7 @@ async fn pick_key(
             (db, table),
         )
         .await
-        .on(Side::Source, CTX)?;
+        .on(side, CTX)?;
     let mut indexes: Vec<(String, Vec<usize>)> = Vec::new();
     for (index, column) in rows {
         let Some(position) = columns.iter().position(|c| c.name == column) else {

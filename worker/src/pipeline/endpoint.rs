@@ -44,6 +44,9 @@ impl Database {
             .setup(init)
             .stmt_cache_size(64)
             .tcp_nodelay(true)
+            // UPDATE reports matched rows, so strict apply can tell "row missing"
+            // from "row already had these values".
+            .client_found_rows(true)
             .pool_opts(PoolOpts::default().with_constraints(constraints))
             .into();
         Ok(Self {

@@ -116,6 +116,8 @@ mod tests {
                 column_type: "int(11)".into(),
                 nullable: false,
                 generated: false,
+                virtual_generated: false,
+                charset: None,
             })
             .collect();
         Table {

@@ -6,7 +6,6 @@
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
 use dts_common::mysql::quote_ident;
 use mysql_async::prelude::Queryable;
-use mysql_async::Transaction;
 
 #[derive(Debug, Clone)]
 pub struct Meta {
@@ -113,7 +112,7 @@ impl Meta {
     /// The fence: run first in every apply transaction. The shared lock makes a
     /// newer owner's claim wait for this transaction, and this transaction fail
     /// if the claim came first.
-    pub async fn check_owner(&self, tx: &mut Transaction<'_>) -> SyncResult<()> {
+    pub async fn check_owner<Q: Queryable>(&self, tx: &mut Q) -> SyncResult<()> {
         let current: Option<u64> = tx
             .exec_first(
                 format!(
@@ -138,9 +137,9 @@ impl Meta {
     }
 
     /// Upserts the checkpoint of one apply lane inside the caller's transaction.
-    pub async fn save_checkpoint(
+    pub async fn save_checkpoint<Q: Queryable>(
         &self,
-        tx: &mut Transaction<'_>,
+        tx: &mut Q,
         lane: u32,
         position: &str,
     ) -> SyncResult<()> {

@@ -19,6 +19,19 @@ pub struct Snapshot {
     /// Per table (`db.table`) full-sync progress.
     pub tables: BTreeMap<String, TableProgress>,
     pub rows_copied: u64,
+    /// Incremental: the last position committed on the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<crate::pipeline::position::BinlogPosition>,
+    /// Source timestamp (s) of the last applied event; 0 before the first.
+    #[serde(default)]
+    pub last_event_time: u32,
+    #[serde(default)]
+    pub rows_applied: u64,
+    #[serde(default)]
+    pub ddl_applied: u64,
+    /// Unsupported DDL skipped (first words of each).
+    #[serde(default)]
+    pub ddl_skipped: Vec<String>,
     /// The error the pipeline is retrying (or failed) with, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -57,6 +70,31 @@ impl Progress {
         inner.rows_copied += rows;
     }
 
+    pub fn applied(
+        &self,
+        position: crate::pipeline::position::BinlogPosition,
+        event_time: u32,
+        rows_applied: u64,
+    ) {
+        let mut s = self.lock();
+        s.applied = Some(position);
+        if event_time > 0 {
+            s.last_event_time = event_time;
+        }
+        s.rows_applied = rows_applied;
+    }
+
+    pub fn ddl_applied(&self) {
+        self.lock().ddl_applied += 1;
+    }
+
+    pub fn ddl_skipped(&self, head: &str) {
+        let mut s = self.lock();
+        if s.ddl_skipped.len() < 100 {
+            s.ddl_skipped.push(head.to_string());
+        }
+    }
+
     pub fn set_error(&self, error: Option<String>) {
         self.lock().error = error;
     }
@@ -68,13 +106,15 @@ impl Progress {
             .tables
             .values()
             .fold((0, 0), |(d, t), p| (d + p.chunks_done, t + p.chunks_total));
-        if total > 0 {
-            format!(
+        match (&s.applied, total) {
+            (Some(applied), _) => {
+                format!("{}: at {applied}, {} rows applied", s.phase, s.rows_applied)
+            }
+            (None, 0) => s.phase.clone(),
+            (None, _) => format!(
                 "{}: {done}/{total} chunks, {} rows copied",
                 s.phase, s.rows_copied
-            )
-        } else {
-            s.phase.clone()
+            ),
         }
     }
 

@@ -5,6 +5,7 @@
 
 use crate::pipeline::catalog::Table;
 use crate::pipeline::error::{DriverResultExt, Side, SyncResult};
+use crate::pipeline::sql_text::strip_definer;
 use dts_common::mysql::{quote_ident, quote_table};
 use dts_common::spec::{ObjectSelector, TaskSpec};
 use mysql_async::prelude::Queryable;
@@ -72,32 +73,6 @@ async fn create_table(
     dst.query_drop(create).await.on(Side::Destination, &ctx)?;
     info!(table = %quote_table(&table.db, &table.name), "table created on the destination");
     Ok(())
-}
-
-/// Removes `DEFINER=...` so objects do not need SUPER on the destination;
-/// they are then defined by the task's destination user.
-fn strip_definer(sql: &str) -> String {
-    let Some(start) = sql.find("DEFINER=") else {
-        return sql.to_string();
-    };
-    let rest = &sql[start + "DEFINER=".len()..];
-    // user@host, each part quoted with backticks or quotes.
-    let mut end = 0;
-    let mut in_quote: Option<char> = None;
-    for (i, c) in rest.char_indices() {
-        match (in_quote, c) {
-            (Some(q), c) if c == q => in_quote = None,
-            (Some(_), _) => {}
-            (None, '`' | '\'' | '"') => in_quote = Some(c),
-            (None, ' ') => {
-                end = i;
-                break;
-            }
-            _ => {}
-        }
-        end = i + c.len_utf8();
-    }
-    format!("{}{}", &sql[..start], rest[end..].trim_start())
 }
 
 async fn create_views(
@@ -190,25 +165,4 @@ async fn create_routines(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_definer;
-
-    #[test]
-    fn definer_is_removed_with_quoted_parts() {
-        assert_eq!(
-            strip_definer("CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`local host` SQL SECURITY DEFINER VIEW `v` AS select 1"),
-            "CREATE ALGORITHM=UNDEFINED SQL SECURITY DEFINER VIEW `v` AS select 1"
-        );
-        assert_eq!(
-            strip_definer("CREATE DEFINER='a'@'%' FUNCTION f() RETURNS int RETURN 1"),
-            "CREATE FUNCTION f() RETURNS int RETURN 1"
-        );
-        assert_eq!(
-            strip_definer("CREATE VIEW v AS select 1"),
-            "CREATE VIEW v AS select 1"
-        );
-    }
 }

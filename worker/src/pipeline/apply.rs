@@ -1,0 +1,444 @@
+//! Applies binlog changes to the destination exactly once.
+//!
+//! Source transactions are grouped into destination transactions; each group
+//! starts with the owner-epoch fence and ends by upserting the lane's
+//! checkpoint (the end position of its last source transaction) before COMMIT.
+//! After a crash the destination holds whole groups only, and the checkpoint
+//! row says exactly where to resume.
+//!
+//! Row values are decoded with the table's definition on the destination: DDL
+//! is applied there in binlog order, so that definition is the source's as of
+//! the event being applied, and it survives restarts and moves with the task.
+
+use crate::pipeline::binlog::{RowChange, RowKind};
+use crate::pipeline::catalog::{self, Table};
+use crate::pipeline::convert::{placeholder, to_param};
+use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::pipeline::meta::Meta;
+use crate::pipeline::position::BinlogPosition;
+use dts_common::mysql::quote_ident;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Params, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The apply lane whose checkpoint row this applier owns.
+pub const LANE: u32 = 1;
+const MAX_PLACEHOLDERS: usize = 60_000;
+const MAX_BATCH_ROWS: usize = 1_000;
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Between the full copy's start and end: rows may already be there or
+    /// gone. Inserts and updates write the whole row (REPLACE), deletes
+    /// tolerate absence.
+    Idempotent,
+    /// After the copy: every change must find the destination exactly as the
+    /// source had it; a duplicate key or a missing row is an error.
+    Strict,
+}
+
+/// Rows waiting to go out as one multi-row statement.
+struct Batch {
+    table: Arc<Table>,
+    verb: Verb,
+    values: Vec<Value>,
+    rows: usize,
+    bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Insert,
+    Replace,
+    Delete,
+}
+
+pub struct Applier<'a> {
+    conn: Conn,
+    meta: &'a Meta,
+    pub mode: Mode,
+    /// conflict_mode = "ignore": inserts overwrite rows that are already there.
+    overwrite: bool,
+    tables: HashMap<(String, String), Arc<Table>>,
+    batch: Option<Batch>,
+    in_transaction: bool,
+    /// End of the last source transaction applied in the open group.
+    group_end: Option<BinlogPosition>,
+    group_rows: usize,
+    group_transactions: usize,
+    pub rows_applied: u64,
+}
+
+impl<'a> Applier<'a> {
+    pub fn new(conn: Conn, meta: &'a Meta, mode: Mode, overwrite: bool) -> Self {
+        Self {
+            conn,
+            meta,
+            mode,
+            overwrite,
+            tables: HashMap::new(),
+            batch: None,
+            in_transaction: false,
+            group_end: None,
+            group_rows: 0,
+            group_transactions: 0,
+            rows_applied: 0,
+        }
+    }
+
+    async fn begin(&mut self) -> SyncResult<()> {
+        if !self.in_transaction {
+            self.conn
+                .query_drop("START TRANSACTION")
+                .await
+                .on(Side::Destination, "starting an apply transaction")?;
+            self.in_transaction = true;
+            self.meta.check_owner(&mut self.conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn table(&mut self, db: &str, name: &str) -> SyncResult<Arc<Table>> {
+        let key = (db.to_string(), name.to_string());
+        if let Some(table) = self.tables.get(&key) {
+            return Ok(table.clone());
+        }
+        let table =
+            Arc::new(catalog::load_table_from(&mut self.conn, Side::Destination, db, name).await?);
+        self.tables.insert(key, table.clone());
+        Ok(table)
+    }
+
+    /// Forgets table definitions after DDL.
+    pub fn forget_tables(&mut self) {
+        self.tables.clear();
+    }
+
+    pub async fn rows(
+        &mut self,
+        db: &str,
+        name: &str,
+        kind: RowKind,
+        image_columns: usize,
+        changes: Vec<RowChange>,
+    ) -> SyncResult<()> {
+        self.begin().await?;
+        let table = self.table(db, name).await?;
+        let mapping = image_mapping(&table, image_columns)?;
+        for change in changes {
+            let before = change
+                .before
+                .map(|img| decode(&table, &mapping, img))
+                .transpose()?;
+            let after = change
+                .after
+                .map(|img| decode(&table, &mapping, img))
+                .transpose()?;
+            match (kind, before, after) {
+                (RowKind::Insert, _, Some(after)) => {
+                    let verb = if self.mode == Mode::Idempotent || self.overwrite {
+                        Verb::Replace
+                    } else {
+                        Verb::Insert
+                    };
+                    self.push(&table, verb, writable(&table, after)).await?;
+                }
+                (RowKind::Delete, Some(before), _) => {
+                    self.push(&table, Verb::Delete, key_of(&table, &before))
+                        .await?;
+                }
+                (RowKind::Update, Some(before), Some(after)) => {
+                    let key_changed = key_of(&table, &before) != key_of(&table, &after);
+                    if self.mode == Mode::Idempotent {
+                        if key_changed {
+                            self.push(&table, Verb::Delete, key_of(&table, &before))
+                                .await?;
+                        }
+                        self.push(&table, Verb::Replace, writable(&table, after))
+                            .await?;
+                    } else {
+                        self.flush().await?;
+                        self.update(&table, &before, after).await?;
+                    }
+                }
+                (kind, _, _) => {
+                    return Err(SyncError::Query {
+                        side: Side::Source,
+                        context: format!("decoding a {kind:?} of `{db}`.`{name}`"),
+                        detail:
+                            "the row event lacks the image it needs (is binlog_row_image FULL?)"
+                                .into(),
+                    })
+                }
+            }
+            self.group_rows += 1;
+            self.rows_applied += 1;
+        }
+        Ok(())
+    }
+
+    /// Adds one row to the pending batch, sending the batch first when the row
+    /// does not belong to it or it is full.
+    async fn push(&mut self, table: &Arc<Table>, verb: Verb, values: Vec<Value>) -> SyncResult<()> {
+        let fits = self.batch.as_ref().is_some_and(|b| {
+            Arc::ptr_eq(&b.table, table)
+                && b.verb == verb
+                && b.rows < MAX_BATCH_ROWS
+                && b.values.len() + values.len() <= MAX_PLACEHOLDERS
+                && b.bytes < MAX_BATCH_BYTES
+        });
+        if !fits {
+            self.flush().await?;
+            self.batch = Some(Batch {
+                table: table.clone(),
+                verb,
+                values: Vec::new(),
+                rows: 0,
+                bytes: 0,
+            });
+        }
+        if let Some(batch) = self.batch.as_mut() {
+            batch.bytes += values.iter().map(value_size).sum::<usize>();
+            batch.values.extend(values);
+            batch.rows += 1;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> SyncResult<()> {
+        let Some(batch) = self.batch.take() else {
+            return Ok(());
+        };
+        let table = &batch.table;
+        let context = format!("applying to `{}`.`{}`", table.db, table.name);
+        let sql = match batch.verb {
+            Verb::Insert | Verb::Replace => {
+                let columns: Vec<String> = table
+                    .writable()
+                    .map(|(_, c)| quote_ident(&c.name))
+                    .collect();
+                let marks: Vec<String> = table.writable().map(|(_, c)| placeholder(c)).collect();
+                let row = format!("({})", marks.join(", "));
+                format!(
+                    "{} INTO {} ({}) VALUES {}",
+                    if batch.verb == Verb::Insert {
+                        "INSERT"
+                    } else {
+                        "REPLACE"
+                    },
+                    table.qualified(),
+                    columns.join(", "),
+                    vec![row; batch.rows].join(", ")
+                )
+            }
+            Verb::Delete => format!(
+                "DELETE FROM {} WHERE {}",
+                table.qualified(),
+                vec![key_predicate(table); batch.rows].join(" OR ")
+            ),
+        };
+        self.conn
+            .exec_drop(sql, Params::Positional(batch.values))
+            .await
+            .on(Side::Destination, &context)?;
+        let affected = self.conn.affected_rows() as usize;
+        if batch.verb == Verb::Delete && self.mode == Mode::Strict && affected != batch.rows {
+            return Err(divergence(
+                table,
+                format!(
+                    "{} of {} deleted rows were not there",
+                    batch.rows - affected,
+                    batch.rows
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn update(
+        &mut self,
+        table: &Arc<Table>,
+        before: &[Value],
+        after: Vec<Value>,
+    ) -> SyncResult<()> {
+        let assignments: Vec<String> = table
+            .writable()
+            .map(|(_, c)| format!("{} = {}", quote_ident(&c.name), placeholder(c)))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {}",
+            table.qualified(),
+            assignments.join(", "),
+            key_predicate(table)
+        );
+        let mut params = writable(table, after);
+        params.extend(key_of(table, before));
+        let context = format!("applying to `{}`.`{}`", table.db, table.name);
+        self.conn
+            .exec_drop(sql, Params::Positional(params))
+            .await
+            .on(Side::Destination, &context)?;
+        if self.conn.affected_rows() != 1 {
+            return Err(divergence(table, "an updated row was not there".into()));
+        }
+        Ok(())
+    }
+
+    /// A source transaction ended at `position`.
+    pub async fn end_source_transaction(&mut self, position: BinlogPosition) -> SyncResult<()> {
+        self.flush().await?;
+        self.group_end = Some(position);
+        self.group_transactions += 1;
+        Ok(())
+    }
+
+    /// Whether the open group is big enough to commit without waiting for idleness.
+    pub fn group_is_full(&self) -> bool {
+        self.group_rows >= 20_000 || self.group_transactions >= 2_000
+    }
+
+    /// Commits the open group with its checkpoint. Returns the position committed.
+    pub async fn commit_group(&mut self) -> SyncResult<Option<BinlogPosition>> {
+        if !self.in_transaction {
+            return Ok(None);
+        }
+        self.flush().await?;
+        let committed = self.group_end.take();
+        if let Some(position) = &committed {
+            let json = serde_json::to_string(position).unwrap_or_default();
+            self.meta
+                .save_checkpoint(&mut self.conn, LANE, &json)
+                .await?;
+        }
+        self.conn
+            .query_drop("COMMIT")
+            .await
+            .on(Side::Destination, "committing an apply transaction")?;
+        self.in_transaction = false;
+        self.group_rows = 0;
+        self.group_transactions = 0;
+        Ok(committed)
+    }
+
+    /// Runs a statement (DDL) outside any group, then checkpoints after it.
+    /// `tolerate_applied`: on the first statement after a restart, errors that
+    /// say the DDL already took effect mean it did, before the crash.
+    pub async fn execute_ddl(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        position: BinlogPosition,
+        tolerate_applied: bool,
+    ) -> SyncResult<()> {
+        self.commit_group().await?;
+        let context = format!(
+            "applying DDL `{}`",
+            sql.chars().take(120).collect::<String>()
+        );
+        if !schema.is_empty() {
+            self.conn
+                .query_drop(format!("USE {}", quote_ident(schema)))
+                .await
+                .on(Side::Destination, &context)?;
+        }
+        let sql = crate::pipeline::sql_text::strip_definer(sql);
+        if let Err(e) = self.conn.query_drop(&sql).await {
+            let already =
+                matches!(&e, mysql_async::Error::Server(s) if ALREADY_APPLIED.contains(&s.code));
+            if !(tolerate_applied && already) {
+                return Err(e).on(Side::Destination, &context);
+            }
+        }
+        self.forget_tables();
+        self.checkpoint_alone(position).await
+    }
+
+    /// Moves the checkpoint past a statement that needed no apply.
+    pub async fn checkpoint_alone(&mut self, position: BinlogPosition) -> SyncResult<()> {
+        self.commit_group().await?;
+        self.begin().await?;
+        self.group_end = Some(position);
+        self.commit_group().await.map(|_| ())
+    }
+}
+
+/// Server errors meaning "this DDL is already in effect": duplicate column,
+/// table exists, unknown table, duplicate key name, can't drop (missing).
+const ALREADY_APPLIED: [u16; 5] = [1060, 1050, 1051, 1061, 1091];
+
+fn divergence(table: &Table, detail: String) -> SyncError {
+    SyncError::Query {
+        side: Side::Destination,
+        context: format!("applying to `{}`.`{}` in strict mode", table.db, table.name),
+        detail: format!("the destination differs from the source: {detail}"),
+    }
+}
+
+/// Positions in the table of the row image's columns.
+fn image_mapping(table: &Table, image_columns: usize) -> SyncResult<Vec<usize>> {
+    if image_columns == table.columns.len() {
+        return Ok((0..image_columns).collect());
+    }
+    let stored: Vec<usize> = (0..table.columns.len())
+        .filter(|&i| !table.columns[i].virtual_generated)
+        .collect();
+    if image_columns == stored.len() {
+        return Ok(stored);
+    }
+    Err(SyncError::Query {
+        side: Side::Destination,
+        context: format!("decoding rows of `{}`.`{}`", table.db, table.name),
+        detail: format!(
+            "the binlog row has {image_columns} columns but the destination table has {}; \
+             the schemas diverged",
+            table.columns.len()
+        ),
+    })
+}
+
+/// A full-width row (table column order) from a row image.
+fn decode(
+    table: &Table,
+    mapping: &[usize],
+    image: Vec<mysql_async::binlog::value::BinlogValue<'static>>,
+) -> SyncResult<Vec<Value>> {
+    let mut row = vec![Value::NULL; table.columns.len()];
+    for (value, &position) in image.into_iter().zip(mapping) {
+        row[position] =
+            to_param(&table.columns[position], value).map_err(|e| SyncError::Query {
+                side: Side::Source,
+                context: format!("decoding a row of `{}`.`{}`", table.db, table.name),
+                detail: e.to_string(),
+            })?;
+    }
+    Ok(row)
+}
+
+fn writable(table: &Table, row: Vec<Value>) -> Vec<Value> {
+    row.into_iter()
+        .zip(&table.columns)
+        .filter(|(_, c)| !c.generated)
+        .map(|(v, _)| v)
+        .collect()
+}
+
+fn key_of(table: &Table, row: &[Value]) -> Vec<Value> {
+    table.key.iter().map(|&i| row[i].clone()).collect()
+}
+
+fn key_predicate(table: &Table) -> String {
+    let parts: Vec<String> = table
+        .key_columns()
+        .map(|c| format!("{} = {}", quote_ident(&c.name), placeholder(c)))
+        .collect();
+    format!("({})", parts.join(" AND "))
+}
+
+fn value_size(value: &Value) -> usize {
+    match value {
+        Value::Bytes(b) => b.len(),
+        _ => 8,
+    }
+}

@@ -1,0 +1,238 @@
+//! Binlog values to statement parameters, by the column they belong to.
+//!
+//! Row images carry values in their storage form: MariaDB sends no
+//! signedness (unsigned integers arrive as signed), TIMESTAMP as seconds since
+//! the epoch, YEAR 0 as 1900, SET as a bitmask, ENUM as an index, and text as
+//! raw bytes in the column's character set. Each is turned back into what the
+//! destination stores as the same value.
+
+use crate::pipeline::catalog::Column;
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::Value;
+
+#[derive(Debug, thiserror::Error)]
+#[error("column `{column}`: {reason}")]
+pub struct ConvertError {
+    pub column: String,
+    pub reason: String,
+}
+
+pub fn to_param(column: &Column, value: BinlogValue<'static>) -> Result<Value, ConvertError> {
+    let fail = |reason: String| ConvertError {
+        column: column.name.clone(),
+        reason,
+    };
+    let value = match value {
+        BinlogValue::Value(v) => v,
+        BinlogValue::Jsonb(_) | BinlogValue::JsonDiff(_) => {
+            return Err(fail(
+                "MySQL binary JSON in the binlog is not supported yet".into(),
+            ))
+        }
+    };
+    if value == Value::NULL {
+        return Ok(Value::NULL);
+    }
+    Ok(match column.data_type.as_str() {
+        "tinyint" | "smallint" | "mediumint" | "int" | "bigint" if column.is_unsigned() => {
+            match value {
+                Value::Int(i) => Value::UInt(unsigned_of(i, &column.data_type)),
+                other => other,
+            }
+        }
+        "timestamp" => timestamp_of(&value)
+            .ok_or_else(|| fail(format!("unexpected TIMESTAMP value {value:?}")))?,
+        "year" => match &value {
+            // YEAR is stored as years since 1900, with 0 meaning the zero year.
+            Value::Bytes(b) if b.as_slice() == b"1900" => Value::Int(0),
+            Value::Bytes(b) => Value::Int(
+                std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| fail("unreadable YEAR".into()))?,
+            ),
+            _ => value,
+        },
+        "set" => match &value {
+            Value::Bytes(bits) => {
+                let mut mask = [0u8; 8];
+                for (i, b) in bits.iter().take(8).enumerate() {
+                    mask[i] = *b;
+                }
+                Value::UInt(u64::from_le_bytes(mask))
+            }
+            _ => value,
+        },
+        _ => value,
+    })
+}
+
+/// Reinterprets a sign-extended storage integer as the unsigned value it stores.
+fn unsigned_of(value: i64, data_type: &str) -> u64 {
+    let bits = match data_type {
+        "tinyint" => 8,
+        "smallint" => 16,
+        "mediumint" => 24,
+        "int" => 32,
+        _ => 64,
+    };
+    if bits == 64 {
+        value as u64
+    } else {
+        (value as u64) & ((1u64 << bits) - 1)
+    }
+}
+
+/// `"seconds[.micros]"` since the epoch to a UTC datetime (sessions run in UTC);
+/// 0 is the zero timestamp, not the epoch.
+fn timestamp_of(value: &Value) -> Option<Value> {
+    let text = match value {
+        Value::Bytes(b) => std::str::from_utf8(b).ok()?.to_string(),
+        Value::Int(i) => i.to_string(),
+        other => return Some(other.clone()),
+    };
+    let (secs, micros) = match text.split_once('.') {
+        Some((s, f)) => (
+            s.parse::<i64>().ok()?,
+            format!("{f:0<6}")[..6].parse::<u32>().ok()?,
+        ),
+        None => (text.parse::<i64>().ok()?, 0),
+    };
+    if secs == 0 && micros == 0 {
+        return Some(Value::Date(0, 0, 0, 0, 0, 0, 0));
+    }
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    Some(Value::Date(
+        u16::try_from(y).ok()?,
+        m,
+        d,
+        (rem / 3600) as u8,
+        ((rem % 3600) / 60) as u8,
+        (rem % 60) as u8,
+        micros,
+    ))
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The placeholder for a column's value. Text in a character set other than
+/// utf8 arrives as that set's raw bytes; the session speaks utf8mb4, so the
+/// bytes are passed as binary and reinterpreted in the column's own set.
+pub fn placeholder(column: &Column) -> String {
+    let text = matches!(
+        column.data_type.as_str(),
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext"
+    );
+    match column.charset.as_deref() {
+        Some(cs) if text && !matches!(cs, "utf8mb4" | "utf8mb3" | "utf8" | "ascii" | "binary") => {
+            format!("CONVERT(CAST(? AS BINARY) USING {cs})")
+        }
+        _ => "?".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(data_type: &str, column_type: &str) -> Column {
+        Column {
+            name: "c".into(),
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            nullable: true,
+            generated: false,
+            virtual_generated: false,
+            charset: None,
+        }
+    }
+
+    fn convert(c: &Column, v: Value) -> Value {
+        match to_param(c, BinlogValue::Value(v)) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn unsigned_integers_are_restored() {
+        assert_eq!(
+            convert(&column("tinyint", "tinyint(3) unsigned"), Value::Int(-1)),
+            Value::UInt(255)
+        );
+        assert_eq!(
+            convert(
+                &column("mediumint", "mediumint(8) unsigned"),
+                Value::Int(-1)
+            ),
+            Value::UInt(16_777_215)
+        );
+        assert_eq!(
+            convert(&column("bigint", "bigint(20) unsigned"), Value::Int(-1)),
+            Value::UInt(u64::MAX)
+        );
+        assert_eq!(
+            convert(&column("int", "int(11)"), Value::Int(-1)),
+            Value::Int(-1)
+        );
+    }
+
+    #[test]
+    fn timestamps_become_utc_datetimes() {
+        let ts = column("timestamp", "timestamp(6)");
+        assert_eq!(
+            convert(&ts, Value::Bytes(b"2147483647.999999".to_vec())),
+            Value::Date(2038, 1, 19, 3, 14, 7, 999_999)
+        );
+        assert_eq!(
+            convert(&ts, Value::Bytes(b"1".to_vec())),
+            Value::Date(1970, 1, 1, 0, 0, 1, 0)
+        );
+        assert_eq!(
+            convert(&ts, Value::Bytes(b"0".to_vec())),
+            Value::Date(0, 0, 0, 0, 0, 0, 0)
+        );
+        assert_eq!(
+            convert(&ts, Value::Bytes(b"1709210096.5".to_vec())),
+            Value::Date(2024, 2, 29, 12, 34, 56, 500_000)
+        );
+    }
+
+    #[test]
+    fn year_set_and_text_placeholders() {
+        assert_eq!(
+            convert(&column("year", "year(4)"), Value::Bytes(b"1900".to_vec())),
+            Value::Int(0)
+        );
+        assert_eq!(
+            convert(&column("year", "year(4)"), Value::Bytes(b"2155".to_vec())),
+            Value::Int(2155)
+        );
+        assert_eq!(
+            convert(&column("set", "set('a','b','c')"), Value::Bytes(vec![5])),
+            Value::UInt(5)
+        );
+        let mut latin = column("varchar", "varchar(10)");
+        latin.charset = Some("latin1".into());
+        assert_eq!(
+            placeholder(&latin),
+            "CONVERT(CAST(? AS BINARY) USING latin1)"
+        );
+        latin.charset = Some("utf8mb4".into());
+        assert_eq!(placeholder(&latin), "?");
+    }
+}

@@ -1,0 +1,421 @@
+//! Recognizes the DDL dts applies from the binlog, and the tables it touches.
+//! A small tokenizer rather than a full SQL parser: DDL as the server logs it
+//! is regular at its head, and anything not recognized is skipped visibly.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DdlKind {
+    AlterTable,
+    AlterView,
+    CreateFunction,
+    CreateIndex,
+    CreateProcedure,
+    CreateTable,
+    CreateView,
+    DropIndex,
+    DropTable,
+    RenameTable,
+    TruncateTable,
+}
+
+/// A table name as written: `db` is None when unqualified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectName {
+    pub db: Option<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statement {
+    /// Supported DDL and the objects it names (for RENAME: from, to, from, to...).
+    Ddl {
+        kind: DdlKind,
+        objects: Vec<ObjectName>,
+    },
+    /// DDL dts does not apply (CREATE TRIGGER, GRANT, CREATE USER, ...): the first words.
+    Unsupported(String),
+    /// Not DDL: transaction control, SET, and the like.
+    Ignored,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    /// A backtick- or quote-delimited identifier.
+    Quoted(String),
+    Symbol(char),
+}
+
+fn tokenize(sql: &str) -> Vec<Token> {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
+            // Executable comments (/*! ... */) carry real SQL: keep their content.
+            let executable = chars.get(i + 2) == Some(&'!');
+            let end = (i + 2..chars.len().saturating_sub(1))
+                .find(|&j| chars[j] == '*' && chars[j + 1] == '/')
+                .unwrap_or(chars.len());
+            if executable {
+                let mut inner: String = chars[i + 3..end.min(chars.len())].iter().collect();
+                let version_len = inner.chars().take_while(|c| c.is_ascii_digit()).count();
+                inner = inner[version_len..].to_string();
+                tokens.extend(tokenize(&inner));
+            }
+            i = end + 2;
+        } else if c == '#' || (c == '-' && chars.get(i + 1) == Some(&'-')) {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '`' || c == '"' || c == '\'' {
+            let mut value = String::new();
+            i += 1;
+            while i < chars.len() {
+                if chars[i] == c {
+                    if chars.get(i + 1) == Some(&c) {
+                        value.push(c);
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                value.push(chars[i]);
+                i += 1;
+            }
+            i += 1;
+            tokens.push(Token::Quoted(value));
+        } else if c.is_alphanumeric() || c == '_' || c == '$' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
+                i += 1;
+            }
+            tokens.push(Token::Word(chars[start..i].iter().collect()));
+        } else {
+            tokens.push(Token::Symbol(c));
+            i += 1;
+        }
+    }
+    tokens
+}
+
+struct Cursor {
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+impl Cursor {
+    fn peek_word(&self) -> Option<String> {
+        match self.tokens.get(self.at) {
+            Some(Token::Word(w)) => Some(w.to_ascii_uppercase()),
+            _ => None,
+        }
+    }
+
+    fn eat(&mut self, word: &str) -> bool {
+        if self.peek_word().as_deref() == Some(word) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_all(&mut self, words: &[&str]) -> bool {
+        let save = self.at;
+        if words.iter().all(|w| self.eat(w)) {
+            true
+        } else {
+            self.at = save;
+            false
+        }
+    }
+
+    /// Skips `KEY = value` options (ALGORITHM=..., DEFINER=user@host, SQL SECURITY ...).
+    fn skip_create_options(&mut self) {
+        loop {
+            match self.peek_word().as_deref() {
+                Some("OR") => {
+                    self.eat_all(&["OR", "REPLACE"]);
+                }
+                Some("ALGORITHM") | Some("DEFINER") => {
+                    self.at += 1;
+                    if matches!(self.tokens.get(self.at), Some(Token::Symbol('='))) {
+                        self.at += 1;
+                    }
+                    // value, possibly user@host
+                    self.at += 1;
+                    while matches!(self.tokens.get(self.at), Some(Token::Symbol('@'))) {
+                        self.at += 2;
+                    }
+                }
+                Some("SQL") => {
+                    self.at += 3; // SQL SECURITY {DEFINER|INVOKER}
+                }
+                Some("AGGREGATE") | Some("UNIQUE") | Some("FULLTEXT") | Some("SPATIAL")
+                | Some("ONLINE") | Some("OFFLINE") | Some("IGNORE") | Some("TEMPORARY") => {
+                    self.at += 1
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn skip_if_exists(&mut self) {
+        self.eat_all(&["IF", "NOT", "EXISTS"]);
+        self.eat_all(&["IF", "EXISTS"]);
+    }
+
+    fn name(&mut self) -> Option<ObjectName> {
+        let first = self.ident()?;
+        if matches!(self.tokens.get(self.at), Some(Token::Symbol('.'))) {
+            self.at += 1;
+            let second = self.ident()?;
+            return Some(ObjectName {
+                db: Some(first),
+                name: second,
+            });
+        }
+        Some(ObjectName {
+            db: None,
+            name: first,
+        })
+    }
+
+    fn ident(&mut self) -> Option<String> {
+        let token = self.tokens.get(self.at)?.clone();
+        self.at += 1;
+        match token {
+            Token::Word(w) | Token::Quoted(w) => Some(w),
+            Token::Symbol(_) => None,
+        }
+    }
+
+    fn comma(&mut self) -> bool {
+        if matches!(self.tokens.get(self.at), Some(Token::Symbol(','))) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Moves to just after the next `ON` keyword.
+    fn skip_past_on(&mut self) -> bool {
+        while self.at < self.tokens.len() {
+            let on = self.peek_word().as_deref() == Some("ON");
+            self.at += 1;
+            if on {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+pub fn classify(sql: &str) -> Statement {
+    let tokens = tokenize(sql);
+    let head: Vec<String> = tokens
+        .iter()
+        .take(3)
+        .map(|t| match t {
+            Token::Word(w) => w.to_ascii_uppercase(),
+            Token::Quoted(q) => q.clone(),
+            Token::Symbol(c) => c.to_string(),
+        })
+        .collect();
+    let mut c = Cursor { tokens, at: 0 };
+    let unsupported = || Statement::Unsupported(head.join(" "));
+    let one = |kind, name: Option<ObjectName>| match name {
+        Some(name) => Statement::Ddl {
+            kind,
+            objects: vec![name],
+        },
+        None => Statement::Unsupported(head.join(" ")),
+    };
+    // Unsupported DDL is named by its verb and object kind, past any options
+    // (`CREATE DEFINER=... TRIGGER t` is "CREATE TRIGGER t").
+    let named = |c: &Cursor, verb: &str| {
+        let rest: Vec<String> = c.tokens[c.at..]
+            .iter()
+            .take(2)
+            .enumerate()
+            .map(|(i, t)| match t {
+                Token::Word(w) if i == 0 => w.to_ascii_uppercase(),
+                Token::Word(w) | Token::Quoted(w) => w.clone(),
+                Token::Symbol(s) => s.to_string(),
+            })
+            .collect();
+        Statement::Unsupported(format!("{verb} {}", rest.join(" ")).trim().to_string())
+    };
+    if c.eat("CREATE") {
+        c.skip_create_options();
+        if c.eat("TABLE") {
+            c.skip_if_exists();
+            return one(DdlKind::CreateTable, c.name());
+        }
+        if c.eat("VIEW") {
+            c.skip_if_exists();
+            return one(DdlKind::CreateView, c.name());
+        }
+        if c.eat("FUNCTION") {
+            c.skip_if_exists();
+            return one(DdlKind::CreateFunction, c.name());
+        }
+        if c.eat("PROCEDURE") {
+            c.skip_if_exists();
+            return one(DdlKind::CreateProcedure, c.name());
+        }
+        if c.eat("INDEX") {
+            return if c.skip_past_on() {
+                one(DdlKind::CreateIndex, c.name())
+            } else {
+                unsupported()
+            };
+        }
+        return named(&c, "CREATE");
+    }
+    if c.eat("ALTER") {
+        c.skip_create_options();
+        if c.eat("TABLE") {
+            return one(DdlKind::AlterTable, c.name());
+        }
+        if c.eat("VIEW") {
+            return one(DdlKind::AlterView, c.name());
+        }
+        return named(&c, "ALTER");
+    }
+    if c.eat("DROP") {
+        c.skip_create_options();
+        if c.eat("TABLE") {
+            c.skip_if_exists();
+            let mut objects = Vec::new();
+            while let Some(name) = c.name() {
+                objects.push(name);
+                if !c.comma() {
+                    break;
+                }
+            }
+            return if objects.is_empty() {
+                unsupported()
+            } else {
+                Statement::Ddl {
+                    kind: DdlKind::DropTable,
+                    objects,
+                }
+            };
+        }
+        if c.eat("INDEX") {
+            c.skip_if_exists();
+            let _index = c.ident();
+            return if c.eat("ON") {
+                one(DdlKind::DropIndex, c.name())
+            } else {
+                unsupported()
+            };
+        }
+        return named(&c, "DROP");
+    }
+    if c.eat_all(&["RENAME", "TABLE"]) {
+        let mut objects = Vec::new();
+        loop {
+            let from = c.name();
+            let to = if c.eat("TO") { c.name() } else { None };
+            let (Some(from), Some(to)) = (from, to) else {
+                return unsupported();
+            };
+            objects.push(from);
+            objects.push(to);
+            if !c.comma() {
+                break;
+            }
+        }
+        return Statement::Ddl {
+            kind: DdlKind::RenameTable,
+            objects,
+        };
+    }
+    if c.eat("TRUNCATE") {
+        c.eat("TABLE");
+        return one(DdlKind::TruncateTable, c.name());
+    }
+    match head.first().map(String::as_str) {
+        Some(
+            "GRANT" | "REVOKE" | "ANALYZE" | "OPTIMIZE" | "REPAIR" | "FLUSH" | "SET" | "INSTALL"
+            | "UNINSTALL",
+        ) => unsupported(),
+        Some("BEGIN" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "XA") | None => {
+            Statement::Ignored
+        }
+        _ => unsupported(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(sql: &str) -> (DdlKind, Vec<(Option<&'static str>, String)>) {
+        match classify(sql) {
+            Statement::Ddl { kind, objects } => (
+                kind,
+                objects
+                    .into_iter()
+                    .map(|o| (o.db.map(|d| Box::leak(d.into_boxed_str()) as &str), o.name))
+                    .collect(),
+            ),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn recognizes_the_supported_ddl() {
+        let cases: Vec<(&str, DdlKind, Vec<(Option<&str>, &str)>)> = vec![
+            ("ALTER TABLE `shop`.`t` ADD COLUMN c INT", DdlKind::AlterTable, vec![(Some("shop"), "t")]),
+            ("alter online table t add index (a)", DdlKind::AlterTable, vec![(None, "t")]),
+            ("CREATE TABLE IF NOT EXISTS t2 (id int primary key)", DdlKind::CreateTable, vec![(None, "t2")]),
+            ("CREATE UNIQUE INDEX ix ON shop.t (a, b)", DdlKind::CreateIndex, vec![(Some("shop"), "t")]),
+            ("DROP INDEX `ix` ON `t`", DdlKind::DropIndex, vec![(None, "t")]),
+            ("DROP TABLE IF EXISTS `a`,`b` /* generated by server */", DdlKind::DropTable, vec![(None, "a"), (None, "b")]),
+            ("RENAME TABLE a TO b, shop.c TO shop.d", DdlKind::RenameTable, vec![(None, "a"), (None, "b"), (Some("shop"), "c"), (Some("shop"), "d")]),
+            ("TRUNCATE TABLE t", DdlKind::TruncateTable, vec![(None, "t")]),
+            ("truncate t", DdlKind::TruncateTable, vec![(None, "t")]),
+            ("CREATE DEFINER=`root`@`localhost` FUNCTION f(x int) RETURNS int RETURN x", DdlKind::CreateFunction, vec![(None, "f")]),
+            ("CREATE OR REPLACE ALGORITHM=UNDEFINED DEFINER=`root`@`%` SQL SECURITY DEFINER VIEW `v` AS select 1", DdlKind::CreateView, vec![(None, "v")]),
+            ("ALTER ALGORITHM=MERGE VIEW v AS select 2", DdlKind::AlterView, vec![(None, "v")]),
+            ("CREATE DEFINER=`u`@`h` PROCEDURE p() select 1", DdlKind::CreateProcedure, vec![(None, "p")]),
+            ("/* comment */ CREATE TABLE `we``ird` (a int)", DdlKind::CreateTable, vec![(None, "we`ird")]),
+        ];
+        for (sql, kind, expected) in cases {
+            let (got_kind, got) = objects(sql);
+            assert_eq!(got_kind, kind, "{sql}");
+            let expected: Vec<(Option<&str>, String)> = expected
+                .into_iter()
+                .map(|(d, n)| (d, n.to_string()))
+                .collect();
+            assert_eq!(got, expected, "{sql}");
+        }
+    }
+
+    #[test]
+    fn others_are_unsupported_or_ignored() {
+        assert_eq!(
+            classify("CREATE DEFINER=`root`@`localhost` TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @x = 1"),
+            Statement::Unsupported("CREATE TRIGGER tr".into())
+        );
+        assert!(matches!(
+            classify("GRANT SELECT ON *.* TO u"),
+            Statement::Unsupported(_)
+        ));
+        assert!(matches!(
+            classify("CREATE DATABASE x"),
+            Statement::Unsupported(_)
+        ));
+        assert_eq!(classify("SAVEPOINT s1"), Statement::Ignored);
+        assert_eq!(classify("  "), Statement::Ignored);
+    }
+}

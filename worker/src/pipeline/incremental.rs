@@ -1,0 +1,296 @@
+//! Follows the source binlog and applies it: a reader task decodes events into
+//! a bounded channel (so a transaction of any size streams through in bounded
+//! memory) and the applier commits groups of source transactions with their
+//! checkpoint. Until the full copy's end position the applier runs in
+//! idempotent catch-up mode; from there on, strict.
+
+use crate::pipeline::apply::{Applier, Mode, LANE};
+use crate::pipeline::binlog::{self, Item, TableFilter};
+use crate::pipeline::ddl::{self, Statement};
+use crate::pipeline::endpoint::Database;
+use crate::pipeline::error::{SyncError, SyncResult};
+use crate::pipeline::meta::Meta;
+use crate::pipeline::position::BinlogPosition;
+use crate::pipeline::progress::Progress;
+use dts_common::spec::{ConflictMode, TaskSpec};
+use std::future::Future;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Items in flight between reader and applier: bounds memory on huge transactions.
+const CHANNEL_DEPTH: usize = 64;
+
+/// The objects a task covers.
+pub struct Selection<'a>(pub &'a TaskSpec);
+
+impl TableFilter for Selection<'_> {
+    fn wants(&self, db: &str, table: &str) -> bool {
+        self.0.objects.iter().any(|o| {
+            o.database == db && (o.tables.is_empty() || o.tables.iter().any(|t| t == table))
+        })
+    }
+}
+
+impl Selection<'_> {
+    fn wants_database(&self, db: &str) -> bool {
+        self.0.objects.iter().any(|o| o.database == db)
+    }
+}
+
+pub struct Incremental<'a> {
+    pub source: &'a Database,
+    pub destination: &'a Database,
+    pub meta: &'a Meta,
+    pub spec: &'a TaskSpec,
+    pub progress: &'a Progress,
+    pub cancel: &'a CancellationToken,
+    /// Idempotent until this position (the end of the full copy), if any.
+    pub catchup_until: Option<BinlogPosition>,
+}
+
+/// A replica server id unique to the task, far from ids people pick.
+fn server_id(task_id: &str) -> u32 {
+    let hash = task_id.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    0x8000_0000 | (hash & 0x7fff_ffff)
+}
+
+impl Incremental<'_> {
+    /// Where to resume: the lane's checkpoint in the destination, else `start`.
+    pub async fn resume_position(&self, start: BinlogPosition) -> SyncResult<BinlogPosition> {
+        let mut conn = self.destination.conn().await?;
+        let stored = self.meta.load_checkpoint(&mut conn, LANE).await?;
+        Ok(stored
+            .and_then(|json| serde_json::from_str::<BinlogPosition>(&json).ok())
+            .unwrap_or(start))
+    }
+
+    /// Applies from `start` until cancelled, failed, or (with `on_caught_up`)
+    /// after passing the catch-up end; `on_caught_up` runs once at that point.
+    pub async fn run<F, Fut>(&self, start: BinlogPosition, on_caught_up: F) -> SyncResult<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = SyncResult<()>>,
+    {
+        let selection = Selection(self.spec);
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        let reader_cancel = self.cancel.child_token();
+        info!(from = %start, catchup_until = ?self.catchup_until.as_ref().map(ToString::to_string), "following the binlog");
+        let reader = binlog::read(
+            self.source,
+            &start,
+            server_id(&self.meta.task_id),
+            &selection,
+            tx,
+            reader_cancel.clone(),
+        );
+        let applier = self.apply(rx, start.clone(), &selection, on_caught_up);
+        let result = tokio::try_join!(reader, applier).map(|_| ());
+        reader_cancel.cancel();
+        result
+    }
+
+    async fn apply<F, Fut>(
+        &self,
+        mut rx: mpsc::Receiver<Item>,
+        start: BinlogPosition,
+        selection: &Selection<'_>,
+        on_caught_up: F,
+    ) -> SyncResult<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = SyncResult<()>>,
+    {
+        let conn = self.destination.conn().await?;
+        let caught_up = |p: &BinlogPosition| {
+            self.catchup_until
+                .as_ref()
+                .is_none_or(|end| reached(p, end))
+        };
+        let mode = if caught_up(&start) {
+            Mode::Strict
+        } else {
+            Mode::Idempotent
+        };
+        let mut on_caught_up = Some(on_caught_up);
+        if mode == Mode::Strict {
+            if let Some(hook) = on_caught_up.take() {
+                hook().await?;
+            }
+        }
+        let overwrite = self.spec.conflict_mode == ConflictMode::Ignore;
+        let mut applier = Applier::new(conn, self.meta, mode, overwrite);
+        let mut first_statement = true;
+        let mut last_timestamp = 0u32;
+        self.progress.set_phase(if mode == Mode::Strict {
+            "incremental"
+        } else {
+            "catchup"
+        });
+        loop {
+            let item = match rx.try_recv() {
+                Ok(item) => item,
+                Err(TryRecvError::Disconnected) => return Err(SyncError::Stopped),
+                Err(TryRecvError::Empty) => {
+                    // Nothing more is ready: make what we have durable, then wait.
+                    self.committed(applier.commit_group().await?, last_timestamp, &applier);
+                    match rx.recv().await {
+                        Some(item) => item,
+                        None => return Err(SyncError::Stopped),
+                    }
+                }
+            };
+            match item {
+                Item::Begin { .. } => {}
+                Item::Rows {
+                    db,
+                    table,
+                    kind,
+                    columns,
+                    changes,
+                    timestamp,
+                } => {
+                    last_timestamp = timestamp;
+                    applier.rows(&db, &table, kind, columns, changes).await?;
+                }
+                Item::Commit {
+                    position,
+                    timestamp,
+                } => {
+                    last_timestamp = timestamp;
+                    let passed_catchup = applier.mode == Mode::Idempotent && caught_up(&position);
+                    applier.end_source_transaction(position).await?;
+                    if applier.group_is_full() || passed_catchup {
+                        self.committed(applier.commit_group().await?, last_timestamp, &applier);
+                    }
+                    if passed_catchup {
+                        applier.mode = Mode::Strict;
+                        self.progress.set_phase("incremental");
+                        info!("caught up with the end of the full copy; applying in strict mode");
+                        if let Some(hook) = on_caught_up.take() {
+                            hook().await?;
+                        }
+                    }
+                }
+                Item::Statement {
+                    schema,
+                    sql,
+                    position,
+                    timestamp,
+                } => {
+                    last_timestamp = timestamp;
+                    self.statement(
+                        &mut applier,
+                        selection,
+                        &schema,
+                        &sql,
+                        position,
+                        first_statement,
+                    )
+                    .await?;
+                    first_statement = false;
+                    self.committed(None, last_timestamp, &applier);
+                }
+            }
+        }
+    }
+
+    async fn statement(
+        &self,
+        applier: &mut Applier<'_>,
+        selection: &Selection<'_>,
+        schema: &str,
+        sql: &str,
+        position: BinlogPosition,
+        first: bool,
+    ) -> SyncResult<()> {
+        match ddl::classify(sql) {
+            Statement::Ignored => applier.checkpoint_alone(position).await,
+            Statement::Ddl { kind, objects } => {
+                let relevant = objects.iter().any(|o| {
+                    let db = o.db.as_deref().unwrap_or(schema);
+                    selection.wants(db, &o.name)
+                        || (matches!(
+                            kind,
+                            ddl::DdlKind::CreateTable
+                                | ddl::DdlKind::RenameTable
+                                | ddl::DdlKind::CreateView
+                                | ddl::DdlKind::AlterView
+                                | ddl::DdlKind::CreateFunction
+                                | ddl::DdlKind::CreateProcedure
+                        ) && selection
+                            .0
+                            .objects
+                            .iter()
+                            .any(|s| s.database == db && s.tables.is_empty()))
+                });
+                if relevant {
+                    info!(?kind, sql = %sql.chars().take(200).collect::<String>(), "applying DDL");
+                    self.progress.ddl_applied();
+                    applier
+                        .execute_ddl(schema, sql, position.clone(), first)
+                        .await?;
+                    self.committed(Some(position), 0, applier);
+                    Ok(())
+                } else {
+                    applier.checkpoint_alone(position).await
+                }
+            }
+            Statement::Unsupported(head) => {
+                if selection.wants_database(schema) || schema.is_empty() {
+                    warn!(statement = %head, schema, "skipping unsupported DDL");
+                    self.progress.ddl_skipped(&head);
+                }
+                applier.checkpoint_alone(position).await
+            }
+        }
+    }
+
+    fn committed(&self, position: Option<BinlogPosition>, timestamp: u32, applier: &Applier<'_>) {
+        if let Some(position) = position {
+            self.progress
+                .applied(position, timestamp, applier.rows_applied);
+        }
+    }
+}
+
+/// `position` is at or past `end` (binlog names sort in order).
+fn reached(position: &BinlogPosition, end: &BinlogPosition) -> bool {
+    (position.file.as_str(), position.pos) >= (end.file.as_str(), end.pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(file: &str, pos: u64) -> BinlogPosition {
+        BinlogPosition {
+            file: file.into(),
+            pos,
+            gtid: None,
+        }
+    }
+
+    #[test]
+    fn positions_order_across_files() {
+        assert!(reached(&at("binlog.000002", 4), &at("binlog.000001", 900)));
+        assert!(reached(
+            &at("binlog.000001", 900),
+            &at("binlog.000001", 900)
+        ));
+        assert!(!reached(
+            &at("binlog.000001", 899),
+            &at("binlog.000001", 900)
+        ));
+    }
+
+    #[test]
+    fn server_ids_are_stable_and_high() {
+        let id = server_id("1b4e28ba-2fa1-11d2-883f-0016d3cca427");
+        assert_eq!(id, server_id("1b4e28ba-2fa1-11d2-883f-0016d3cca427"));
+        assert!(id >= 0x8000_0000);
+    }
+}
