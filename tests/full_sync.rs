@@ -130,6 +130,18 @@ async fn schema_and_full_sync_move_every_column_type_exactly() -> anyhow::Result
         let b: Option<(String, String)> = d.query_first(&show).await?;
         assert_eq!(a, b, "table definitions differ");
     }
+    // The trigger came along, fires for an application's writes on the
+    // destination, and did not fire for dts's own (the hashes above match).
+    destination
+        .exec("INSERT INTO typed.child (id, a, b, secret) VALUES (99999, 1, 'k1', 'quiet')")
+        .await?;
+    assert_eq!(
+        destination
+            .query_value("SELECT secret FROM typed.child WHERE id = 99999")
+            .await?
+            .as_deref(),
+        Some("QUIET")
+    );
     Ok(())
 }
 

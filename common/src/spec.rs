@@ -137,6 +137,11 @@ pub struct TaskSpec {
     pub objects: Vec<ObjectSelector>,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Write a heartbeat row on the source every second (in `meta_schema` there),
+    /// so replication latency stays truthful while the source is idle. Needs
+    /// write privileges on the source.
+    #[serde(default)]
+    pub source_heartbeat: bool,
 }
 
 pub const MAX_DU: u32 = 1024;

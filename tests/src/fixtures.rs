@@ -108,4 +108,5 @@ INSERT INTO typed.child (id, a, b) VALUES (0, 1, 'k1');
 CREATE VIEW typed.child_view AS SELECT id, a, doubled FROM typed.child WHERE a < 10;
 CREATE FUNCTION typed.twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2;
 CREATE PROCEDURE typed.count_children(OUT n INT) SELECT COUNT(*) INTO n FROM typed.child;
+CREATE TRIGGER typed.shout BEFORE INSERT ON typed.child FOR EACH ROW SET NEW.secret = UPPER(NEW.secret);
 "#;

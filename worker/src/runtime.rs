@@ -100,6 +100,7 @@ async fn run(
     let pipeline = run_with_retries(&task, retry);
     tokio::pin!(pipeline);
     let mut ticker = tokio::time::interval(ctx.report_interval);
+    let mut rate_base = (Instant::now(), 0u64);
     loop {
         tokio::select! {
             outcome = &mut pipeline => {
@@ -127,6 +128,13 @@ async fn run(
             }
             _ = ticker.tick() => {}
         }
+        let now = Instant::now();
+        let counted = progress.measure(
+            dts_common::time::now_ms(),
+            rate_base.1,
+            now.duration_since(rate_base.0).as_secs_f64(),
+        );
+        rate_base = (now, counted);
         let error = progress.snapshot().error;
         match report(&ctx, &assignment, &progress, error.as_deref(), false).await {
             Ok(()) => {}
@@ -192,7 +200,8 @@ async fn report(
         checkpoint: Some(pb::Checkpoint {
             position: serde_json::to_string(&snapshot).unwrap_or_default(),
             display: progress.display(),
-            rows_applied: snapshot.rows_copied,
+            rows_applied: snapshot.rows_copied + snapshot.rows_applied,
+            event_time_ms: i64::from(snapshot.last_event_time) * 1000,
             ..Default::default()
         }),
         error: error.unwrap_or_default().to_string(),

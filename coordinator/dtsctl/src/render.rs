@@ -173,8 +173,7 @@ pub fn task_detail(t: &pb::TaskInfo) -> String {
     field("pending reason", &t.pending_reason);
     field("last error", &t.last_error);
     if let Some(c) = &t.checkpoint {
-        field("checkpoint", &c.display);
-        field("rows applied", &c.rows_applied.to_string());
+        out.push_str(&progress_detail(c));
     }
     let _ = writeln!(out, "spec");
     let spec: serde_json::Value = serde_json::from_str(&t.spec_json).unwrap_or_default();
@@ -184,4 +183,71 @@ pub fn task_detail(t: &pb::TaskInfo) -> String {
         serde_json::to_string_pretty(&spec).unwrap_or_default()
     );
     out
+}
+
+/// The worker's progress report (JSON in the checkpoint): per-table copy
+/// progress, position, throughput and latency.
+fn progress_detail(c: &pb::Checkpoint) -> String {
+    let mut out = String::new();
+    let mut field = |k: &str, v: String| {
+        if !v.is_empty() {
+            let _ = writeln!(out, "{k:<16}{v}");
+        }
+    };
+    field("checkpoint", c.display.clone());
+    let progress: serde_json::Value = serde_json::from_str(&c.position).unwrap_or_default();
+    if let Some(rate) = progress["rows_per_second"].as_f64() {
+        field("rows/s", format!("{rate:.0}"));
+    }
+    if let Some(latency) = progress["latency_ms"].as_i64() {
+        field("latency", format!("{:.1} s", latency as f64 / 1000.0));
+    }
+    if let Some(applied) = progress["applied"].as_object() {
+        let gtid = applied.get("gtid").and_then(|g| g.as_str()).unwrap_or("-");
+        field(
+            "binlog",
+            format!(
+                "{}:{} (gtid {gtid})",
+                applied.get("file").and_then(|f| f.as_str()).unwrap_or("?"),
+                applied.get("pos").and_then(|p| p.as_u64()).unwrap_or(0)
+            ),
+        );
+        field(
+            "rows applied",
+            progress["rows_applied"].as_u64().unwrap_or(0).to_string(),
+        );
+        field(
+            "ddl applied",
+            progress["ddl_applied"].as_u64().unwrap_or(0).to_string(),
+        );
+    }
+    if let Some(skipped) = progress["ddl_skipped"].as_array().filter(|s| !s.is_empty()) {
+        let names: Vec<&str> = skipped.iter().filter_map(|v| v.as_str()).collect();
+        field("ddl skipped", names.join("; "));
+    }
+    if let Some(tables) = progress["tables"].as_object().filter(|t| !t.is_empty()) {
+        let _ = writeln!(out, "full sync");
+        for (name, t) in tables {
+            let copied = t["rows_copied"].as_u64().unwrap_or(0);
+            let estimated = t["rows_estimated"].as_u64().unwrap_or(0).max(copied);
+            let done = t["chunks_done"].as_u64().unwrap_or(0);
+            let total = t["chunks_total"].as_u64().unwrap_or(0);
+            let fraction = if total == 0 {
+                0.0
+            } else {
+                done as f64 / total as f64
+            };
+            let _ = writeln!(
+                out,
+                "  {name:<30} {} {copied}/~{estimated} rows, {done}/{total} chunks",
+                bar(fraction, 20)
+            );
+        }
+    }
+    out
+}
+
+fn bar(fraction: f64, width: usize) -> String {
+    let filled = ((fraction.clamp(0.0, 1.0)) * width as f64).round() as usize;
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
 }

@@ -12,9 +12,11 @@ use std::time::Duration;
 const COMMON_INIT: [&str; 2] = ["SET NAMES utf8mb4", "SET SESSION time_zone = '+00:00'"];
 /// The destination takes what the source had: zero in AUTO_INCREMENT columns,
 /// zero dates, no strict-mode rejections, no foreign key order constraints.
-const DESTINATION_INIT: [&str; 2] = [
+/// `@dts_apply` keeps copied triggers from firing for our own writes.
+const DESTINATION_INIT: [&str; 3] = [
     "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
     "SET SESSION foreign_key_checks = 0",
+    "SET @dts_apply = 1",
 ];
 
 #[derive(Clone)]

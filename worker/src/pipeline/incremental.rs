@@ -8,11 +8,13 @@ use crate::pipeline::apply::{Applier, Mode, LANE};
 use crate::pipeline::binlog::{self, Item, TableFilter};
 use crate::pipeline::ddl::{self, Statement};
 use crate::pipeline::endpoint::Database;
-use crate::pipeline::error::{SyncError, SyncResult};
+use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::pipeline::meta::Meta;
 use crate::pipeline::position::BinlogPosition;
 use crate::pipeline::progress::Progress;
+use dts_common::mysql::quote_ident;
 use dts_common::spec::{ConflictMode, TaskSpec};
+use mysql_async::prelude::Queryable;
 use std::future::Future;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
@@ -88,9 +90,56 @@ impl Incremental<'_> {
             reader_cancel.clone(),
         );
         let applier = self.apply(rx, start.clone(), &selection, on_caught_up);
-        let result = tokio::try_join!(reader, applier).map(|_| ());
+        let heartbeat = self.heartbeat(reader_cancel.clone());
+        let result = tokio::try_join!(reader, applier, heartbeat).map(|_| ());
         reader_cancel.cancel();
         result
+    }
+
+    /// With `source_heartbeat`, touches a row on the source every second: its
+    /// binlog transaction carries the source's clock, so latency stays true
+    /// when nothing else happens. Failures are logged, never fatal.
+    async fn heartbeat(&self, cancel: CancellationToken) -> SyncResult<()> {
+        if !self.spec.source_heartbeat {
+            return Ok(());
+        }
+        let table = self.meta.table("heartbeat");
+        let mut warned = false;
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = ticker.tick() => {}
+            }
+            let beat = async {
+                let mut conn = self.source.conn().await?;
+                conn.query_drop(format!(
+                    "CREATE DATABASE IF NOT EXISTS {}",
+                    quote_ident(&self.meta.schema)
+                ))
+                .await
+                .on(Side::Source, "writing the heartbeat")?;
+                conn.query_drop(format!(
+                    "CREATE TABLE IF NOT EXISTS {table} (task_id CHAR(36) PRIMARY KEY, beat TIMESTAMP(6) NOT NULL)"
+                ))
+                .await
+                .on(Side::Source, "writing the heartbeat")?;
+                conn.exec_drop(
+                    format!("REPLACE INTO {table} VALUES (?, NOW(6))"),
+                    (&self.meta.task_id,),
+                )
+                .await
+                .on(Side::Source, "writing the heartbeat")
+            };
+            match beat.await {
+                Ok(()) => warned = false,
+                Err(e) if !warned => {
+                    warn!(error = %e, "source heartbeat failed; latency is measured from the last change");
+                    warned = true;
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     async fn apply<F, Fut>(

@@ -32,6 +32,12 @@ pub struct Snapshot {
     /// Unsupported DDL skipped (first words of each).
     #[serde(default)]
     pub ddl_skipped: Vec<String>,
+    /// Rows copied or applied per second over the last report interval.
+    #[serde(default)]
+    pub rows_per_second: f64,
+    /// Now minus the source time of the last applied event, at report time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<i64>,
     /// The error the pipeline is retrying (or failed) with, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -116,6 +122,19 @@ impl Progress {
                 s.phase, s.rows_copied
             ),
         }
+    }
+
+    /// Fills in the rate and latency as of `now_ms`, given the rows counted at
+    /// the previous report and the time since. Returns the rows counted now.
+    pub fn measure(&self, now_ms: i64, previous_rows: u64, elapsed_s: f64) -> u64 {
+        let mut s = self.lock();
+        let rows = s.rows_copied + s.rows_applied;
+        if elapsed_s > 0.0 {
+            s.rows_per_second = rows.saturating_sub(previous_rows) as f64 / elapsed_s;
+        }
+        s.latency_ms =
+            (s.last_event_time > 0).then(|| (now_ms - i64::from(s.last_event_time) * 1000).max(0));
+        rows
     }
 
     pub fn snapshot(&self) -> Snapshot {

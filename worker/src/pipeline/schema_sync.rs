@@ -5,7 +5,7 @@
 
 use crate::pipeline::catalog::Table;
 use crate::pipeline::error::{DriverResultExt, Side, SyncResult};
-use crate::pipeline::sql_text::strip_definer;
+use crate::pipeline::sql_text::{guard_trigger, strip_definer};
 use dts_common::mysql::{quote_ident, quote_table};
 use dts_common::spec::{ObjectSelector, TaskSpec};
 use mysql_async::prelude::Queryable;
@@ -26,6 +26,7 @@ pub async fn run(
     for object in spec.objects.iter().filter(|o| o.tables.is_empty()) {
         create_views(&object.database, src, dst).await?;
         create_routines(&object.database, src, dst).await?;
+        create_triggers(&object.database, src, dst).await?;
     }
     Ok(())
 }
@@ -163,6 +164,54 @@ async fn create_routines(
                 .await
                 .on(Side::Destination, &ctx)?;
         }
+    }
+    Ok(())
+}
+
+/// Triggers, guarded so they fire for applications but not for dts's writes.
+async fn create_triggers(
+    db: &str,
+    src: &mut mysql_async::Conn,
+    dst: &mut mysql_async::Conn,
+) -> SyncResult<()> {
+    let ctx = format!("creating triggers of `{db}`");
+    let names: Vec<String> = src
+        .exec(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? \
+             ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
+            (db,),
+        )
+        .await
+        .on(Side::Source, &ctx)?;
+    dst.query_drop(format!("USE {}", quote_ident(db)))
+        .await
+        .on(Side::Destination, &ctx)?;
+    for name in names {
+        let row: Option<mysql_async::Row> = src
+            .query_first(format!("SHOW CREATE TRIGGER {}", quote_table(db, &name)))
+            .await
+            .on(Side::Source, &ctx)?;
+        let Some(create) = row.and_then(|r| r.get::<Option<String>, _>(2)).flatten() else {
+            continue;
+        };
+        let exists: Option<String> = dst
+            .exec_first(
+                "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME = ?",
+                (db, &name),
+            )
+            .await
+            .on(Side::Destination, &ctx)?;
+        if exists.is_some() {
+            continue;
+        }
+        let guarded = guard_trigger(&strip_definer(&create)).ok_or_else(|| {
+            crate::pipeline::error::SyncError::Query {
+                side: Side::Source,
+                context: ctx.clone(),
+                detail: format!("cannot find the body of trigger `{name}`"),
+            }
+        })?;
+        dst.query_drop(guarded).await.on(Side::Destination, &ctx)?;
     }
     Ok(())
 }

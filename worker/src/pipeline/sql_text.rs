@@ -26,6 +26,32 @@ pub fn strip_definer(sql: &str) -> String {
     format!("{}{}", &sql[..start], rest[end..].trim_start())
 }
 
+/// The session variable dts sets on its destination connections; triggers it
+/// copies do nothing when it is set (see [`guard_trigger`]).
+pub const APPLY_MARKER: &str = "@dts_apply";
+
+/// Rewrites `CREATE TRIGGER ... FOR EACH ROW [FOLLOWS|PRECEDES t] body` so that
+/// the body runs only outside dts sessions: the source's trigger effects
+/// already arrive as rows, and firing again would apply them twice.
+pub fn guard_trigger(create: &str) -> Option<String> {
+    let upper = create.to_ascii_uppercase();
+    let mut body_at = upper.find("FOR EACH ROW")? + "FOR EACH ROW".len();
+    let rest = upper[body_at..].trim_start();
+    for order in ["FOLLOWS ", "PRECEDES "] {
+        if let Some(after) = rest.strip_prefix(order) {
+            // Skip the keyword and the (possibly quoted) trigger name after it.
+            let skipped = upper[body_at..].len() - rest.len() + order.len();
+            let name_len = after.trim_start().split_whitespace().next()?.len();
+            body_at += skipped + (after.len() - after.trim_start().len()) + name_len;
+        }
+    }
+    let (head, body) = create.split_at(body_at);
+    let body = body.trim().trim_end_matches(';');
+    Some(format!(
+        "{head} IF {APPLY_MARKER} IS NULL THEN {body}; END IF"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::strip_definer;
@@ -44,5 +70,23 @@ mod tests {
             strip_definer("CREATE VIEW v AS select 1"),
             "CREATE VIEW v AS select 1"
         );
+    }
+
+    #[test]
+    fn trigger_bodies_are_guarded() {
+        use super::guard_trigger;
+        assert_eq!(
+            guard_trigger("CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW SET NEW.a = 1").as_deref(),
+            Some("CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW IF @dts_apply IS NULL THEN SET NEW.a = 1; END IF")
+        );
+        assert_eq!(
+            guard_trigger("CREATE TRIGGER t2 AFTER UPDATE ON x FOR EACH ROW FOLLOWS `t1` BEGIN INSERT INTO log VALUES (1); END")
+                .as_deref(),
+            Some(
+                "CREATE TRIGGER t2 AFTER UPDATE ON x FOR EACH ROW FOLLOWS `t1` IF @dts_apply IS NULL THEN \
+                 BEGIN INSERT INTO log VALUES (1); END; END IF"
+            )
+        );
+        assert_eq!(guard_trigger("CREATE VIEW v AS SELECT 1"), None);
     }
 }
