@@ -1,22 +1,14 @@
 #!/usr/bin/env bash
-# Runs the whole test suite, installing what a fresh machine lacks:
-# MariaDB server (the end-to-end tests start throwaway instances) and
-# cargo-nextest (runs the end-to-end tests in a serial group).
+# Runs the whole test suite, installing what a fresh machine lacks: the
+# MariaDB server (the end-to-end tests start throwaway instances). Uses
+# cargo-nextest (end-to-end tests in a serial group, .config/nextest.toml)
+# when present, plain cargo test with one thread otherwise.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
-  echo "installing mariadb-server..."
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq mariadb-server mariadb-client >/dev/null
-fi
-# Debian starts a system server on install; the tests use their own instances.
-if command -v systemctl >/dev/null && systemctl is-active --quiet mariadb 2>/dev/null; then
-  as_root systemctl stop mariadb || true
-fi
+. "$repo/deploy/lib/mariadb.sh"
+ensure_mariadb
 
 cargo build --workspace --bins --tests
 
