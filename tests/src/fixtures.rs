@@ -54,14 +54,9 @@ user = "root"
     )
 }
 
-/// One table holding every column type dts must move exactly, plus rows
-/// covering extremes, NULLs and awkward bytes; a second table with a
-/// composite key, a generated and an invisible column and a foreign key; a
-/// view, a function and a procedure.
-pub const EVERY_TYPE_SCHEMA: &str = r#"
-SET SESSION time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO';
-CREATE DATABASE typed CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
-USE typed;
+macro_rules! every_type_tables {
+    () => {
+        r#"
 CREATE TABLE typed.all_types (
   id INT NOT NULL PRIMARY KEY,
   ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED,
@@ -74,6 +69,24 @@ CREATE TABLE typed.all_types (
   bn BINARY(4), vb VARBINARY(64), bl LONGBLOB,
   js JSON, geo GEOMETRY NULL
 ) ENGINE=InnoDB;
+CREATE TABLE typed.parent (a INT NOT NULL, b VARCHAR(20) NOT NULL, PRIMARY KEY (a, b)) ENGINE=InnoDB;
+CREATE TABLE typed.child (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  a INT NOT NULL, b VARCHAR(20) NOT NULL,
+  doubled INT AS (a * 2) VIRTUAL, stored_len INT AS (CHAR_LENGTH(b)) STORED,
+  secret VARCHAR(10) INVISIBLE DEFAULT 'hidden',
+  KEY (b), FOREIGN KEY (a, b) REFERENCES typed.parent (a, b)
+) ENGINE=InnoDB;
+CREATE VIEW typed.child_view AS SELECT id, a, doubled FROM typed.child WHERE a < 10;
+CREATE FUNCTION typed.twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2;
+CREATE PROCEDURE typed.count_children(OUT n INT) SELECT COUNT(*) INTO n FROM typed.child;
+"#
+    };
+}
+
+macro_rules! every_type_rows {
+    () => {
+        r#"
 INSERT INTO typed.all_types VALUES
  (1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295,
   -9223372036854775808, 18446744073709551615,
@@ -94,19 +107,37 @@ INSERT INTO typed.all_types VALUES
   '100:00:00.5', '2024-02-29 12:34:56.789012', '2024-02-29 12:34:56.789012', NULL,
   NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 INSERT INTO typed.all_types (id, bl) VALUES (5, REPEAT(UNHEX('00FF10E2'), 4 * 1024 * 1024 + 3));
-CREATE TABLE typed.parent (a INT NOT NULL, b VARCHAR(20) NOT NULL, PRIMARY KEY (a, b)) ENGINE=InnoDB;
-CREATE TABLE typed.child (
-  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  a INT NOT NULL, b VARCHAR(20) NOT NULL,
-  doubled INT AS (a * 2) VIRTUAL, stored_len INT AS (CHAR_LENGTH(b)) STORED,
-  secret VARCHAR(10) INVISIBLE DEFAULT 'hidden',
-  KEY (b), FOREIGN KEY (a, b) REFERENCES typed.parent (a, b)
-) ENGINE=InnoDB;
 INSERT INTO typed.parent SELECT seq, CONCAT('k', seq % 7) FROM seq_1_to_12000;
 INSERT INTO typed.child (id, a, b, secret) SELECT seq, seq, CONCAT('k', seq % 7), CONCAT('s', seq) FROM seq_1_to_12000;
 INSERT INTO typed.child (id, a, b) VALUES (0, 1, 'k1');
-CREATE VIEW typed.child_view AS SELECT id, a, doubled FROM typed.child WHERE a < 10;
-CREATE FUNCTION typed.twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2;
-CREATE PROCEDURE typed.count_children(OUT n INT) SELECT COUNT(*) INTO n FROM typed.child;
 CREATE TRIGGER typed.shout BEFORE INSERT ON typed.child FOR EACH ROW SET NEW.secret = UPPER(NEW.secret);
-"#;
+"#
+    };
+}
+
+/// One table holding every column type dts must move exactly, plus rows
+/// covering extremes, NULLs and awkward bytes; a second table with a
+/// composite key, a generated and an invisible column and a foreign key; a
+/// view, a function and a procedure.
+pub const EVERY_TYPE_SCHEMA: &str = concat!(
+    "SET SESSION time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO';\n",
+    "CREATE DATABASE typed CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n",
+    "USE typed;\n",
+    every_type_tables!(),
+    every_type_rows!(),
+);
+
+/// The tables of [`EVERY_TYPE_SCHEMA`] without rows (for incremental tests,
+/// which insert [`EVERY_TYPE_ROWS`] once the task follows the binlog).
+pub const EVERY_TYPE_TABLES: &str = concat!(
+    "SET SESSION time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO';\n",
+    "CREATE DATABASE typed CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n",
+    "USE typed;\n",
+    every_type_tables!(),
+);
+
+pub const EVERY_TYPE_ROWS: &str = concat!(
+    "SET SESSION time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO';\n",
+    "USE typed;\n",
+    every_type_rows!(),
+);

@@ -31,6 +31,11 @@ pub struct MariaDb {
 impl MariaDb {
     /// Initializes a data dir and starts a server; returns once it accepts queries.
     pub async fn start(server_id: u32) -> anyhow::Result<Self> {
+        Self::start_with(server_id, &[]).await
+    }
+
+    /// Like [`MariaDb::start`], with extra server options (`--default-time-zone=+05:00`, ...).
+    pub async fn start_with(server_id: u32, options: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("dts-mariadb-").tempdir()?;
         let data = dir.path().join("data");
         let install = std::process::Command::new(find_program("mariadb-install-db")?)
@@ -68,6 +73,8 @@ impl MariaDb {
             // Room for the 16 MiB+ values the type tests move.
             "--max-allowed-packet=256M".to_string(),
         ];
+        let mut args = args;
+        args.extend(options.iter().map(|o| o.to_string()));
         let log = dir.path().join("mariadb.log");
         let process = Process::start("mariadbd", find_program("mariadbd")?, args, log)?;
         let server = Self {
@@ -164,6 +171,37 @@ impl MariaDb {
         conn.disconnect().await?;
         let (count, hash) = row.unwrap_or_default();
         Ok((count, hash.unwrap_or_default()))
+    }
+
+    /// Every row as `column=HEX(bytes)` cells in key order, for diagnosing a
+    /// checksum mismatch.
+    pub async fn rows_as_hex(&self, db: &str, table: &str) -> anyhow::Result<Vec<Vec<String>>> {
+        let mut conn = self.conn().await?;
+        let columns: Vec<String> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                 ORDER BY ORDINAL_POSITION",
+                (db, table),
+            )
+            .await?;
+        let cells = columns
+            .iter()
+            .map(|c| format!("CONCAT('{c}=', IFNULL(HEX(CAST(`{c}` AS BINARY)), 'NULL'))"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
+        let rows: Vec<mysql_async::Row> = conn
+            .query(format!("SELECT {cells} FROM `{db}`.`{table}` ORDER BY 1"))
+            .await?;
+        conn.disconnect().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.get::<String, _>(i).unwrap_or_default())
+                    .collect()
+            })
+            .collect())
     }
 
     pub fn kill(&mut self) {

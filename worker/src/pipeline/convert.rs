@@ -40,6 +40,11 @@ pub fn to_param(column: &Column, value: BinlogValue<'static>) -> Result<Value, C
                 other => other,
             }
         }
+        // mysql_common reads a signed 24-bit value without sign extension.
+        "mediumint" => match value {
+            Value::Int(i) if i > 0x7f_ffff => Value::Int(i - 0x100_0000),
+            other => other,
+        },
         "timestamp" => timestamp_of(&value)
             .ok_or_else(|| fail(format!("unexpected TIMESTAMP value {value:?}")))?,
         "year" => match &value {
@@ -63,8 +68,31 @@ pub fn to_param(column: &Column, value: BinlogValue<'static>) -> Result<Value, C
             }
             _ => value,
         },
+        _ if passes_as_hex(column) => match value {
+            Value::Bytes(bytes) => Value::Bytes(hex(&bytes).into_bytes()),
+            other => other,
+        },
         _ => value,
     })
+}
+
+/// Text in a character set other than utf8 arrives as that set's raw bytes,
+/// which are not valid in the utf8mb4 session: a string parameter would be
+/// mangled before any CAST could see it. Such values travel as hex text and are
+/// decoded by the server in the column's own character set.
+fn passes_as_hex(column: &Column) -> bool {
+    let text = matches!(
+        column.data_type.as_str(),
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext"
+    );
+    text && column
+        .charset
+        .as_deref()
+        .is_some_and(|cs| !matches!(cs, "utf8mb4" | "utf8mb3" | "utf8" | "ascii" | "binary"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// Reinterprets a sign-extended storage integer as the unsigned value it stores.
@@ -129,18 +157,10 @@ fn civil_from_days(days: i64) -> (i64, u8, u8) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// The placeholder for a column's value. Text in a character set other than
-/// utf8 arrives as that set's raw bytes; the session speaks utf8mb4, so the
-/// bytes are passed as binary and reinterpreted in the column's own set.
+/// The placeholder for a column's value (see [`passes_as_hex`]).
 pub fn placeholder(column: &Column) -> String {
-    let text = matches!(
-        column.data_type.as_str(),
-        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext"
-    );
     match column.charset.as_deref() {
-        Some(cs) if text && !matches!(cs, "utf8mb4" | "utf8mb3" | "utf8" | "ascii" | "binary") => {
-            format!("CONVERT(CAST(? AS BINARY) USING {cs})")
-        }
+        Some(cs) if passes_as_hex(column) => format!("CONVERT(UNHEX(?) USING {cs})"),
         _ => "?".to_string(),
     }
 }
@@ -228,10 +248,7 @@ mod tests {
         );
         let mut latin = column("varchar", "varchar(10)");
         latin.charset = Some("latin1".into());
-        assert_eq!(
-            placeholder(&latin),
-            "CONVERT(CAST(? AS BINARY) USING latin1)"
-        );
+        assert_eq!(placeholder(&latin), "CONVERT(UNHEX(?) USING latin1)");
         latin.charset = Some("utf8mb4".into());
         assert_eq!(placeholder(&latin), "?");
     }
