@@ -24,7 +24,10 @@ async fn wait_caught_up(source: &MariaDb, destination: &MariaDb) -> anyhow::Resu
         TIMEOUT,
         || async {
             let json = destination
-                .query_value("SELECT position FROM dts_meta.checkpoints WHERE lane = 1")
+                .query_value(
+                    "SELECT position FROM dts_meta.checkpoints WHERE lane >= 1 ORDER BY \
+                     JSON_VALUE(position, '$.file'), CAST(JSON_VALUE(position, '$.pos') AS UNSIGNED) LIMIT 1",
+                )
                 .await
                 .ok()
                 .flatten();
@@ -286,6 +289,11 @@ async fn worker_killed_under_load_hands_over_without_losing_or_repeating_changes
         Some(committed.to_string()),
         "the counters prove every transaction applied exactly once"
     );
+    // The task (2 DU) applied through two lanes, each with its own checkpoint.
+    let lanes = destination
+        .query_value("SELECT COUNT(*) FROM dts_meta.checkpoints WHERE lane >= 1")
+        .await?;
+    assert_eq!(lanes.as_deref(), Some("2"));
     Ok(())
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod full_sync;
 pub mod incremental;
 pub mod keyset;
+pub mod lanes;
 pub mod meta;
 pub mod position;
 pub mod precheck;

@@ -22,8 +22,6 @@ use mysql_async::{Conn, Params, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The apply lane whose checkpoint row this applier owns.
-pub const LANE: u32 = 1;
 const MAX_PLACEHOLDERS: usize = 60_000;
 const MAX_BATCH_ROWS: usize = 1_000;
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -55,7 +53,9 @@ enum Verb {
     Delete,
 }
 
+/// One apply lane: a destination connection and the checkpoint row `lane`.
 pub struct Applier<'a> {
+    pub lane: u32,
     conn: Conn,
     meta: &'a Meta,
     pub mode: Mode,
@@ -64,16 +64,13 @@ pub struct Applier<'a> {
     tables: HashMap<(String, String), Arc<Table>>,
     batch: Option<Batch>,
     in_transaction: bool,
-    /// End of the last source transaction applied in the open group.
-    group_end: Option<BinlogPosition>,
-    group_rows: usize,
-    group_transactions: usize,
     pub rows_applied: u64,
 }
 
 impl<'a> Applier<'a> {
-    pub fn new(conn: Conn, meta: &'a Meta, mode: Mode, overwrite: bool) -> Self {
+    pub fn new(lane: u32, conn: Conn, meta: &'a Meta, mode: Mode, overwrite: bool) -> Self {
         Self {
+            lane,
             conn,
             meta,
             mode,
@@ -81,9 +78,6 @@ impl<'a> Applier<'a> {
             tables: HashMap::new(),
             batch: None,
             in_transaction: false,
-            group_end: None,
-            group_rows: 0,
-            group_transactions: 0,
             rows_applied: 0,
         }
     }
@@ -100,7 +94,8 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    async fn table(&mut self, db: &str, name: &str) -> SyncResult<Arc<Table>> {
+    /// The table's definition on the destination (cached until DDL).
+    pub async fn table(&mut self, db: &str, name: &str) -> SyncResult<Arc<Table>> {
         let key = (db.to_string(), name.to_string());
         if let Some(table) = self.tables.get(&key) {
             return Ok(table.clone());
@@ -173,7 +168,6 @@ impl<'a> Applier<'a> {
                     })
                 }
             }
-            self.group_rows += 1;
             self.rows_applied += 1;
         }
         Ok(())
@@ -286,30 +280,19 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    /// A source transaction ended at `position`.
-    pub async fn end_source_transaction(&mut self, position: BinlogPosition) -> SyncResult<()> {
-        self.flush().await?;
-        self.group_end = Some(position);
-        self.group_transactions += 1;
-        Ok(())
-    }
-
-    /// Whether the open group is big enough to commit without waiting for idleness.
-    pub fn group_is_full(&self) -> bool {
-        self.group_rows >= 20_000 || self.group_transactions >= 2_000
-    }
-
-    /// Commits the open group with its checkpoint. Returns the position committed.
-    pub async fn commit_group(&mut self) -> SyncResult<Option<BinlogPosition>> {
-        if !self.in_transaction {
-            return Ok(None);
+    /// Sends what is pending, writes the lane's checkpoint (when given) and
+    /// commits. With a checkpoint, commits even when nothing else was written,
+    /// so that every lane's row moves with the batch.
+    pub async fn commit(&mut self, checkpoint: Option<&BinlogPosition>) -> SyncResult<()> {
+        if !self.in_transaction && checkpoint.is_none() {
+            return Ok(());
         }
+        self.begin().await?;
         self.flush().await?;
-        let committed = self.group_end.take();
-        if let Some(position) = &committed {
+        if let Some(position) = checkpoint {
             let json = serde_json::to_string(position).unwrap_or_default();
             self.meta
-                .save_checkpoint(&mut self.conn, LANE, &json)
+                .save_checkpoint(&mut self.conn, self.lane, &json)
                 .await?;
         }
         self.conn
@@ -317,22 +300,20 @@ impl<'a> Applier<'a> {
             .await
             .on(Side::Destination, "committing an apply transaction")?;
         self.in_transaction = false;
-        self.group_rows = 0;
-        self.group_transactions = 0;
-        Ok(committed)
+        Ok(())
     }
 
-    /// Runs a statement (DDL) outside any group, then checkpoints after it.
-    /// `tolerate_applied`: on the first statement after a restart, errors that
-    /// say the DDL already took effect mean it did, before the crash.
+    /// Runs a statement (DDL) and then checkpoints after it. `tolerate_applied`:
+    /// when the statement may have run before a crash (the checkpoint is just
+    /// before it), errors that say it already took effect mean it did.
     pub async fn execute_ddl(
         &mut self,
         schema: &str,
         sql: &str,
-        position: BinlogPosition,
+        position: &BinlogPosition,
         tolerate_applied: bool,
     ) -> SyncResult<()> {
-        self.commit_group().await?;
+        self.commit(None).await?;
         let context = format!(
             "applying DDL `{}`",
             sql.chars().take(120).collect::<String>()
@@ -352,15 +333,7 @@ impl<'a> Applier<'a> {
             }
         }
         self.forget_tables();
-        self.checkpoint_alone(position).await
-    }
-
-    /// Moves the checkpoint past a statement that needed no apply.
-    pub async fn checkpoint_alone(&mut self, position: BinlogPosition) -> SyncResult<()> {
-        self.commit_group().await?;
-        self.begin().await?;
-        self.group_end = Some(position);
-        self.commit_group().await.map(|_| ())
+        self.commit(Some(position)).await
     }
 }
 
@@ -377,7 +350,7 @@ fn divergence(table: &Table, detail: String) -> SyncError {
 }
 
 /// Positions in the table of the row image's columns.
-fn image_mapping(table: &Table, image_columns: usize) -> SyncResult<Vec<usize>> {
+pub fn image_mapping(table: &Table, image_columns: usize) -> SyncResult<Vec<usize>> {
     if image_columns == table.columns.len() {
         return Ok((0..image_columns).collect());
     }

@@ -40,6 +40,9 @@ pub enum Item {
         columns: usize,
         changes: Vec<RowChange>,
         timestamp: u32,
+        /// End of this rows event: at or before a lane's checkpoint means that
+        /// lane already committed the transaction it belongs to.
+        position: BinlogPosition,
     },
     /// The transaction ended; `position` is where the next one starts.
     Commit {
@@ -227,6 +230,7 @@ pub async fn read(
                     });
                 }
                 let columns = tme.columns_count() as usize;
+                let position = position(&file, &gtid);
                 send(
                     &out,
                     Item::Rows {
@@ -236,6 +240,7 @@ pub async fn read(
                         columns,
                         changes,
                         timestamp,
+                        position,
                     },
                 )
                 .await?;

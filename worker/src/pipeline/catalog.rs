@@ -34,6 +34,9 @@ pub struct Table {
     pub columns: Vec<Column>,
     /// Positions in `columns` of the primary key (or NOT NULL unique key).
     pub key: Vec<usize>,
+    /// Every unique index (the key included), as positions in `columns`: what
+    /// parallel apply must keep in order.
+    pub unique_keys: Vec<Vec<usize>>,
     pub estimated_rows: u64,
 }
 
@@ -158,29 +161,41 @@ pub async fn load_table_from(
             table: name.to_string(),
         });
     }
-    let key = pick_key(conn, side, db, name, &columns)
-        .await?
-        .ok_or_else(|| SyncError::NoKey {
-            db: db.to_string(),
-            table: name.to_string(),
-        })?;
+    let indexes = unique_indexes(conn, side, db, name, &columns).await?;
+    let key = pick_key(&indexes, &columns).ok_or_else(|| SyncError::NoKey {
+        db: db.to_string(),
+        table: name.to_string(),
+    })?;
     Ok(Table {
         db: db.to_string(),
         name: name.to_string(),
         columns,
         key,
+        unique_keys: indexes.into_iter().map(|(_, cols)| cols).collect(),
         estimated_rows: 0,
     })
 }
 
 /// The primary key, else the narrowest unique key whose columns are all NOT NULL.
-async fn pick_key(
+fn pick_key(indexes: &[(String, Vec<usize>)], columns: &[Column]) -> Option<Vec<usize>> {
+    if let Some((_, key)) = indexes.iter().find(|(name, _)| name == "PRIMARY") {
+        return Some(key.clone());
+    }
+    indexes
+        .iter()
+        .filter(|(_, cols)| cols.iter().all(|&i| !columns[i].nullable))
+        .min_by_key(|(name, cols)| (cols.len(), name.clone()))
+        .map(|(_, cols)| cols.clone())
+}
+
+/// Unique indexes by name, with their columns' positions.
+async fn unique_indexes(
     conn: &mut mysql_async::Conn,
     side: Side,
     db: &str,
     table: &str,
     columns: &[Column],
-) -> SyncResult<Option<Vec<usize>>> {
+) -> SyncResult<Vec<(String, Vec<usize>)>> {
     let rows: Vec<(String, String)> = conn
         .exec(
             "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
@@ -199,12 +214,5 @@ async fn pick_key(
             None => indexes.push((index, vec![position])),
         }
     }
-    if let Some((_, key)) = indexes.iter().find(|(name, _)| name == "PRIMARY") {
-        return Ok(Some(key.clone()));
-    }
-    Ok(indexes
-        .into_iter()
-        .filter(|(_, cols)| cols.iter().all(|&i| !columns[i].nullable))
-        .min_by_key(|(name, cols)| (cols.len(), name.clone()))
-        .map(|(_, cols)| cols))
+    Ok(indexes)
 }

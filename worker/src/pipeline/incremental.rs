@@ -4,11 +4,12 @@
 //! checkpoint. Until the full copy's end position the applier runs in
 //! idempotent catch-up mode; from there on, strict.
 
-use crate::pipeline::apply::{Applier, Mode, LANE};
+use crate::pipeline::apply::{Applier, Mode};
 use crate::pipeline::binlog::{self, Item, TableFilter};
 use crate::pipeline::ddl::{self, Statement};
 use crate::pipeline::endpoint::Database;
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::pipeline::lanes::{Lanes, RowsWork};
 use crate::pipeline::meta::Meta;
 use crate::pipeline::position::BinlogPosition;
 use crate::pipeline::progress::Progress;
@@ -61,12 +62,34 @@ fn server_id(task_id: &str) -> u32 {
 }
 
 impl Incremental<'_> {
-    /// Where to resume: the lane's checkpoint in the destination, else `start`.
-    pub async fn resume_position(&self, start: BinlogPosition) -> SyncResult<BinlogPosition> {
+    /// How many apply lanes: the task's DUs, fixed for the task's life (a
+    /// restart must replay a batch with the same lanes).
+    fn lane_count(&self) -> u32 {
+        self.spec.du.max(1)
+    }
+
+    /// Every lane's checkpoint in the destination.
+    async fn lane_checkpoints(&self) -> SyncResult<Vec<Option<BinlogPosition>>> {
         let mut conn = self.destination.conn().await?;
-        let stored = self.meta.load_checkpoint(&mut conn, LANE).await?;
-        Ok(stored
-            .and_then(|json| serde_json::from_str::<BinlogPosition>(&json).ok())
+        let mut checkpoints = Vec::new();
+        for lane in 1..=self.lane_count() {
+            let stored = self.meta.load_checkpoint(&mut conn, lane).await?;
+            checkpoints
+                .push(stored.and_then(|json| serde_json::from_str::<BinlogPosition>(&json).ok()));
+        }
+        Ok(checkpoints)
+    }
+
+    /// Where to resume: the lowest lane checkpoint, or `start` when a lane has none.
+    pub async fn resume_position(&self, start: BinlogPosition) -> SyncResult<BinlogPosition> {
+        let checkpoints = self.lane_checkpoints().await?;
+        if checkpoints.iter().any(Option::is_none) {
+            return Ok(start);
+        }
+        Ok(checkpoints
+            .into_iter()
+            .flatten()
+            .min_by(|a, b| (a.file.as_str(), a.pos).cmp(&(b.file.as_str(), b.pos)))
             .unwrap_or(start))
     }
 
@@ -153,7 +176,6 @@ impl Incremental<'_> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = SyncResult<()>>,
     {
-        let conn = self.destination.conn().await?;
         let caught_up = |p: &BinlogPosition| {
             self.catchup_until
                 .as_ref()
@@ -171,7 +193,16 @@ impl Incremental<'_> {
             }
         }
         let overwrite = self.spec.conflict_mode == ConflictMode::Ignore;
-        let mut applier = Applier::new(conn, self.meta, mode, overwrite);
+        let checkpoints = self.lane_checkpoints().await?;
+        let mut appliers = Vec::new();
+        for (lane, checkpoint) in (1..=self.lane_count()).zip(checkpoints) {
+            let conn = self.destination.conn().await?;
+            appliers.push((
+                Applier::new(lane, conn, self.meta, mode, overwrite),
+                checkpoint,
+            ));
+        }
+        let mut lanes = Lanes::new(appliers);
         let mut first_statement = true;
         let mut last_timestamp = 0u32;
         self.progress.set_phase(if mode == Mode::Strict {
@@ -185,7 +216,8 @@ impl Incremental<'_> {
                 Err(TryRecvError::Disconnected) => return Err(SyncError::Stopped),
                 Err(TryRecvError::Empty) => {
                     // Nothing more is ready: make what we have durable, then wait.
-                    self.committed(applier.commit_group().await?, last_timestamp, &applier);
+                    let committed = lanes.idle().await?;
+                    self.committed(committed, last_timestamp, &lanes);
                     match rx.recv().await {
                         Some(item) => item,
                         None => return Err(SyncError::Stopped),
@@ -193,7 +225,7 @@ impl Incremental<'_> {
                 }
             };
             match item {
-                Item::Begin { .. } => {}
+                Item::Begin { .. } => lanes.begin_transaction(),
                 Item::Rows {
                     db,
                     table,
@@ -201,22 +233,32 @@ impl Incremental<'_> {
                     columns,
                     changes,
                     timestamp,
+                    position,
                 } => {
                     last_timestamp = timestamp;
-                    applier.rows(&db, &table, kind, columns, changes).await?;
+                    lanes
+                        .rows(RowsWork {
+                            db,
+                            table,
+                            kind,
+                            columns,
+                            changes,
+                            position,
+                        })
+                        .await?;
                 }
                 Item::Commit {
                     position,
                     timestamp,
                 } => {
                     last_timestamp = timestamp;
-                    let passed_catchup = applier.mode == Mode::Idempotent && caught_up(&position);
-                    applier.end_source_transaction(position).await?;
-                    if applier.group_is_full() || passed_catchup {
-                        self.committed(applier.commit_group().await?, last_timestamp, &applier);
-                    }
+                    let passed_catchup = lanes.mode() == Mode::Idempotent && caught_up(&position);
+                    let committed = lanes.end_transaction(position).await?;
+                    self.committed(committed, last_timestamp, &lanes);
                     if passed_catchup {
-                        applier.mode = Mode::Strict;
+                        let committed = lanes.commit_batch().await?;
+                        self.committed(committed, last_timestamp, &lanes);
+                        lanes.set_mode(Mode::Strict);
                         self.progress.set_phase("incremental");
                         info!("caught up with the end of the full copy; applying in strict mode");
                         if let Some(hook) = on_caught_up.take() {
@@ -231,77 +273,79 @@ impl Incremental<'_> {
                     timestamp,
                 } => {
                     last_timestamp = timestamp;
-                    self.statement(
-                        &mut applier,
-                        selection,
-                        &schema,
-                        &sql,
-                        position,
-                        first_statement,
-                    )
-                    .await?;
-                    first_statement = false;
-                    self.committed(None, last_timestamp, &applier);
+                    let ran = self
+                        .statement(
+                            &mut lanes,
+                            selection,
+                            &schema,
+                            &sql,
+                            &position,
+                            first_statement,
+                        )
+                        .await?;
+                    first_statement &= !ran;
+                    self.committed(Some(position), last_timestamp, &lanes);
                 }
             }
         }
     }
 
+    /// Applies a statement if it is DDL the task follows; returns whether it ran.
     async fn statement(
         &self,
-        applier: &mut Applier<'_>,
+        lanes: &mut Lanes<'_>,
         selection: &Selection<'_>,
         schema: &str,
         sql: &str,
-        position: BinlogPosition,
+        position: &BinlogPosition,
         first: bool,
-    ) -> SyncResult<()> {
-        match ddl::classify(sql) {
-            Statement::Ignored => applier.checkpoint_alone(position).await,
-            Statement::Ddl { kind, objects } => {
-                let relevant = objects.iter().any(|o| {
-                    let db = o.db.as_deref().unwrap_or(schema);
-                    selection.wants(db, &o.name)
-                        || (matches!(
-                            kind,
-                            ddl::DdlKind::CreateTable
-                                | ddl::DdlKind::RenameTable
-                                | ddl::DdlKind::CreateView
-                                | ddl::DdlKind::AlterView
-                                | ddl::DdlKind::CreateFunction
-                                | ddl::DdlKind::CreateProcedure
-                        ) && selection
-                            .0
-                            .objects
-                            .iter()
-                            .any(|s| s.database == db && s.tables.is_empty()))
-                });
-                if relevant {
-                    info!(?kind, sql = %sql.chars().take(200).collect::<String>(), "applying DDL");
-                    self.progress.ddl_applied();
-                    applier
-                        .execute_ddl(schema, sql, position.clone(), first)
-                        .await?;
-                    self.committed(Some(position), 0, applier);
-                    Ok(())
-                } else {
-                    applier.checkpoint_alone(position).await
-                }
-            }
+    ) -> SyncResult<bool> {
+        let relevant = match ddl::classify(sql) {
+            Statement::Ignored => false,
+            Statement::Ddl { kind, objects } => objects.iter().any(|o| {
+                let db = o.db.as_deref().unwrap_or(schema);
+                let creates_in_whole_database = matches!(
+                    kind,
+                    ddl::DdlKind::CreateTable
+                        | ddl::DdlKind::RenameTable
+                        | ddl::DdlKind::CreateView
+                        | ddl::DdlKind::AlterView
+                        | ddl::DdlKind::CreateFunction
+                        | ddl::DdlKind::CreateProcedure
+                ) && selection
+                    .0
+                    .objects
+                    .iter()
+                    .any(|s| s.database == db && s.tables.is_empty());
+                selection.wants(db, &o.name) || creates_in_whole_database
+            }),
             Statement::Unsupported(head) => {
                 if selection.wants_database(schema) || schema.is_empty() {
                     warn!(statement = %head, schema, "skipping unsupported DDL");
                     self.progress.ddl_skipped(&head);
                 }
-                applier.checkpoint_alone(position).await
+                false
             }
+        };
+        if !relevant {
+            lanes.begin_transaction();
+            let committed = lanes.end_transaction(position.clone()).await?;
+            self.committed(committed, 0, lanes);
+            return Ok(false);
         }
+        info!(sql = %sql.chars().take(200).collect::<String>(), "applying DDL");
+        if let Some(applier) = lanes.barrier_for(position).await? {
+            applier.execute_ddl(schema, sql, position, first).await?;
+            self.progress.ddl_applied();
+        }
+        lanes.after_statement(position.clone(), true).await?;
+        Ok(true)
     }
 
-    fn committed(&self, position: Option<BinlogPosition>, timestamp: u32, applier: &Applier<'_>) {
+    fn committed(&self, position: Option<BinlogPosition>, timestamp: u32, lanes: &Lanes<'_>) {
         if let Some(position) = position {
             self.progress
-                .applied(position, timestamp, applier.rows_applied);
+                .applied(position, timestamp, lanes.rows_applied());
         }
     }
 }

@@ -125,6 +125,7 @@ mod tests {
             name: "t".into(),
             columns,
             key: (0..key.len()).collect(),
+            unique_keys: vec![(0..key.len()).collect()],
             estimated_rows: 0,
         }
     }
