@@ -358,3 +358,150 @@ async fn bad_input_fails_the_task_with_a_precise_message() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn binlog_off_purged_positions_and_destination_write_errors_are_precise() -> anyhow::Result<()>
+{
+    let no_binlog = MariaDb::start_with(3, &["--skip-log-bin"]).await?;
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    for server in [&no_binlog, &source] {
+        server
+            .exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v INT)")
+            .await?;
+    }
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(8)
+        .start()
+        .await?;
+    let objects = "[[objects]]\ndatabase = \"shop\"";
+    let wait_status = |id: String, status: &'static str| {
+        let cluster = &cluster;
+        async move {
+            wait_for(
+                &format!("task {id} {status}"),
+                Duration::from_secs(60),
+                || async {
+                    let t = cluster.task(&id).await?;
+                    Ok((t.status == status).then_some(t))
+                },
+            )
+            .await
+        }
+    };
+
+    // Binary log disabled on the source.
+    let spec = sync_task(
+        "nobinlog",
+        no_binlog.port,
+        destination.port,
+        &["incremental"],
+        objects,
+        1,
+    );
+    let id = cluster.create_task(&spec, true).await?.id;
+    let failed = wait_status(id, "failed").await?;
+    assert!(
+        failed.last_error.contains("binary log is disabled"),
+        "{}",
+        failed.last_error
+    );
+
+    // A position purged while the task was paused.
+    let spec = sync_task(
+        "purged",
+        source.port,
+        destination.port,
+        &["schema", "incremental"],
+        objects,
+        1,
+    );
+    let id = cluster.create_task(&spec, true).await?.id;
+    wait_for("incremental", Duration::from_secs(60), || async {
+        Ok((cluster.task(&id).await?.phase == "incremental").then_some(()))
+    })
+    .await?;
+    source.exec("INSERT INTO shop.t VALUES (1, 1)").await?;
+    wait_for(
+        "the first row on the destination",
+        Duration::from_secs(30),
+        || async {
+            Ok((destination
+                .query_value("SELECT COUNT(*) FROM shop.t")
+                .await?
+                .as_deref()
+                == Some("1"))
+            .then_some(()))
+        },
+    )
+    .await?;
+    cluster
+        .control_task(&id, dts_proto::pb::TaskAction::Pause)
+        .await?;
+    source
+        .exec("FLUSH BINARY LOGS; INSERT INTO shop.t VALUES (2, 2); FLUSH BINARY LOGS")
+        .await?;
+    let current = source
+        .query_value("SELECT @@global.gtid_binlog_pos")
+        .await?;
+    let mut conn = source.conn().await?;
+    let logs: Vec<mysql_async::Row> =
+        mysql_async::prelude::Queryable::query(&mut conn, "SHOW BINARY LOGS").await?;
+    let last: String = logs.last().and_then(|r| r.get(0)).unwrap_or_default();
+    mysql_async::prelude::Queryable::query_drop(
+        &mut conn,
+        format!("PURGE BINARY LOGS TO '{last}'"),
+    )
+    .await?;
+    println!("purged up to {last} (gtid {current:?})");
+    cluster
+        .control_task(&id, dts_proto::pb::TaskAction::Resume)
+        .await?;
+    let failed = wait_status(id, "failed").await?;
+    assert!(
+        failed.last_error.contains("is no longer available"),
+        "{}",
+        failed.last_error
+    );
+
+    // A destination write error is retried (within retry.other_minutes) and said.
+    destination.exec("CREATE DATABASE other").await?;
+    source
+        .exec("CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY)")
+        .await?;
+    let spec = sync_task(
+        "write-error",
+        source.port,
+        destination.port,
+        &["incremental"],
+        "[[objects]]\ndatabase = \"other\"",
+        1,
+    );
+    let id = cluster.create_task(&spec, true).await?.id;
+    wait_for("incremental", Duration::from_secs(60), || async {
+        Ok((cluster.task(&id).await?.phase == "incremental").then_some(()))
+    })
+    .await?;
+    // The destination lacks the table (no schema mode): every apply fails.
+    source.exec("INSERT INTO other.t VALUES (1)").await?;
+    let retrying = wait_for(
+        "the write error to be reported",
+        Duration::from_secs(30),
+        || async {
+            let t = cluster.task(&id).await?;
+            Ok(t.last_error.contains("other").then_some(t))
+        },
+    )
+    .await?;
+    assert_eq!(
+        retrying.status, "running",
+        "retried within retry.other_minutes, not failed at once"
+    );
+    assert!(
+        retrying.last_error.contains("doesn't exist"),
+        "{}",
+        retrying.last_error
+    );
+    Ok(())
+}

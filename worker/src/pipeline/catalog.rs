@@ -156,9 +156,17 @@ pub async fn load_table_from(
         )
         .collect();
     if columns.is_empty() {
-        return Err(SyncError::MissingTable {
-            db: db.to_string(),
-            table: name.to_string(),
+        return Err(match side {
+            Side::Source => SyncError::MissingTable {
+                db: db.to_string(),
+                table: name.to_string(),
+            },
+            // Someone may be creating it: retried like any failing write.
+            Side::Destination => SyncError::Query {
+                side,
+                context: format!("applying to `{db}`.`{name}`"),
+                detail: format!("table `{db}`.`{name}` doesn't exist on the destination"),
+            },
         });
     }
     let indexes = unique_indexes(conn, side, db, name, &columns).await?;
