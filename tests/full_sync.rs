@@ -505,3 +505,87 @@ async fn binlog_off_purged_positions_and_destination_write_errors_are_precise() 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn tls_to_the_source_with_a_ca_works_and_its_failures_are_precise() -> anyhow::Result<()> {
+    let certs = dts_tests::TestCertificates::generate()?;
+    let options = certs.server_options();
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    let source = MariaDb::start_with(1, &options).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(10)); \
+             INSERT INTO shop.t VALUES (1, 'secret'), (2, 'data'); \
+             CREATE USER 'secure'@'%' IDENTIFIED BY 'pw' REQUIRE SSL; GRANT ALL ON *.* TO 'secure'@'%'",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(8)
+        .start()
+        .await?;
+    let spec = |name: &str, tls: &str| {
+        sync_task(
+            name,
+            source.port,
+            destination.port,
+            &["schema", "full"],
+            "[[objects]]\ndatabase = \"shop\"",
+            1,
+        )
+        .replacen(
+            "user = \"root\"",
+            &format!("user = \"secure\"\npassword = \"pw\"\n{tls}"),
+            1,
+        )
+    };
+    let ca = certs.ca().display().to_string();
+
+    let id = cluster
+        .create_task(
+            &spec("tls", &format!("tls = {{ enabled = true, ca = \"{ca}\" }}")),
+            true,
+        )
+        .await?
+        .id;
+    wait_for_phase(&cluster, &id, "done").await?;
+    assert_tables_equal(&source, &destination, "shop", &["t"]).await?;
+
+    let failures = [
+        (spec("no-tls", ""), "access denied"),
+        (spec("unknown-ca", "tls = { enabled = true }"), "TLS failed"),
+        (
+            spec(
+                "missing-ca",
+                "tls = { enabled = true, ca = \"/nonexistent/ca.pem\" }",
+            ),
+            "cannot read CA file",
+        ),
+    ];
+    for (text, expected) in failures {
+        let id = cluster.create_task(&text, true).await?.id;
+        let failed = wait_for(
+            &format!("task to fail with `{expected}`"),
+            Duration::from_secs(30),
+            || async {
+                let t = cluster.task(&id).await?;
+                Ok((t.status == "failed").then_some(t))
+            },
+        )
+        .await;
+        let failed = match failed {
+            Ok(t) => t,
+            Err(e) => anyhow::bail!(
+                "{e:#}; the task says: {:?}",
+                cluster.task(&id).await?.last_error
+            ),
+        };
+        assert!(
+            failed.last_error.contains(expected),
+            "expected `{expected}` in: {}",
+            failed.last_error
+        );
+    }
+    Ok(())
+}

@@ -10,5 +10,5 @@ pub mod process;
 pub mod wait;
 
 pub use cluster::{TestCluster, TestClusterBuilder};
-pub use mariadb::MariaDb;
+pub use mariadb::{MariaDb, TestCertificates};
 pub use wait::wait_for;

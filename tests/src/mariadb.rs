@@ -21,6 +21,94 @@ fn find_program(name: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("{name} not found: install mariadb-server (deploy/test.sh does)"))
 }
 
+/// A throwaway CA and a server certificate for 127.0.0.1, made with openssl.
+pub struct TestCertificates {
+    dir: TempDir,
+}
+
+impl TestCertificates {
+    pub fn generate() -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("dts-tls-").tempdir()?;
+        let d = dir.path();
+        std::fs::write(
+            d.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )?;
+        let steps: [&[&str]; 3] = [
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=dts-test-ca",
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
+        ];
+        for args in steps {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(Self { dir })
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Server options for `MariaDb::start_with`.
+    pub fn server_options(&self) -> Vec<String> {
+        let d = self.dir.path();
+        vec![
+            format!("--ssl-ca={}", d.join("ca.pem").display()),
+            format!("--ssl-cert={}", d.join("server.pem").display()),
+            format!("--ssl-key={}", d.join("server.key").display()),
+        ]
+    }
+}
+
 pub struct MariaDb {
     dir: TempDir,
     pub port: u16,

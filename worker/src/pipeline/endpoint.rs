@@ -29,9 +29,7 @@ pub struct Database {
 
 impl Database {
     pub fn new(side: Side, endpoint: &Endpoint, max_connections: usize) -> SyncResult<Self> {
-        if endpoint.tls.enabled {
-            return Err(SyncError::TlsUnsupported { side });
-        }
+        let ssl = tls_options(side, endpoint)?;
         let mut init: Vec<String> = COMMON_INIT.iter().map(|s| s.to_string()).collect();
         if side == Side::Destination {
             init.extend(DESTINATION_INIT.iter().map(|s| s.to_string()));
@@ -46,6 +44,7 @@ impl Database {
             .setup(init)
             .stmt_cache_size(64)
             .tcp_nodelay(true)
+            .ssl_opts(ssl)
             // UPDATE reports matched rows, so strict apply can tell "row missing"
             // from "row already had these values".
             .client_found_rows(true)
@@ -92,6 +91,20 @@ impl Database {
 
     fn connect_error(&self, err: mysql_async::Error) -> SyncError {
         match err {
+            mysql_async::Error::Io(mysql_async::IoError::Tls(tls)) => SyncError::Tls {
+                side: self.side,
+                detail: tls.to_string(),
+            },
+            // tokio-rustls reports handshake failures (untrusted certificate,
+            // wrong name) as InvalidData: a setting to fix, not a network blip.
+            mysql_async::Error::Io(mysql_async::IoError::Io(io))
+                if io.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                SyncError::Tls {
+                    side: self.side,
+                    detail: io.to_string(),
+                }
+            }
             mysql_async::Error::Io(io) => SyncError::Unreachable {
                 side: self.side,
                 address: self.address(),
@@ -109,4 +122,21 @@ impl Database {
     pub async fn close(self) {
         let _ = self.pool.disconnect().await;
     }
+}
+
+/// TLS settings of an endpoint: off, on with the system's roots, or on with
+/// the given CA (read now, so that a wrong path is a clear error, not a retry).
+fn tls_options(side: Side, endpoint: &Endpoint) -> SyncResult<Option<mysql_async::SslOpts>> {
+    if !endpoint.tls.enabled {
+        return Ok(None);
+    }
+    let mut ssl = mysql_async::SslOpts::default();
+    if let Some(ca) = &endpoint.tls.ca {
+        let pem = std::fs::read(ca).map_err(|e| SyncError::Tls {
+            side,
+            detail: format!("cannot read CA file {ca} on this worker: {e}"),
+        })?;
+        ssl = ssl.with_root_certs(vec![pem.into()]);
+    }
+    Ok(Some(ssl))
 }

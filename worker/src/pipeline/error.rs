@@ -40,8 +40,8 @@ pub enum SyncError {
         user: String,
         detail: String,
     },
-    #[error("{side}: TLS was requested but this build of dts has no TLS support")]
-    TlsUnsupported { side: Side },
+    #[error("{side}: TLS failed: {detail}")]
+    Tls { side: Side, detail: String },
     #[error(
         "source: the binary log is disabled (log_bin = OFF); incremental and full sync need it"
     )]
