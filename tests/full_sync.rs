@@ -2,43 +2,12 @@
 //! cluster: every column type round-trips exactly, a worker killed mid-copy
 //! loses only its in-flight chunks, and bad input fails with a precise message.
 
+use dts_tests::compare::assert_same_rows;
 use dts_tests::fixtures::{sync_task, EVERY_TYPE_SCHEMA};
 use dts_tests::{wait_for, MariaDb, TestCluster};
 use std::time::Duration;
 
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
-
-async fn assert_tables_equal(
-    source: &MariaDb,
-    destination: &MariaDb,
-    db: &str,
-    tables: &[&str],
-) -> anyhow::Result<()> {
-    for table in tables {
-        let src = source.checksum(db, table).await?;
-        let dst = destination.checksum(db, table).await?;
-        println!("{db}.{table}: source {src:?} destination {dst:?}");
-        assert_eq!(src, dst, "{db}.{table} differs (rows, checksum)");
-    }
-    Ok(())
-}
-
-async fn wait_for_phase(
-    cluster: &TestCluster,
-    task: &str,
-    phase: &str,
-) -> anyhow::Result<dts_proto::pb::TaskInfo> {
-    wait_for(
-        &format!("task {task} to reach phase {phase}"),
-        SYNC_TIMEOUT,
-        || async {
-            let info = cluster.task(task).await?;
-            anyhow::ensure!(info.status != "failed", "task failed: {}", info.last_error);
-            Ok((info.phase == phase).then_some(info))
-        },
-    )
-    .await
-}
 
 #[tokio::test]
 async fn schema_and_full_sync_move_every_column_type_exactly() -> anyhow::Result<()> {
@@ -60,16 +29,20 @@ async fn schema_and_full_sync_move_every_column_type_exactly() -> anyhow::Result
         2,
     );
     let task = cluster.create_task(&spec, true).await?.id;
-    let done = wait_for_phase(&cluster, &task, "done")
+    let done = cluster
+        .wait_for_task_phase(&task, "done", SYNC_TIMEOUT)
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
     assert!(done.last_error.is_empty(), "{}", done.last_error);
 
-    assert_tables_equal(
+    assert_same_rows(
         &source,
         &destination,
-        "typed",
-        &["all_types", "parent", "child"],
+        &[
+            ("typed", "all_types"),
+            ("typed", "parent"),
+            ("typed", "child"),
+        ],
     )
     .await?;
     // Values read back through the destination's own functions, not just checksums.
@@ -214,7 +187,9 @@ async fn worker_killed_mid_copy_resumes_without_copying_done_chunks_again() -> a
         .wait_for_task_moved(&task, &owner.worker_id, Duration::from_secs(30))
         .await?;
     assert_eq!(moved.epoch, owner.epoch + 1);
-    wait_for_phase(&cluster, &task, "done").await?;
+    cluster
+        .wait_for_task_phase(&task, "done", SYNC_TIMEOUT)
+        .await?;
     // Chunks committed by the first owner were not copied again (a second copy
     // would have failed on the primary key anyway), the rest by the second.
     let first_owner: u64 = destination
@@ -232,7 +207,7 @@ async fn worker_killed_mid_copy_resumes_without_copying_done_chunks_again() -> a
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert_eq!(all_done, total);
-    assert_tables_equal(&source, &destination, "big", &["rows"]).await?;
+    assert_same_rows(&source, &destination, &[("big", "rows")]).await?;
     Ok(())
 }
 
@@ -295,15 +270,9 @@ async fn bad_input_fails_the_task_with_a_precise_message() -> anyhow::Result<()>
         ids.push(cluster.create_task(spec, true).await?.id);
     }
     for (id, (_, expected)) in ids.iter().zip(&cases) {
-        let failed = wait_for(
-            &format!("task to fail with `{expected}`"),
-            Duration::from_secs(30),
-            || async {
-                let t = cluster.task(id).await?;
-                Ok((t.status == "failed").then_some(t))
-            },
-        )
-        .await?;
+        let failed = cluster
+            .wait_for_task_status(id, "failed", Duration::from_secs(30))
+            .await?;
         assert!(
             failed.last_error.contains(expected),
             "expected `{expected}` in: {}",
@@ -334,15 +303,9 @@ async fn bad_input_fails_the_task_with_a_precise_message() -> anyhow::Result<()>
         .create_task(&base(&objects("\"keyed\""), &["incremental"]), true)
         .await?
         .id;
-    let failed = wait_for(
-        "the statement-format binlog to be refused",
-        Duration::from_secs(30),
-        || async {
-            let t = cluster.task(&id).await?;
-            Ok((t.status == "failed").then_some(t))
-        },
-    )
-    .await?;
+    let failed = cluster
+        .wait_for_task_status(&id, "failed", Duration::from_secs(30))
+        .await?;
     assert!(
         failed.last_error.contains("binlog_format is STATEMENT"),
         "{}",
@@ -376,20 +339,6 @@ async fn binlog_off_purged_positions_and_destination_write_errors_are_precise() 
         .start()
         .await?;
     let objects = "[[objects]]\ndatabase = \"shop\"";
-    let wait_status = |id: String, status: &'static str| {
-        let cluster = &cluster;
-        async move {
-            wait_for(
-                &format!("task {id} {status}"),
-                Duration::from_secs(60),
-                || async {
-                    let t = cluster.task(&id).await?;
-                    Ok((t.status == status).then_some(t))
-                },
-            )
-            .await
-        }
-    };
 
     // Binary log disabled on the source.
     let spec = sync_task(
@@ -401,7 +350,9 @@ async fn binlog_off_purged_positions_and_destination_write_errors_are_precise() 
         1,
     );
     let id = cluster.create_task(&spec, true).await?.id;
-    let failed = wait_status(id, "failed").await?;
+    let failed = cluster
+        .wait_for_task_status(&id, "failed", Duration::from_secs(60))
+        .await?;
     assert!(
         failed.last_error.contains("binary log is disabled"),
         "{}",
@@ -418,10 +369,9 @@ async fn binlog_off_purged_positions_and_destination_write_errors_are_precise() 
         1,
     );
     let id = cluster.create_task(&spec, true).await?.id;
-    wait_for("incremental", Duration::from_secs(60), || async {
-        Ok((cluster.task(&id).await?.phase == "incremental").then_some(()))
-    })
-    .await?;
+    cluster
+        .wait_for_task_phase(&id, "incremental", Duration::from_secs(60))
+        .await?;
     source.exec("INSERT INTO shop.t VALUES (1, 1)").await?;
     wait_for(
         "the first row on the destination",
@@ -439,26 +389,59 @@ async fn binlog_off_purged_positions_and_destination_write_errors_are_precise() 
     cluster
         .control_task(&id, dts_proto::pb::TaskAction::Pause)
         .await?;
+    // The worker stops the paused task (and its binlog reader) at its next beat.
+    wait_for(
+        "the paused task to stop on its worker",
+        Duration::from_secs(10),
+        || async {
+            let status = cluster.cluster_status().await?;
+            Ok(status
+                .workers
+                .iter()
+                .all(|w| !w.running_tasks.contains(&id))
+                .then_some(()))
+        },
+    )
+    .await?;
     source
         .exec("FLUSH BINARY LOGS; INSERT INTO shop.t VALUES (2, 2); FLUSH BINARY LOGS")
         .await?;
-    let current = source
-        .query_value("SELECT @@global.gtid_binlog_pos")
-        .await?;
-    let mut conn = source.conn().await?;
-    let logs: Vec<mysql_async::Row> =
-        mysql_async::prelude::Queryable::query(&mut conn, "SHOW BINARY LOGS").await?;
-    let last: String = logs.last().and_then(|r| r.get(0)).unwrap_or_default();
-    mysql_async::prelude::Queryable::query_drop(
-        &mut conn,
-        format!("PURGE BINARY LOGS TO '{last}'"),
+    // MariaDB keeps a file a dump thread still reads; purge until it is gone.
+    let checkpoint: serde_json::Value = serde_json::from_str(
+        &destination
+            .query_value("SELECT position FROM dts_meta.checkpoints WHERE lane = 1")
+            .await?
+            .unwrap_or_default(),
+    )?;
+    let file = checkpoint["file"].as_str().unwrap_or_default().to_string();
+    wait_for(
+        &format!("{file} to be purged"),
+        Duration::from_secs(20),
+        || async {
+            let mut conn = source.conn().await?;
+            let logs: Vec<mysql_async::Row> =
+                mysql_async::prelude::Queryable::query(&mut conn, "SHOW BINARY LOGS").await?;
+            let last: String = logs.last().and_then(|r| r.get(0)).unwrap_or_default();
+            mysql_async::prelude::Queryable::query_drop(
+                &mut conn,
+                format!("PURGE BINARY LOGS TO '{last}'"),
+            )
+            .await?;
+            let remaining: Vec<mysql_async::Row> =
+                mysql_async::prelude::Queryable::query(&mut conn, "SHOW BINARY LOGS").await?;
+            Ok(remaining
+                .iter()
+                .all(|r| r.get::<String, _>(0).as_deref() != Some(file.as_str()))
+                .then_some(()))
+        },
     )
     .await?;
-    println!("purged up to {last} (gtid {current:?})");
     cluster
         .control_task(&id, dts_proto::pb::TaskAction::Resume)
         .await?;
-    let failed = wait_status(id, "failed").await?;
+    let failed = cluster
+        .wait_for_task_status(&id, "failed", Duration::from_secs(60))
+        .await?;
     assert!(
         failed.last_error.contains("is no longer available"),
         "{}",
@@ -479,10 +462,9 @@ async fn binlog_off_purged_positions_and_destination_write_errors_are_precise() 
         1,
     );
     let id = cluster.create_task(&spec, true).await?.id;
-    wait_for("incremental", Duration::from_secs(60), || async {
-        Ok((cluster.task(&id).await?.phase == "incremental").then_some(()))
-    })
-    .await?;
+    cluster
+        .wait_for_task_phase(&id, "incremental", Duration::from_secs(60))
+        .await?;
     // The destination lacks the table (no schema mode): every apply fails.
     source.exec("INSERT INTO other.t VALUES (1)").await?;
     let retrying = wait_for(
@@ -549,8 +531,10 @@ async fn tls_to_the_source_with_a_ca_works_and_its_failures_are_precise() -> any
         )
         .await?
         .id;
-    wait_for_phase(&cluster, &id, "done").await?;
-    assert_tables_equal(&source, &destination, "shop", &["t"]).await?;
+    cluster
+        .wait_for_task_phase(&id, "done", SYNC_TIMEOUT)
+        .await?;
+    assert_same_rows(&source, &destination, &[("shop", "t")]).await?;
 
     let failures = [
         (spec("no-tls", ""), "access denied"),
@@ -565,22 +549,9 @@ async fn tls_to_the_source_with_a_ca_works_and_its_failures_are_precise() -> any
     ];
     for (text, expected) in failures {
         let id = cluster.create_task(&text, true).await?.id;
-        let failed = wait_for(
-            &format!("task to fail with `{expected}`"),
-            Duration::from_secs(30),
-            || async {
-                let t = cluster.task(&id).await?;
-                Ok((t.status == "failed").then_some(t))
-            },
-        )
-        .await;
-        let failed = match failed {
-            Ok(t) => t,
-            Err(e) => anyhow::bail!(
-                "{e:#}; the task says: {:?}",
-                cluster.task(&id).await?.last_error
-            ),
-        };
+        let failed = cluster
+            .wait_for_task_status(&id, "failed", Duration::from_secs(30))
+            .await?;
         assert!(
             failed.last_error.contains(expected),
             "expected `{expected}` in: {}",

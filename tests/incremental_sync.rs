@@ -2,6 +2,7 @@
 //! converge, DDL is followed, and a worker SIGKILLed under load hands over to
 //! another without losing or repeating a change.
 
+use dts_tests::compare::assert_same_rows;
 use dts_tests::fixtures::{sync_task, EVERY_TYPE_ROWS, EVERY_TYPE_TABLES};
 use dts_tests::load::{Load, LOAD_SCHEMA};
 use dts_tests::{wait_for, MariaDb, TestCluster};
@@ -41,37 +42,6 @@ async fn wait_caught_up(source: &MariaDb, destination: &MariaDb) -> anyhow::Resu
         },
     )
     .await
-}
-
-async fn assert_equal(
-    source: &MariaDb,
-    destination: &MariaDb,
-    tables: &[(&str, &str)],
-) -> anyhow::Result<()> {
-    for (db, table) in tables {
-        let src = source.checksum(db, table).await?;
-        let dst = destination.checksum(db, table).await?;
-        println!("{db}.{table}: source {src:?} destination {dst:?}");
-        if src != dst && src.0 < 1000 {
-            let (a, b) = (
-                source.rows_as_hex(db, table).await?,
-                destination.rows_as_hex(db, table).await?,
-            );
-            for (x, y) in a.iter().zip(&b) {
-                for (cx, cy) in x.iter().zip(y) {
-                    if cx != cy {
-                        println!(
-                            "  differs: source {} destination {}",
-                            &cx[..cx.len().min(80)],
-                            &cy[..cy.len().min(80)]
-                        );
-                    }
-                }
-            }
-        }
-        assert_eq!(src, dst, "{db}.{table} differs");
-    }
-    Ok(())
 }
 
 async fn assert_healthy(cluster: &TestCluster, task: &str) -> anyhow::Result<()> {
@@ -125,7 +95,7 @@ async fn writes_during_the_whole_full_sync_converge() -> anyhow::Result<()> {
     println!("{committed} source transactions during the test");
     wait_caught_up(&source, &destination).await?;
     assert_healthy(&cluster, &task).await?;
-    assert_equal(
+    assert_same_rows(
         &source,
         &destination,
         &[("load_db", "items"), ("load_db", "counters")],
@@ -159,12 +129,9 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
         1,
     );
     let task = cluster.create_task(&spec, true).await?.id;
-    wait_for("incremental", TIMEOUT, || async {
-        let t = cluster.task(&task).await?;
-        anyhow::ensure!(t.status != "failed", "task failed: {}", t.last_error);
-        Ok((t.phase == "incremental").then_some(()))
-    })
-    .await?;
+    cluster
+        .wait_for_task_phase(&task, "incremental", TIMEOUT)
+        .await?;
     source
         .exec(
             "USE app; \
@@ -183,7 +150,7 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
         .await?;
     wait_caught_up(&source, &destination).await?;
     assert_healthy(&cluster, &task).await?;
-    assert_equal(
+    assert_same_rows(
         &source,
         &destination,
         &[("app", "renamed"), ("app", "emptied"), ("app", "fresh")],
@@ -245,12 +212,9 @@ async fn worker_killed_under_load_hands_over_without_losing_or_repeating_changes
     );
     let task = cluster.create_task(&spec, true).await?.id;
     let load = Load::start(&source, 2).await?;
-    let first = wait_for("incremental", TIMEOUT, || async {
-        let t = cluster.task(&task).await?;
-        anyhow::ensure!(t.status != "failed", "task failed: {}", t.last_error);
-        Ok((t.phase == "incremental").then_some(t))
-    })
-    .await?;
+    let first = cluster
+        .wait_for_task_phase(&task, "incremental", TIMEOUT)
+        .await?;
     let before_kill = load.committed() + 200;
     wait_for("load before the kill", TIMEOUT, || async {
         Ok((load.committed() >= before_kill).then_some(()))
@@ -275,7 +239,7 @@ async fn worker_killed_under_load_hands_over_without_losing_or_repeating_changes
     // Strict mode raised nothing (a repeated insert would be a duplicate key,
     // a lost one a missing row on update/delete), and the rows are equal.
     assert_healthy(&cluster, &task).await?;
-    assert_equal(
+    assert_same_rows(
         &source,
         &destination,
         &[("load_db", "items"), ("load_db", "counters")],
@@ -317,12 +281,9 @@ async fn every_column_type_round_trips_through_the_binlog() -> anyhow::Result<()
         2,
     );
     let task = cluster.create_task(&spec, true).await?.id;
-    wait_for("incremental", TIMEOUT, || async {
-        let t = cluster.task(&task).await?;
-        anyhow::ensure!(t.status != "failed", "task failed: {}", t.last_error);
-        Ok((t.phase == "incremental").then_some(()))
-    })
-    .await?;
+    cluster
+        .wait_for_task_phase(&task, "incremental", TIMEOUT)
+        .await?;
     // Every value now travels as a binlog row image.
     source.exec(EVERY_TYPE_ROWS).await?;
     source
@@ -338,7 +299,7 @@ async fn every_column_type_round_trips_through_the_binlog() -> anyhow::Result<()
         .await?;
     wait_caught_up(&source, &destination).await?;
     assert_healthy(&cluster, &task).await?;
-    assert_equal(
+    assert_same_rows(
         &source,
         &destination,
         &[

@@ -347,6 +347,53 @@ impl TestCluster {
         .await
     }
 
+    /// Waits until the task reports `phase`; a task that fails meanwhile ends
+    /// the wait at once with its error.
+    pub async fn wait_for_task_phase(
+        &self,
+        id: &str,
+        phase: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<pb::TaskInfo> {
+        wait_for(
+            &format!("task {id} to reach phase {phase}"),
+            timeout,
+            || async {
+                let task = self.task(id).await?;
+                anyhow::ensure!(task.status != "failed", "task failed: {}", task.last_error);
+                Ok((task.phase == phase).then_some(task))
+            },
+        )
+        .await
+    }
+
+    /// Waits until the task has `status` (e.g. "failed").
+    pub async fn wait_for_task_status(
+        &self,
+        id: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<pb::TaskInfo> {
+        let waited = wait_for(&format!("task {id} to be {status}"), timeout, || async {
+            let task = self.task(id).await?;
+            Ok((task.status == status).then_some(task))
+        })
+        .await;
+        match waited {
+            Ok(task) => Ok(task),
+            Err(e) => {
+                let task = self.task(id).await?;
+                anyhow::bail!(
+                    "{e:#}; the task is {} in phase {:?} with error {:?}\n{}",
+                    task.status,
+                    task.phase,
+                    task.last_error,
+                    self.logs()
+                )
+            }
+        }
+    }
+
     /// Waits until the task runs (reported) on a worker other than `from`.
     pub async fn wait_for_task_moved(
         &self,

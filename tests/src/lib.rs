@@ -3,6 +3,7 @@
 //! moment, plus throwaway MariaDB instances with binlog in ROW/FULL format.
 
 pub mod cluster;
+pub mod compare;
 pub mod fixtures;
 pub mod load;
 pub mod mariadb;

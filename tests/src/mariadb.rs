@@ -2,7 +2,6 @@
 //! ROW format with FULL row images, gone when dropped.
 
 use crate::process::{free_port, Process};
-use crate::wait::wait_for;
 use anyhow::Context;
 use mysql_async::prelude::Queryable;
 use std::path::PathBuf;
@@ -124,7 +123,7 @@ impl MariaDb {
 
     /// Like [`MariaDb::start`], with extra server options (`--default-time-zone=+05:00`, ...).
     pub async fn start_with(server_id: u32, options: &[&str]) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("dts-mariadb-").tempdir()?;
+        let mut dir = tempfile::Builder::new().prefix("dts-mariadb-").tempdir()?;
         let data = dir.path().join("data");
         let install = std::process::Command::new(find_program("mariadb-install-db")?)
             .args([
@@ -141,53 +140,85 @@ impl MariaDb {
             "mariadb-install-db failed: {}",
             String::from_utf8_lossy(&install.stderr)
         );
-        let port = free_port()?;
-        let args = vec![
-            "--no-defaults".to_string(),
-            format!("--datadir={}", data.display()),
-            format!("--port={port}"),
-            format!("--socket={}", dir.path().join("mysqld.sock").display()),
-            format!("--pid-file={}", dir.path().join("mysqld.pid").display()),
-            "--bind-address=127.0.0.1".to_string(),
-            format!("--server-id={server_id}"),
-            format!("--log-bin={}", dir.path().join("binlog").display()),
-            "--binlog-format=ROW".to_string(),
-            "--binlog-row-image=FULL".to_string(),
-            "--user=root".to_string(),
-            "--skip-name-resolve".to_string(),
-            "--innodb-buffer-pool-size=32M".to_string(),
-            "--innodb-log-file-size=16M".to_string(),
-            "--performance-schema=OFF".to_string(),
-            // Room for the 16 MiB+ values the type tests move.
-            "--max-allowed-packet=256M".to_string(),
-        ];
-        let mut args = args;
-        args.extend(options.iter().map(|o| o.to_string()));
-        let log = dir.path().join("mariadb.log");
-        let process = Process::start("mariadbd", find_program("mariadbd")?, args, log)?;
-        let server = Self {
-            dir,
-            port,
-            server_id,
-            process,
-        };
-        server.wait_ready(Duration::from_secs(30)).await?;
-        Ok(server)
+        // A port free when picked can be taken before the server binds it (by
+        // another process's outgoing connection, say): then the server exits,
+        // and we try again on another port.
+        let mut last_error = None;
+        for _ in 0..3 {
+            let port = free_port()?;
+            let mut args = vec![
+                "--no-defaults".to_string(),
+                format!("--datadir={}", data.display()),
+                format!("--port={port}"),
+                format!("--socket={}", dir.path().join("mysqld.sock").display()),
+                format!("--pid-file={}", dir.path().join("mysqld.pid").display()),
+                "--bind-address=127.0.0.1".to_string(),
+                format!("--server-id={server_id}"),
+                format!("--log-bin={}", dir.path().join("binlog").display()),
+                "--binlog-format=ROW".to_string(),
+                "--binlog-row-image=FULL".to_string(),
+                "--user=root".to_string(),
+                "--skip-name-resolve".to_string(),
+                "--innodb-buffer-pool-size=32M".to_string(),
+                "--innodb-log-file-size=16M".to_string(),
+                "--performance-schema=OFF".to_string(),
+                // Room for the 16 MiB+ values the type tests move.
+                "--max-allowed-packet=256M".to_string(),
+            ];
+            args.extend(options.iter().map(|o| o.to_string()));
+            let log = dir.path().join("mariadb.log");
+            let process = Process::start("mariadbd", find_program("mariadbd")?, args, log)?;
+            let mut server = Self {
+                dir,
+                port,
+                server_id,
+                process,
+            };
+            match server.wait_ready(Duration::from_secs(30)).await {
+                Ok(()) => return Ok(server),
+                Err(e) if !server.process.is_running() => {
+                    last_error = Some(e);
+                    server.process.kill();
+                    dir = server.dir;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("mariadb did not start")))
     }
 
+    /// Waits until this server (identified by its data dir) answers; gives up
+    /// at once when it could not bind its port.
     async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
-        wait_for(
-            &format!("mariadb on port {} to accept queries", self.port),
-            timeout,
-            || async {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let ours = self.data_dir().display().to_string();
+        loop {
+            let log = self.process.log_text();
+            anyhow::ensure!(
+                !log.contains("Bind on TCP/IP port")
+                    && !log.contains("Do you already have another server running"),
+                "mariadb could not bind port {}",
+                self.port
+            );
+            let probe = async {
                 let mut conn = mysql_async::Conn::from_url(self.url()).await?;
-                let one: Option<u8> = conn.query_first("SELECT 1").await?;
+                // The server on this port must be ours, not one that took the port.
+                let datadir: Option<String> = conn.query_first("SELECT @@datadir").await?;
                 conn.disconnect().await?;
-                Ok(one.map(|_| ()))
-            },
-        )
-        .await
-        .with_context(|| format!("server log:\n{}", self.process.log_text()))
+                anyhow::Ok(
+                    datadir.is_some_and(|d| d.trim_end_matches('/') == ours.trim_end_matches('/')),
+                )
+            };
+            if let Ok(true) = probe.await {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "mariadb on port {} did not become ready in {timeout:?}; server log:\n{log}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn url(&self) -> String {

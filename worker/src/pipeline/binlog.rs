@@ -107,7 +107,12 @@ pub async fn read(
     let mut gtid: Option<String> = None;
     loop {
         let next = tokio::select! {
-            _ = cancel.cancelled() => return Err(SyncError::Stopped),
+            _ = cancel.cancelled() => {
+                // Closing ends the dump thread on the source now, instead of
+                // leaving it to hold binlog files open until it notices.
+                let _ = stream.close().await;
+                return Err(SyncError::Stopped);
+            }
             next = stream.next() => next,
         };
         let event = match next {
