@@ -75,6 +75,19 @@ pub fn mariadb_gtid(payload: &[u8], server_id: u32) -> Option<(String, bool)> {
     ))
 }
 
+/// A MySQL GTID as `source_uuid:transaction_number`.
+pub fn mysql_gtid(sid: &[u8; 16], gno: u64) -> String {
+    let hex: String = sid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}:{gno}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 /// Chooses which tables' row events are kept.
 pub trait TableFilter: Send + Sync {
     fn wants(&self, db: &str, table: &str) -> bool;
@@ -187,6 +200,10 @@ pub async fn read(
                     }
                 }
             }
+            EventData::GtidEvent(ev) => {
+                // MySQL: the GTID opens the transaction (BEGIN follows).
+                gtid = Some(mysql_gtid(&ev.sid(), ev.gno()));
+            }
             EventData::XidEvent(_) => {
                 let position = position(&file, &gtid);
                 send(
@@ -283,6 +300,18 @@ fn purged_or(start: &BinlogPosition, err: mysql_async::Error) -> SyncError {
 #[cfg(test)]
 mod tests {
     use super::mariadb_gtid;
+
+    #[test]
+    fn mysql_gtid_formats_like_the_server() {
+        let sid = [
+            0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42,
+            0x95, 0x62,
+        ];
+        assert_eq!(
+            super::mysql_gtid(&sid, 23),
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:23"
+        );
+    }
 
     #[test]
     fn mariadb_gtid_payload_decodes() {

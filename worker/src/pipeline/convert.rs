@@ -24,9 +24,17 @@ pub fn to_param(column: &Column, value: BinlogValue<'static>) -> Result<Value, C
     };
     let value = match value {
         BinlogValue::Value(v) => v,
-        BinlogValue::Jsonb(_) | BinlogValue::JsonDiff(_) => {
+        // MySQL's binary JSON: written back as JSON text, which the column parses.
+        BinlogValue::Jsonb(json) => {
+            let json = serde_json::Value::try_from(json)
+                .map_err(|e| fail(format!("undecodable binary JSON: {e}")))?;
+            return Ok(Value::Bytes(json.to_string().into_bytes()));
+        }
+        // Partial JSON updates need binlog_row_value_options=PARTIAL_JSON on
+        // MySQL; dts asks for full row images.
+        BinlogValue::JsonDiff(_) => {
             return Err(fail(
-                "MySQL binary JSON in the binlog is not supported yet".into(),
+                "a partial JSON update is in the binlog; set binlog_row_value_options = '' on the source".into(),
             ))
         }
     };
