@@ -189,15 +189,16 @@ async fn run_phases(
                         .flatten(),
                 };
                 let from = incremental.resume_position(start).await?;
+                // Leaving catch-up is recorded once, when the applier passes P1.
+                let leaves_catchup = checkpoint.phase == Phase::Catchup;
                 let mut caught_up = checkpoint.clone();
                 caught_up.phase = Phase::Incremental;
-                let meta_ref = &meta;
-                let destination_ref = destination;
+                let meta = &meta;
                 incremental
                     .run(from, || async move {
-                        if caught_up.phase != checkpoint.phase {
-                            let mut conn = destination_ref.conn().await?;
-                            save(meta_ref, &mut conn, &caught_up).await?;
+                        if leaves_catchup {
+                            let mut conn = destination.conn().await?;
+                            save(meta, &mut conn, &caught_up).await?;
                         }
                         Ok(())
                     })

@@ -30,8 +30,9 @@ pub struct RowChange {
 
 #[derive(Debug)]
 pub enum Item {
-    /// A source transaction begins (MariaDB GTID event, or BEGIN).
-    Begin { gtid: Option<String> },
+    /// A source transaction begins (MariaDB GTID event, or BEGIN); its GTID
+    /// travels with the commit's position.
+    Begin,
     Rows {
         db: String,
         table: String,
@@ -150,7 +151,7 @@ pub async fn read(
             if let Some((id, standalone)) = mariadb_gtid(event.data(), header.server_id()) {
                 gtid = Some(id);
                 if !standalone {
-                    send(&out, Item::Begin { gtid: gtid.clone() }).await?;
+                    send(&out, Item::Begin).await?;
                 }
             }
             continue;
@@ -172,7 +173,7 @@ pub async fn read(
             EventData::QueryEvent(query) => {
                 let sql = query.query().to_string();
                 match sql.trim().to_ascii_uppercase().as_str() {
-                    "BEGIN" => send(&out, Item::Begin { gtid: gtid.clone() }).await?,
+                    "BEGIN" => send(&out, Item::Begin).await?,
                     "COMMIT" => {
                         let position = position(&file, &gtid);
                         send(

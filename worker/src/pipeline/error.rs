@@ -82,8 +82,6 @@ pub enum SyncError {
         context: String,
         detail: String,
     },
-    #[error("not supported: {0}")]
-    Unsupported(String),
     #[error("stopped")]
     Stopped,
 }

@@ -89,7 +89,7 @@ impl Incremental<'_> {
         Ok(checkpoints
             .into_iter()
             .flatten()
-            .min_by(|a, b| (a.file.as_str(), a.pos).cmp(&(b.file.as_str(), b.pos)))
+            .min_by(|a, b| a.order_key().cmp(&b.order_key()))
             .unwrap_or(start))
     }
 
@@ -179,7 +179,7 @@ impl Incremental<'_> {
         let caught_up = |p: &BinlogPosition| {
             self.catchup_until
                 .as_ref()
-                .is_none_or(|end| reached(p, end))
+                .is_none_or(|end| end.at_or_before(p))
         };
         let mode = if caught_up(&start) {
             Mode::Strict
@@ -225,7 +225,7 @@ impl Incremental<'_> {
                 }
             };
             match item {
-                Item::Begin { .. } => lanes.begin_transaction(),
+                Item::Begin => lanes.begin_transaction(),
                 Item::Rows {
                     db,
                     table,
@@ -350,35 +350,9 @@ impl Incremental<'_> {
     }
 }
 
-/// `position` is at or past `end` (binlog names sort in order).
-fn reached(position: &BinlogPosition, end: &BinlogPosition) -> bool {
-    (position.file.as_str(), position.pos) >= (end.file.as_str(), end.pos)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(file: &str, pos: u64) -> BinlogPosition {
-        BinlogPosition {
-            file: file.into(),
-            pos,
-            gtid: None,
-        }
-    }
-
-    #[test]
-    fn positions_order_across_files() {
-        assert!(reached(&at("binlog.000002", 4), &at("binlog.000001", 900)));
-        assert!(reached(
-            &at("binlog.000001", 900),
-            &at("binlog.000001", 900)
-        ));
-        assert!(!reached(
-            &at("binlog.000001", 899),
-            &at("binlog.000001", 900)
-        ));
-    }
 
     #[test]
     fn server_ids_are_stable_and_high() {

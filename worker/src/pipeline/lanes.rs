@@ -46,14 +46,14 @@ impl<'a> Lane<'a> {
     fn already_applied(&self, position: &BinlogPosition) -> bool {
         self.resumed_at
             .as_ref()
-            .is_some_and(|r| position_le(position, r))
+            .is_some_and(|r| position.at_or_before(r))
     }
 
     /// Strictly before where this lane had already got to.
     fn behind(&self, position: &BinlogPosition) -> bool {
         self.resumed_at
             .as_ref()
-            .is_some_and(|r| order(position) < order(r))
+            .is_some_and(|r| position.order_key() < r.order_key())
     }
 
     async fn apply_and_commit(&mut self, checkpoint: Option<&BinlogPosition>) -> SyncResult<()> {
@@ -89,22 +89,17 @@ pub struct Lanes<'a> {
 impl<'a> Lanes<'a> {
     /// `lanes[i]` is lane `i + 1`, with the checkpoint it had when this run started.
     pub fn new(lanes: Vec<(Applier<'a>, Option<BinlogPosition>)>) -> Self {
-        let replay_until = lanes
-            .iter()
-            .filter_map(|(_, c)| c.clone())
-            .max_by(|a, b| order(a).cmp(&order(b)));
-        let lowest = lanes
-            .iter()
-            .map(|(_, c)| c.clone())
-            .min_by(|a, b| match (a, b) {
-                (Some(a), Some(b)) => order(a).cmp(&order(b)),
-                (None, _) => std::cmp::Ordering::Less,
-                (_, None) => std::cmp::Ordering::Greater,
-            });
-        let replay_until = if lowest.flatten() == replay_until {
+        // Lanes commit together, so they differ only after a crash between two
+        // lanes' commits: then the batch up to the furthest one is replayed.
+        let all_equal = lanes.windows(2).all(|w| w[0].1 == w[1].1);
+        let replay_until = if all_equal {
             None
         } else {
-            replay_until
+            lanes
+                .iter()
+                .filter_map(|(_, c)| c.as_ref())
+                .max_by(|a, b| a.order_key().cmp(&b.order_key()))
+                .cloned()
         };
         Self {
             lanes: lanes
@@ -222,7 +217,7 @@ impl<'a> Lanes<'a> {
         self.transaction_rows = 0;
         self.batch_end = Some(position.clone());
         if let Some(until) = &self.replay_until {
-            if position_le(until, &position) {
+            if until.at_or_before(&position) {
                 self.replay_until = None;
                 return self.commit_batch().await;
             }
@@ -284,7 +279,7 @@ impl<'a> Lanes<'a> {
         if self
             .replay_until
             .as_ref()
-            .is_some_and(|u| position_le(u, &position))
+            .is_some_and(|u| u.at_or_before(&position))
         {
             self.replay_until = None;
         }
@@ -352,15 +347,6 @@ impl Fnv {
     fn finish(&self) -> u64 {
         self.0
     }
-}
-
-fn order(p: &BinlogPosition) -> (&str, u64) {
-    (p.file.as_str(), p.pos)
-}
-
-/// `a` is at or before `b`.
-pub fn position_le(a: &BinlogPosition, b: &BinlogPosition) -> bool {
-    order(a) <= order(b)
 }
 
 #[cfg(test)]

@@ -24,6 +24,19 @@ impl fmt::Display for BinlogPosition {
     }
 }
 
+impl BinlogPosition {
+    /// Order within the source's binlog: file names sort in sequence, then the
+    /// offset. (The GTID is a label of the position, not part of its order.)
+    pub fn order_key(&self) -> (&str, u64) {
+        (self.file.as_str(), self.pos)
+    }
+
+    /// `self` is at or before `other` in the binlog.
+    pub fn at_or_before(&self, other: &BinlogPosition) -> bool {
+        self.order_key() <= other.order_key()
+    }
+}
+
 /// The source's current binlog position.
 pub async fn current(conn: &mut mysql_async::Conn) -> SyncResult<BinlogPosition> {
     let ctx = "reading the source binlog position";
@@ -87,4 +100,24 @@ pub struct TaskCheckpoint {
     /// Last binlog position applied (incremental).
     #[serde(default)]
     pub applied: Option<BinlogPosition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BinlogPosition;
+
+    fn at(file: &str, pos: u64) -> BinlogPosition {
+        BinlogPosition {
+            file: file.into(),
+            pos,
+            gtid: None,
+        }
+    }
+
+    #[test]
+    fn positions_order_across_files() {
+        assert!(at("binlog.000001", 900).at_or_before(&at("binlog.000002", 4)));
+        assert!(at("binlog.000001", 900).at_or_before(&at("binlog.000001", 900)));
+        assert!(!at("binlog.000001", 900).at_or_before(&at("binlog.000001", 899)));
+    }
 }
