@@ -50,6 +50,10 @@ pub struct CoordinatorClient {
     /// Index into `nodes` of the last node that served a call.
     preferred: Mutex<usize>,
     policy: CallPolicy,
+    /// Follow addresses the cluster advertises (leader hints, membership).
+    /// Off when this process reaches the coordinators through other addresses
+    /// than the ones they advertise (a proxy, NAT, a load balancer).
+    discover: bool,
 }
 
 impl CoordinatorClient {
@@ -69,7 +73,15 @@ impl CoordinatorClient {
             nodes: Mutex::new(nodes),
             preferred: Mutex::new(0),
             policy,
+            discover: true,
         })
+    }
+
+    /// Keeps to the given addresses: leader hints and learned members are not
+    /// followed; a follower's answer makes the call try the next given address.
+    pub fn without_discovery(mut self) -> Self {
+        self.discover = false;
+        self
     }
 
     /// Parses a comma-separated address list.
@@ -100,7 +112,7 @@ impl CoordinatorClient {
             if !is_retryable(&status) || Instant::now() >= deadline {
                 return Err(status);
             }
-            if let Some(leader) = leader_hint(&status) {
+            if let Some(leader) = leader_hint(&status).filter(|_| self.discover) {
                 self.prefer_address(&leader)?;
                 continue;
             }
@@ -152,6 +164,9 @@ impl CoordinatorClient {
     /// Adds coordinator addresses learned from the cluster (membership changes,
     /// nodes the user did not list), keeping the preferred node as it is.
     pub fn learn(&self, addresses: &[String]) {
+        if !self.discover {
+            return;
+        }
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
         for address in addresses {
             if nodes.iter().any(|n| &n.address == address) {

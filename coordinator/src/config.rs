@@ -34,6 +34,7 @@ pub struct CoordinatorConfig {
     pub snapshot_every_logs: u64,
     /// Progress reports arriving within this window share one Raft entry.
     pub report_coalesce_ms: u64,
+    pub log: dts_common::telemetry::LogConfig,
 }
 
 impl Default for CoordinatorConfig {
@@ -52,6 +53,7 @@ impl Default for CoordinatorConfig {
             election_timeout_max_ms: 1500,
             snapshot_every_logs: 1000,
             report_coalesce_ms: 50,
+            log: dts_common::telemetry::LogConfig::default(),
         }
     }
 }

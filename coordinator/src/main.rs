@@ -44,6 +44,9 @@ struct Args {
     /// Build a Raft snapshot every this many log entries [default: 1000].
     #[arg(long, env = "DTS_SNAPSHOT_EVERY_LOGS")]
     snapshot_every_logs: Option<u64>,
+    /// Write rotated log files here instead of stderr.
+    #[arg(long, env = "DTS_LOG_DIR")]
+    log_dir: Option<PathBuf>,
 }
 
 impl Args {
@@ -68,13 +71,15 @@ impl Args {
             config.advertise = self.advertise;
         }
         config.join |= self.join;
+        if self.log_dir.is_some() {
+            config.log.dir = self.log_dir;
+        }
         Ok(config)
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    dts_common::telemetry::init();
     let config = match Args::parse().into_config() {
         Ok(c) => c,
         Err(e) => {
@@ -82,6 +87,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = dts_common::telemetry::init(&config.log, "dts-coordinator") {
+        eprintln!("dts-coordinator: {e}");
+        return ExitCode::from(2);
+    }
     match dts_coordinator::server::serve(config, dts_common::signal::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

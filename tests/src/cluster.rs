@@ -19,6 +19,7 @@ pub struct TestClusterBuilder {
     lease_ms: u64,
     heartbeat_ms: u64,
     snapshot_every_logs: u64,
+    worker_args: Vec<String>,
 }
 
 impl Default for TestClusterBuilder {
@@ -29,6 +30,7 @@ impl Default for TestClusterBuilder {
             lease_ms: 3000,
             heartbeat_ms: 500,
             snapshot_every_logs: 1000,
+            worker_args: Vec::new(),
         }
     }
 }
@@ -56,6 +58,12 @@ impl TestClusterBuilder {
         self
     }
 
+    /// Extra flags for every worker, e.g. `--retry-minute-ms 1000`.
+    pub fn worker_args(mut self, args: &[&str]) -> Self {
+        self.worker_args = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
     /// Starts everything and waits for a leader and for every worker to be online.
     pub async fn start(self) -> anyhow::Result<TestCluster> {
         let dir = tempfile::Builder::new().prefix("dts-test-").tempdir()?;
@@ -74,6 +82,7 @@ impl TestClusterBuilder {
             lease_ms: self.lease_ms,
             heartbeat_ms: self.heartbeat_ms,
             snapshot_every_logs: self.snapshot_every_logs,
+            worker_args: self.worker_args,
         };
         for (i, port) in ports.iter().enumerate() {
             let id = i as u64 + 1;
@@ -116,6 +125,7 @@ pub struct TestCluster {
     lease_ms: u64,
     heartbeat_ms: u64,
     snapshot_every_logs: u64,
+    worker_args: Vec<String>,
 }
 
 impl TestCluster {
@@ -164,8 +174,17 @@ impl TestCluster {
 
     /// Starts a new worker with `du` DTS units; returns its id.
     pub fn add_worker(&mut self, du: u32) -> anyhow::Result<String> {
+        let coordinators = self.coordinator_list();
+        self.add_worker_through(du, &coordinators)
+    }
+
+    /// Starts a worker that reaches the coordinators only at `coordinators`
+    /// (e.g. fault proxies in front of them). Unless that is the cluster's own
+    /// list, it never follows the addresses they advertise, which would
+    /// bypass the proxies.
+    pub fn add_worker_through(&mut self, du: u32, coordinators: &str) -> anyhow::Result<String> {
         let id = format!("worker-{}", self.workers.len() + 1);
-        let args = vec![
+        let mut args = vec![
             "--id".to_string(),
             id.clone(),
             "--address".to_string(),
@@ -173,12 +192,16 @@ impl TestCluster {
             "--du".to_string(),
             du.to_string(),
             "--coordinators".to_string(),
-            self.coordinator_list(),
+            coordinators.to_string(),
             "--data-dir".to_string(),
             self.dir.path().join(&id).display().to_string(),
             "--report-interval-ms".to_string(),
             "300".to_string(),
         ];
+        if coordinators != self.coordinator_list() {
+            args.extend(["--discover-coordinators".to_string(), "false".to_string()]);
+        }
+        args.extend(self.worker_args.iter().cloned());
         let log = self.dir.path().join(format!("{id}.log"));
         let process = Process::start(&id, binary("dts-worker")?, args, log)?;
         self.workers.push(WorkerNode {
@@ -209,6 +232,15 @@ impl TestCluster {
             .iter_mut()
             .find(|w| w.id == id)
             .with_context(|| format!("no worker {id}"))
+    }
+
+    /// What a worker has logged so far (empty for an unknown id).
+    pub fn worker_log(&self, id: &str) -> String {
+        self.workers
+            .iter()
+            .find(|w| w.id == id)
+            .map(|w| w.process.log_text())
+            .unwrap_or_default()
     }
 
     /// A client over every coordinator, following leader hints.

@@ -4,10 +4,12 @@
 
 pub mod cluster;
 pub mod compare;
+pub mod converge;
 pub mod fixtures;
 pub mod load;
 pub mod mariadb;
 pub mod process;
+pub mod proxy;
 pub mod wait;
 
 pub use cluster::{TestCluster, TestClusterBuilder};

@@ -52,11 +52,16 @@ pub async fn run(
         attempt_timeout: Duration::from_secs(1),
         backoff: Duration::from_millis(100),
     };
-    let client = Arc::new(CoordinatorClient::new(&config.coordinators, policy)?);
+    let mut client = CoordinatorClient::new(&config.coordinators, policy)?;
+    if !config.discover_coordinators {
+        client = client.without_discovery();
+    }
+    let client = Arc::new(client);
     let ctx = Arc::new(RuntimeContext {
         worker_id: worker_id.clone(),
         client: client.clone(),
         report_interval: config.report_interval(),
+        retry_minute: config.retry_minute(),
     });
     let agent = Arc::new(Agent {
         address: config.resolve_address(),

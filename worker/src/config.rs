@@ -18,6 +18,14 @@ pub struct WorkerConfig {
     pub data_dir: PathBuf,
     /// How often a running task reports progress.
     pub report_interval_ms: u64,
+    /// Follow the addresses coordinators advertise (leader hints, new
+    /// members). Turn off when this worker reaches them through other
+    /// addresses (a proxy, NAT): then only `coordinators` are used.
+    pub discover_coordinators: bool,
+    /// Length of one minute of a task's retry windows (`retry.*_minutes`).
+    /// Only tests shorten it, so that a 10-minute window passes in seconds.
+    pub retry_minute_ms: u64,
+    pub log: dts_common::telemetry::LogConfig,
 }
 
 impl Default for WorkerConfig {
@@ -29,6 +37,9 @@ impl Default for WorkerConfig {
             coordinators: vec!["127.0.0.1:7701".to_string()],
             data_dir: PathBuf::from("dts-data/worker"),
             report_interval_ms: 1000,
+            discover_coordinators: true,
+            retry_minute_ms: 60_000,
+            log: dts_common::telemetry::LogConfig::default(),
         }
     }
 }
@@ -64,6 +75,12 @@ impl WorkerConfig {
                 reason: "must list at least one host:port".into(),
             });
         }
+        if self.retry_minute_ms == 0 {
+            return Err(ConfigError::Invalid {
+                field: "retry_minute_ms",
+                reason: "must be positive".into(),
+            });
+        }
         if self.report_interval_ms == 0 {
             return Err(ConfigError::Invalid {
                 field: "report_interval_ms",
@@ -75,6 +92,10 @@ impl WorkerConfig {
 
     pub fn report_interval(&self) -> Duration {
         Duration::from_millis(self.report_interval_ms)
+    }
+
+    pub fn retry_minute(&self) -> Duration {
+        Duration::from_millis(self.retry_minute_ms)
     }
 
     /// The configured id, or the one this data dir remembers, or a new one saved there.

@@ -31,6 +31,16 @@ struct Args {
     /// Progress report interval in milliseconds [default: 1000].
     #[arg(long, env = "DTS_REPORT_INTERVAL_MS")]
     report_interval_ms: Option<u64>,
+    /// Follow the addresses coordinators advertise; false keeps to
+    /// --coordinators (workers behind a proxy or NAT) [default: true].
+    #[arg(long, env = "DTS_DISCOVER_COORDINATORS", value_name = "BOOL")]
+    discover_coordinators: Option<bool>,
+    /// Length of a retry-window minute in ms; tests shorten it [default: 60000].
+    #[arg(long, env = "DTS_RETRY_MINUTE_MS")]
+    retry_minute_ms: Option<u64>,
+    /// Write rotated log files here instead of stderr.
+    #[arg(long, env = "DTS_LOG_DIR")]
+    log_dir: Option<PathBuf>,
 }
 
 impl Args {
@@ -48,14 +58,23 @@ impl Args {
         macro_rules! set {
             ($($field:ident),*) => {$( if let Some(v) = self.$field { config.$field = v; } )*};
         }
-        set!(du, coordinators, data_dir, report_interval_ms);
+        set!(
+            du,
+            coordinators,
+            data_dir,
+            report_interval_ms,
+            discover_coordinators,
+            retry_minute_ms
+        );
+        if self.log_dir.is_some() {
+            config.log.dir = self.log_dir;
+        }
         Ok(config)
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    dts_common::telemetry::init();
     let config = match Args::parse().into_config() {
         Ok(c) => c,
         Err(e) => {
@@ -63,6 +82,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = dts_common::telemetry::init(&config.log, "dts-worker") {
+        eprintln!("dts-worker: {e}");
+        return ExitCode::from(2);
+    }
     match dts_worker::agent::run(config, dts_common::signal::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

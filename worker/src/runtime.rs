@@ -53,6 +53,8 @@ pub struct RuntimeContext {
     pub worker_id: String,
     pub client: Arc<CoordinatorClient>,
     pub report_interval: Duration,
+    /// One minute of a retry window (shortened only by tests).
+    pub retry_minute: Duration,
 }
 
 /// Starts the runtime of `assignment`.
@@ -97,7 +99,7 @@ async fn run(
         progress: progress.clone(),
         cancel: cancel.clone(),
     };
-    let pipeline = run_with_retries(&task, retry);
+    let pipeline = run_with_retries(&task, retry, ctx.retry_minute);
     tokio::pin!(pipeline);
     let mut ticker = tokio::time::interval(ctx.report_interval);
     let mut rate_base = (Instant::now(), 0u64);
@@ -150,23 +152,27 @@ async fn run(
 }
 
 /// Runs the pipeline, retrying what may heal by itself within the task's windows.
-async fn run_with_retries(task: &TaskContext, retry: RetryPolicy) -> Result<(), SyncError> {
+async fn run_with_retries(
+    task: &TaskContext,
+    retry: RetryPolicy,
+    minute: Duration,
+) -> Result<(), SyncError> {
     let mut failing_since: Option<(Instant, Disposition)> = None;
     let mut backoff = Duration::from_millis(500);
     loop {
-        let progress_before = task.progress.snapshot().rows_copied;
+        let progress_before = rows_moved(&task.progress);
         let error = match pipeline::run(task).await {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
         let disposition = error.disposition();
         let window = match disposition {
-            Disposition::RetryConnect => Duration::from_secs(u64::from(retry.connect_minutes) * 60),
-            Disposition::RetryOther => Duration::from_secs(u64::from(retry.other_minutes) * 60),
+            Disposition::RetryConnect => minute * retry.connect_minutes,
+            Disposition::RetryOther => minute * retry.other_minutes,
             Disposition::Fail | Disposition::Stop => return Err(error),
         };
         // Progress since the last failure starts a new streak.
-        if task.progress.snapshot().rows_copied != progress_before {
+        if rows_moved(&task.progress) != progress_before {
             failing_since = None;
             backoff = Duration::from_millis(500);
         }
@@ -182,6 +188,12 @@ async fn run_with_retries(task: &TaskContext, retry: RetryPolicy) -> Result<(), 
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
+}
+
+/// Rows copied plus rows applied: any change means the task made progress.
+fn rows_moved(progress: &Progress) -> u64 {
+    let snapshot = progress.snapshot();
+    snapshot.rows_copied + snapshot.rows_applied
 }
 
 async fn report(

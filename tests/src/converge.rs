@@ -1,0 +1,83 @@
+//! "The sync has converged": the destination has applied everything the
+//! source committed, the task is healthy, and the load's tables are equal
+//! with every transaction applied exactly once.
+
+use crate::compare::assert_same_rows;
+use crate::wait::wait_for;
+use crate::{MariaDb, TestCluster};
+use mysql_async::prelude::Queryable;
+use std::time::Duration;
+
+/// Waits until every apply lane's checkpoint on the destination has reached
+/// the source's current binlog position.
+pub async fn wait_caught_up(
+    source: &MariaDb,
+    destination: &MariaDb,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut conn = source.conn().await?;
+    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+    let row = row.ok_or_else(|| anyhow::anyhow!("the source has no binlog"))?;
+    let (file, pos): (String, u64) = (
+        row.get(0).unwrap_or_default(),
+        row.get(1).unwrap_or_default(),
+    );
+    wait_for(
+        &format!("the destination to apply up to {file}:{pos}"),
+        timeout,
+        || async {
+            let json = destination
+                .query_value(
+                    "SELECT position FROM dts_meta.checkpoints WHERE lane >= 1 ORDER BY \
+                     JSON_VALUE(position, '$.file'), CAST(JSON_VALUE(position, '$.pos') AS UNSIGNED) LIMIT 1",
+                )
+                .await
+                .ok()
+                .flatten();
+            let Some(json) = json else { return Ok(None) };
+            let applied: serde_json::Value = serde_json::from_str(&json)?;
+            let at = (
+                applied["file"].as_str().unwrap_or_default().to_string(),
+                applied["pos"].as_u64().unwrap_or(0),
+            );
+            Ok((at >= (file.clone(), pos)).then_some(()))
+        },
+    )
+    .await
+}
+
+/// The task neither failed nor reports an error.
+pub async fn assert_healthy(cluster: &TestCluster, task: &str) -> anyhow::Result<()> {
+    let info = cluster.task(task).await?;
+    anyhow::ensure!(info.status != "failed", "task failed: {}", info.last_error);
+    anyhow::ensure!(
+        info.last_error.is_empty(),
+        "task reports an error: {}",
+        info.last_error
+    );
+    Ok(())
+}
+
+/// The load's tables are equal on both sides, and the counters on the
+/// destination sum to the number of transactions the load committed: a lost
+/// transaction makes the sum smaller, one applied twice makes it larger.
+pub async fn assert_load_converged(
+    source: &MariaDb,
+    destination: &MariaDb,
+    committed: u64,
+) -> anyhow::Result<()> {
+    assert_same_rows(
+        source,
+        destination,
+        &[("load_db", "items"), ("load_db", "counters")],
+    )
+    .await?;
+    let total = destination
+        .query_value("SELECT SUM(n) FROM load_db.counters")
+        .await?;
+    anyhow::ensure!(
+        total == Some(committed.to_string()),
+        "the destination counters sum to {total:?}, but the load committed {committed} transactions"
+    );
+    Ok(())
+}
