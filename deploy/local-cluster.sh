@@ -1,33 +1,66 @@
 #!/usr/bin/env bash
-# A local dts cluster on loopback: 3 coordinators (a Raft group) and 2 workers.
+# A local dts cluster on loopback: a Raft group of coordinators and a pool of
+# workers, each process started from its own config file.
 #
-#   deploy/local-cluster.sh up       build if needed, start, wait for a leader
-#   deploy/local-cluster.sh status   processes and `dtsctl cluster status`
+#   deploy/local-cluster.sh up [--coordinators N] [--workers N] [--du N]
+#                                  build if needed, write configs, start, wait for health
+#   deploy/local-cluster.sh status   every process, the leader, workers and tasks; exit 1 if unhealthy
 #   deploy/local-cluster.sh down     stop exactly what `up` started
-#   deploy/local-cluster.sh clean    down, then remove data and logs
+#   deploy/local-cluster.sh clean    down, then remove data, configs and logs
 #
-# Everything lives under $DTS_LOCAL_DIR (default: .dts-local in the repo):
-# data dirs, logs, pid files. Ports: $DTS_BASE_PORT+1..+3 (default 7701-7703).
-# DTS_PROFILE=debug uses a debug build (default: release).
+# Defaults: 3 coordinators, 2 workers of 4 DU. Everything lives under
+# $DTS_LOCAL_DIR (default: .dts-local in the repo):
+#   conf/<node>.toml   the config each process runs with (edit and `up` again)
+#   data/<node>/       Raft store / worker state
+#   logs/<node>/       daily-rotated log files, 7 kept
+#   run/<node>.pid     pid files
+# Ports: $DTS_BASE_PORT+1.. (default 7701..). DTS_PROFILE=debug uses a debug build.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 dir=${DTS_LOCAL_DIR:-$repo/.dts-local}
 base_port=${DTS_BASE_PORT:-7700}
 profile=${DTS_PROFILE:-release}
-coordinators=3
-worker_dus=(4 4)
-
 bin_dir="$repo/target/$profile"
+layout="$dir/cluster.env"
+
+usage() {
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+# The layout `up` chose (ports included) is remembered, so status/down need no flags.
+coordinators=3
+workers=2
+du=4
+[ -f "$layout" ] && . "$layout"
+
+parse_flags() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --coordinators) coordinators=${2:?}; shift 2 ;;
+      --workers) workers=${2:?}; shift 2 ;;
+      --du) du=${2:?}; shift 2 ;;
+      -h|--help) usage ;;
+      *) echo "unknown flag: $1" >&2; usage ;;
+    esac
+  done
+  for v in "$coordinators" "$workers" "$du"; do
+    [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "counts must be positive integers (got '$v')" >&2; exit 2; }
+  done
+  [ "$coordinators" -le 9 ] || { echo "--coordinators: at most 9" >&2; exit 2; }
+}
+
 coordinator_addrs() {
   local out=() i
-  for i in $(seq 1 $coordinators); do out+=("127.0.0.1:$((base_port + i))"); done
+  for i in $(seq 1 "$coordinators"); do out+=("127.0.0.1:$((base_port + i))"); done
   (IFS=,; echo "${out[*]}")
 }
-members() {
-  local out=() i
-  for i in $(seq 1 $coordinators); do out+=("$i=127.0.0.1:$((base_port + i))"); done
-  (IFS=,; echo "${out[*]}")
+
+toml_list() { # items... -> ["a", "b"]
+  local out=() item
+  for item in "$@"; do out+=("\"$item\""); done
+  (IFS=,; echo "[${out[*]}]" | sed 's/,/, /g')
 }
 
 build() {
@@ -35,6 +68,46 @@ build() {
   [ "$profile" = release ] && flag=(--release)
   echo "building dts ($profile; a no-op when up to date)..."
   (cd "$repo" && cargo build "${flag[@]}" --bins -q)
+}
+
+write_configs() {
+  local i members=() addrs=()
+  mkdir -p "$dir/conf"
+  for i in $(seq 1 "$coordinators"); do
+    members+=("$i=127.0.0.1:$((base_port + i))")
+    addrs+=("127.0.0.1:$((base_port + i))")
+  done
+  for i in $(seq 1 "$coordinators"); do
+    cat >"$dir/conf/coordinator-$i.toml" <<EOF
+# Written by deploy/local-cluster.sh; see deploy/config/coordinator.toml for every key.
+id = $i
+listen = "127.0.0.1:$((base_port + i))"
+data_dir = "$dir/data/coordinator-$i"
+initial_members = $(toml_list "${members[@]}")
+
+[log]
+dir = "$dir/logs/coordinator-$i"
+rotation = "daily"
+keep_files = 7
+EOF
+  done
+  for i in $(seq 1 "$workers"); do
+    cat >"$dir/conf/worker-$i.toml" <<EOF
+# Written by deploy/local-cluster.sh; see deploy/config/worker.toml for every key.
+id = "local-worker-$i"
+address = "127.0.0.1"
+du = $du
+coordinators = $(toml_list "${addrs[@]}")
+data_dir = "$dir/data/worker-$i"
+
+[log]
+dir = "$dir/logs/worker-$i"
+rotation = "daily"
+keep_files = 7
+EOF
+  done
+  printf 'coordinators=%s\nworkers=%s\ndu=%s\nbase_port=%s\n' \
+    "$coordinators" "$workers" "$du" "$base_port" >"$layout"
 }
 
 # A pid file's process, if it is still the one we started.
@@ -46,73 +119,94 @@ live_pid() {
   echo "$pid"
 }
 
-start() { # name pidfile log program args...
-  local name=$1 pidfile=$2 log=$3; shift 3
-  if live_pid "$pidfile" "$name" >/dev/null; then
-    echo "  $name already running (pid $(cat "$pidfile"))"
+start() { # node program
+  local node=$1 program=$2 pidfile="$dir/run/$1.pid"
+  if live_pid "$pidfile" "$node.toml" >/dev/null; then
+    echo "  $node already running (pid $(cat "$pidfile"))"
     return
   fi
-  nohup "$@" >>"$log" 2>&1 &
+  mkdir -p "$dir/logs/$node"
+  # stdout/stderr only catch what happens before logging starts (bad config).
+  nohup "$bin_dir/$program" --config "$dir/conf/$node.toml" >>"$dir/logs/$node/startup.out" 2>&1 &
   echo $! >"$pidfile"
-  echo "  $name started (pid $!, log $log)"
+  echo "  $node started (pid $!, logs $dir/logs/$node/)"
 }
 
 dtsctl() { "$bin_dir/dtsctl" --coordinators "$(coordinator_addrs)" "$@"; }
 
+# Waits up to $1 tenths of a second for `healthy` to pass.
+wait_healthy() {
+  local _
+  for _ in $(seq 1 "$1"); do
+    healthy >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# A leader, and every worker we started online.
+healthy() {
+  local json
+  json=$(dtsctl cluster status -o json) || return 1
+  grep -q '"role": "leader"' <<<"$json" || return 1
+  [ "$(grep -c '"state": "online"' <<<"$json")" -ge "$workers" ]
+}
+
 up() {
+  parse_flags "$@"
   build
-  mkdir -p "$dir/logs" "$dir/run"
-  echo "coordinators:"
-  for i in $(seq 1 $coordinators); do
-    start "coordinator-$i" "$dir/run/coordinator-$i.pid" "$dir/logs/coordinator-$i.log" \
-      "$bin_dir/dts-coordinator" --id "$i" --listen "127.0.0.1:$((base_port + i))" \
-      --data-dir "$dir/data/coordinator-$i" --initial-members "$(members)"
-  done
-  printf "waiting for a leader"
-  for _ in $(seq 1 100); do
-    if dtsctl cluster status -o json 2>/dev/null | grep -q '"role": "leader"'; then echo " ok"; break; fi
-    printf "."; sleep 0.2
-  done
-  echo "workers:"
-  local n=0 du
-  for du in "${worker_dus[@]}"; do
-    n=$((n + 1))
-    start "worker-$n" "$dir/run/worker-$n.pid" "$dir/logs/worker-$n.log" \
-      "$bin_dir/dts-worker" --id "local-worker-$n" --du "$du" --coordinators "$(coordinator_addrs)" \
-      --data-dir "$dir/data/worker-$n"
-  done
-  for _ in $(seq 1 50); do
-    [ "$(dtsctl worker list -o json 2>/dev/null | grep -c '"state": "online"')" -ge "${#worker_dus[@]}" ] && break
-    sleep 0.2
-  done
+  write_configs
+  mkdir -p "$dir/run"
+  echo "coordinators ($coordinators):"
+  local i
+  for i in $(seq 1 "$coordinators"); do start "coordinator-$i" dts-coordinator; done
+  echo "workers ($workers x $du DU):"
+  for i in $(seq 1 "$workers"); do start "worker-$i" dts-worker; done
+  printf "waiting for a leader and %s online workers..." "$workers"
+  if wait_healthy 300; then echo " ok"; else echo " not yet (see: $0 status)"; fi
   echo
-  echo "cluster directory: $dir (data/, logs/, run/)"
+  echo "cluster directory: $dir (conf/, data/, logs/, run/)"
   echo "use it:  export DTS_COORDINATORS=$(coordinator_addrs)"
   echo "         $bin_dir/dtsctl cluster status"
   echo
-  dtsctl cluster status
+  dtsctl cluster status || true
 }
 
 status() {
-  local f name pid
+  local f node pid down=0
+  if ! compgen -G "$dir/run/*.pid" >/dev/null; then
+    echo "nothing started under $dir"
+    return 0
+  fi
+  echo "processes:"
   for f in "$dir"/run/*.pid; do
-    [ -e "$f" ] || { echo "nothing started under $dir"; return 0; }
-    name=$(basename "$f" .pid)
-    if pid=$(live_pid "$f" dts-); then
-      echo "  $name: running (pid $pid)"
+    node=$(basename "$f" .pid)
+    if pid=$(live_pid "$f" "$node.toml"); then
+      printf "  %-16s running  pid %-8s rss %s\n" "$node" "$pid" \
+        "$(awk '/VmRSS/ {print $2 " " $3}' "/proc/$pid/status" 2>/dev/null)"
     else
-      echo "  $name: not running"
+      printf "  %-16s DOWN     (logs: %s)\n" "$node" "$(ls -t "$dir/logs/$node"/* 2>/dev/null | head -1)"
+      down=$((down + 1))
     fi
   done
   echo
-  dtsctl cluster status || true
+  dtsctl cluster status || down=$((down + 1))
+  echo
+  dtsctl task list 2>/dev/null || true
+  echo
+  if [ "$down" -eq 0 ] && healthy >/dev/null 2>&1; then
+    echo "health: OK (leader elected, every process running, $workers workers online)"
+  else
+    echo "health: DEGRADED ($down process(es) down or no quorum; logs under $dir/logs/)"
+    return 1
+  fi
 }
 
 down() {
   local f pid
   for f in "$dir"/run/*.pid; do
     [ -e "$f" ] || continue
-    if pid=$(live_pid "$f" dts-); then
+    if pid=$(live_pid "$f" "$(basename "$f" .pid).toml"); then
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null || true
@@ -122,10 +216,12 @@ down() {
   done
 }
 
-case "${1:-}" in
-  up) up ;;
+command=${1:-}
+[ $# -gt 0 ] && shift
+case "$command" in
+  up) up "$@" ;;
   status) status ;;
   down) down ;;
   clean) down; rm -rf "$dir"; echo "removed $dir" ;;
-  *) echo "usage: $0 up|status|down|clean" >&2; exit 2 ;;
+  *) usage ;;
 esac

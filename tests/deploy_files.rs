@@ -66,3 +66,143 @@ fn example_configs_are_accepted_by_the_daemons() -> anyhow::Result<()> {
     assert_eq!(worker.du, 8);
     Ok(())
 }
+
+/// Every document of every manifest under deploy/k8s/.
+fn manifests() -> anyhow::Result<Vec<serde_yaml_ng::Value>> {
+    use serde::Deserialize;
+    let mut docs = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(repo().join("deploy/k8s"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "no manifests under deploy/k8s");
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value = serde_yaml_ng::Value::deserialize(doc)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            docs.push(value);
+        }
+    }
+    Ok(docs)
+}
+
+fn find<'a>(
+    docs: &'a [serde_yaml_ng::Value],
+    kind: &str,
+    name: &str,
+) -> anyhow::Result<&'a serde_yaml_ng::Value> {
+    docs.iter()
+        .find(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
+        .ok_or_else(|| anyhow::anyhow!("deploy/k8s has no {kind} {name}"))
+}
+
+/// The words a container runs: command then args, shell strings split.
+fn container_words(container: &serde_yaml_ng::Value) -> Vec<String> {
+    let mut words = Vec::new();
+    for key in ["command", "args"] {
+        for item in container[key].as_sequence().into_iter().flatten() {
+            words.extend(
+                item.as_str()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_string),
+            );
+        }
+    }
+    words
+}
+
+/// A ConfigMap entry written to a file, for the daemons' own file loaders.
+fn config_entry(
+    docs: &[serde_yaml_ng::Value],
+    key: &str,
+) -> anyhow::Result<tempfile::NamedTempFile> {
+    let text = find(docs, "ConfigMap", "dts-config")?["data"][key]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("dts-config has no {key}"))?
+        .to_string();
+    let file = tempfile::Builder::new().suffix(".toml").tempfile()?;
+    std::fs::write(file.path(), text)?;
+    Ok(file)
+}
+
+#[test]
+fn kubernetes_manifests_run_real_flags_and_configs_the_daemons_accept() -> anyhow::Result<()> {
+    let docs = manifests()?;
+    // Coordinators: a StatefulSet behind a headless service, with a volume per pod.
+    let sts = find(&docs, "StatefulSet", "dts-coordinator")?;
+    let service_name = sts["spec"]["serviceName"].as_str().unwrap_or_default();
+    let service = find(&docs, "Service", service_name)?;
+    assert_eq!(service["spec"]["clusterIP"].as_str(), Some("None"));
+    assert!(sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"].is_string());
+    let replicas = sts["spec"]["replicas"].as_u64().unwrap_or(0);
+    assert!(
+        replicas >= 3 && replicas % 2 == 1,
+        "an odd Raft group of at least 3"
+    );
+    // Workers: a Deployment.
+    let deployment = find(&docs, "Deployment", "dts-worker")?;
+
+    for (workload, binary) in [(sts, "dts-coordinator"), (deployment, "dts-worker")] {
+        let known = known_flags(binary)?;
+        let containers = workload["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .cloned()
+            .unwrap_or_default();
+        anyhow::ensure!(!containers.is_empty(), "{binary}: no containers");
+        for container in &containers {
+            let words = container_words(container);
+            assert!(
+                words.iter().any(|w| w == binary),
+                "{binary} is not run: {words:?}"
+            );
+            for flag in words.iter().filter(|w| w.starts_with("--")) {
+                let name = flag.split('=').next().unwrap_or_default();
+                assert!(
+                    known.iter().any(|k| k == name),
+                    "the {binary} manifest passes {name}, which {binary} does not accept"
+                );
+            }
+        }
+    }
+
+    // The shared configs load through the daemons' own loaders, and the
+    // initial members are exactly the StatefulSet's pods.
+    let coordinator_toml = config_entry(&docs, "coordinator.toml")?;
+    let coordinator =
+        dts_coordinator::config::CoordinatorConfig::from_file(coordinator_toml.path())?;
+    coordinator.validate()?;
+    let expected: Vec<String> = (0..replicas)
+        .map(|i| format!("dts-coordinator-{i}.{service_name}:7701"))
+        .collect();
+    let members: Vec<String> = coordinator.members()?.into_values().collect();
+    assert_eq!(members, expected);
+    let worker_toml = config_entry(&docs, "worker.toml")?;
+    let worker = dts_worker::config::WorkerConfig::from_file(worker_toml.path())?;
+    worker.validate()?;
+    assert_eq!(worker.coordinators, expected);
+    Ok(())
+}
+
+#[test]
+fn container_image_ships_the_workspace_binaries() -> anyhow::Result<()> {
+    let dockerfile = std::fs::read_to_string(repo().join("deploy/container/Dockerfile"))?;
+    let shipped: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY --from=build"))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter_map(|path| path.rsplit('/').next())
+        .collect();
+    assert_eq!(shipped, ["dts-coordinator", "dts-worker", "dtsctl"]);
+    for binary in shipped {
+        dts_tests::process::binary(binary)?;
+    }
+    // The default command is a real flag of the coordinator.
+    let known = known_flags("dts-coordinator")?;
+    assert!(dockerfile.contains(r#"CMD ["dts-coordinator", "--config""#));
+    assert!(known.iter().any(|k| k == "--config"));
+    Ok(())
+}
