@@ -286,6 +286,7 @@ async fn leader_sigkill_mid_sync_keeps_the_sync_going_and_reports_reach_the_new_
 #[tokio::test]
 async fn a_worker_partitioned_from_the_coordinators_stops_and_its_old_epoch_is_refused(
 ) -> anyhow::Result<()> {
+    let t0 = Instant::now();
     let (source, destination) = servers(0).await?;
     let mut cluster = TestCluster::builder().coordinators(1).start().await?;
     // worker-1 reaches the coordinator only through the proxy; it still
@@ -310,11 +311,13 @@ async fn a_worker_partitioned_from_the_coordinators_stops_and_its_old_epoch_is_r
         .await?;
     more_load(&load, 200).await?;
 
+    println!("[{:.1}s] blackholed", t0.elapsed().as_secs_f64());
     link.blackhole();
     let moved = cluster
         .wait_for_task_moved(&task, &partitioned, Duration::from_secs(30))
         .await?;
     assert_eq!(moved.epoch, first.epoch + 1);
+    println!("[{:.1}s] moved", t0.elapsed().as_secs_f64());
     wait_for(
         "the partitioned worker to stop by itself",
         TIMEOUT,
@@ -326,6 +329,7 @@ async fn a_worker_partitioned_from_the_coordinators_stops_and_its_old_epoch_is_r
         },
     )
     .await?;
+    println!("[{:.1}s] old worker stopped", t0.elapsed().as_secs_f64());
     wait_for("the new owner applying", TIMEOUT, || async {
         Ok((applying_epoch(&destination).await >= moved.epoch).then_some(()))
     })
@@ -347,20 +351,23 @@ async fn a_worker_partitioned_from_the_coordinators_stops_and_its_old_epoch_is_r
         other => anyhow::bail!("a write with the old epoch was not refused: {other:?}"),
     }
 
-    // Healed, the old worker comes back without the task.
+    // Healed, the old worker comes back (a fresh heartbeat) without the task.
+    println!("[{:.1}s] heal", t0.elapsed().as_secs_f64());
     link.heal();
-    more_load(&load, 200).await?;
-    let status = cluster.cluster_status().await?;
-    let runners: Vec<&str> = status
-        .workers
-        .iter()
-        .filter(|w| w.running_tasks.contains(&task))
-        .map(|w| w.id.as_str())
-        .collect();
+    let back =
+        wait_for("the partitioned worker back online", TIMEOUT, || async {
+            let status = cluster.cluster_status().await?;
+            let w = status.workers.into_iter().find(|w| w.id == partitioned);
+            Ok(w.filter(|w| {
+                w.state == "online" && w.last_heartbeat_ms_ago.is_some_and(|ms| ms < 1000)
+            }))
+        })
+        .await?;
     assert!(
-        !runners.contains(&partitioned.as_str()),
-        "the partitioned worker runs the task again: {runners:?}"
+        !back.running_tasks.contains(&task) && !back.assigned_tasks.contains(&task),
+        "the partitioned worker runs the task again: {back:?}"
     );
+    more_load(&load, 200).await?;
     finish(&cluster, &task, load, &source, &destination).await?;
     let task_now = cluster.task(&task).await?;
     assert_eq!(task_now.epoch, moved.epoch);

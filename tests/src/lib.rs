@@ -2,6 +2,7 @@
 //! free loopback ports with temporary data dirs, killable and restartable at any
 //! moment, plus throwaway MariaDB instances with binlog in ROW/FULL format.
 
+pub mod bench;
 pub mod cluster;
 pub mod compare;
 pub mod converge;

@@ -101,35 +101,54 @@ async fn run(
     };
     let pipeline = run_with_retries(&task, retry, ctx.retry_minute);
     tokio::pin!(pipeline);
-    let mut ticker = tokio::time::interval(ctx.report_interval);
-    let mut rate_base = (Instant::now(), 0u64);
-    loop {
-        tokio::select! {
-            outcome = &mut pipeline => {
-                match outcome {
-                    Ok(()) | Err(SyncError::Stopped) => info!("task runtime stopped"),
-                    Err(SyncError::Fenced { mine, current }) => {
-                        warn!(mine, current, "the destination fenced this runtime off; stopping");
-                    }
-                    Err(e) => {
-                        error!(error = %e, "task failed");
-                        let message = e.to_string();
-                        progress.set_error(Some(message.clone()));
-                        // Delivered until the coordinator has it or fences us off.
-                        while !cancel.is_cancelled() {
-                            match report(&ctx, &assignment, &progress, Some(&message), true).await {
-                                Err(status) if status.code() != tonic::Code::FailedPrecondition => {
-                                    tokio::time::sleep(ctx.report_interval).await;
-                                }
-                                _ => break,
+    // Reports run beside the pipeline, never instead of it: a report stuck on
+    // an unreachable coordinator must not stall an apply transaction that
+    // holds the destination's fence lock (a new owner's claim waits for it).
+    let reporter = report_until_fenced(&ctx, &assignment, &progress);
+    tokio::select! {
+        outcome = &mut pipeline => {
+            match outcome {
+                Ok(()) | Err(SyncError::Stopped) => info!("task runtime stopped"),
+                Err(SyncError::Fenced { mine, current }) => {
+                    warn!(mine, current, "the destination fenced this runtime off; stopping");
+                }
+                Err(e) => {
+                    error!(error = %e, "task failed");
+                    let message = e.to_string();
+                    progress.set_error(Some(message.clone()));
+                    // Delivered until the coordinator has it or fences us off.
+                    while !cancel.is_cancelled() {
+                        match report(&ctx, &assignment, &progress, Some(&message), true).await {
+                            Err(status) if status.code() != tonic::Code::FailedPrecondition => {
+                                tokio::time::sleep(ctx.report_interval).await;
                             }
+                            _ => break,
                         }
                     }
                 }
-                return;
             }
-            _ = ticker.tick() => {}
         }
+        reason = reporter => {
+            warn!(%reason, "fenced off by the coordinator; stopping");
+            cancel.cancel();
+            let _ = (&mut pipeline).await;
+        }
+    }
+}
+
+/// Reports progress every interval; returns the coordinator's reason once it
+/// refuses this epoch.
+async fn report_until_fenced(
+    ctx: &RuntimeContext,
+    assignment: &pb::Assignment,
+    progress: &Progress,
+) -> String {
+    let mut ticker = tokio::time::interval(ctx.report_interval);
+    // After a slow report, wait a full interval rather than firing a burst.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rate_base = (Instant::now(), 0u64);
+    loop {
+        ticker.tick().await;
         let now = Instant::now();
         let counted = progress.measure(
             dts_common::time::now_ms(),
@@ -138,13 +157,10 @@ async fn run(
         );
         rate_base = (now, counted);
         let error = progress.snapshot().error;
-        match report(&ctx, &assignment, &progress, error.as_deref(), false).await {
+        match report(ctx, assignment, progress, error.as_deref(), false).await {
             Ok(()) => {}
             Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-                warn!(reason = %status.message(), "fenced off by the coordinator; stopping");
-                cancel.cancel();
-                let _ = (&mut pipeline).await;
-                return;
+                return status.message().to_string();
             }
             Err(status) => warn!(error = %status.message(), "progress report failed; will retry"),
         }

@@ -80,8 +80,11 @@ fn worker_to_pb(
             .filter(|t| t.assigned_worker.as_deref() == Some(w.id.as_str()))
             .map(|t| t.id.to_string())
             .collect(),
+        // A lost worker has stopped its tasks by itself (its lease ran out
+        // before the leader declared it lost): its last report is stale.
         running_tasks: seen
             .as_ref()
+            .filter(|_| w.state != dts_common::model::WorkerState::Lost)
             .map(|(_, running)| running.iter().map(|r| r.task_id.clone()).collect())
             .unwrap_or_default(),
         last_heartbeat_ms_ago: seen

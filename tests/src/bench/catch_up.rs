@@ -1,0 +1,198 @@
+//! Scenario 2: a backlog of sysbench `oltp_write_only` changes piles up in
+//! the source binlog while nothing applies it; then dts and native MariaDB
+//! replication (single-threaded, and 4 threads optimistic) each apply the
+//! same binlog range onto their own copy of the starting data.
+
+use super::report::Report;
+use super::tools::{run_shell, Sysbench, SERVER_OPTIONS};
+use super::Settings;
+use crate::compare::assert_same_rows;
+use crate::converge::wait_caught_up;
+use crate::fixtures::sync_task;
+use crate::wait::wait_for;
+use crate::{MariaDb, TestCluster};
+use dts_proto::pb::TaskAction;
+use mysql_async::prelude::Queryable;
+use std::time::{Duration, Instant};
+
+const SCENARIO: &str = "incremental catch-up";
+const LONG: Duration = Duration::from_secs(3600);
+
+pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::Result<()> {
+    println!(
+        "== {SCENARIO}: backlog of {} oltp_write_only transactions on {} x {} rows",
+        settings.backlog_events, settings.tables, settings.catch_up_table_size
+    );
+    let source = MariaDb::start_with(1, SERVER_OPTIONS).await?;
+    source.exec("CREATE DATABASE sbtest").await?;
+    let sysbench = Sysbench {
+        port: source.port,
+        tables: settings.tables,
+        table_size: settings.catch_up_table_size,
+    };
+    sysbench.prepare(settings.threads)?;
+    let (file, pos) = master_position(&source).await?;
+
+    // Three copies of the starting data: dts, native single-threaded, native 4 threads.
+    let mut copies = Vec::new();
+    for server_id in 2..=4 {
+        let copy = MariaDb::start_with(server_id, SERVER_OPTIONS).await?;
+        run_shell(
+            "copy the starting data",
+            &format!(
+                "mariadb-dump --single-transaction -h127.0.0.1 -P{} -uroot --databases sbtest \
+                 | mariadb -h127.0.0.1 -P{} -uroot",
+                source.port, copy.port
+            ),
+        )?;
+        copies.push(copy);
+    }
+
+    // dts starts at the current position, then is paused while the backlog grows.
+    let dts_copy = &copies[0];
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(settings.threads)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "bench-catch-up",
+        source.port,
+        dts_copy.port,
+        &["incremental"],
+        "[[objects]]\ndatabase = \"sbtest\"",
+        settings.threads,
+    );
+    let task = cluster.create_task(&spec, true).await?.id;
+    cluster
+        .wait_for_task_phase(&task, "incremental", LONG)
+        .await?;
+    // One change through, so the task's checkpoint is on the destination.
+    source
+        .exec("UPDATE sbtest.sbtest1 SET k = k + 1 WHERE id = 1")
+        .await?;
+    wait_caught_up(&source, dts_copy, LONG).await?;
+    cluster.control_task(&task, TaskAction::Pause).await?;
+    cluster.wait_for_task_status(&task, "paused", LONG).await?;
+
+    let writes = sysbench.write_events(settings.threads, settings.backlog_events)?;
+    let (end_file, end_pos) = master_position(&source).await?;
+    println!("  backlog: {writes} row writes, binlog {file}:{pos} .. {end_file}:{end_pos}");
+
+    let mut results = Vec::new();
+    let started = Instant::now();
+    cluster.control_task(&task, TaskAction::Resume).await?;
+    wait_caught_up(&source, dts_copy, LONG).await?;
+    results.push((format!("dts ({} DU)", settings.threads), started.elapsed()));
+
+    for (copy, threads) in [(&copies[1], 0u32), (&copies[2], 4)] {
+        let took = replicate(copy, &source, (&file, pos), (&end_file, end_pos), threads).await?;
+        let subject = if threads == 0 {
+            "native replication, parallel=0".to_string()
+        } else {
+            format!("native replication, parallel={threads} optimistic")
+        };
+        results.push((subject, took));
+    }
+
+    let tables: Vec<String> = (1..=settings.tables)
+        .map(|i| format!("sbtest{i}"))
+        .collect();
+    let pairs: Vec<(&str, &str)> = tables.iter().map(|t| ("sbtest", t.as_str())).collect();
+    for copy in &copies {
+        assert_same_rows(&source, copy, &pairs).await?;
+    }
+
+    let dts = results[0].1.as_secs_f64();
+    for (subject, took) in &results {
+        let secs = took.as_secs_f64();
+        report.add(SCENARIO, subject, "seconds", secs, "s");
+        report.add(
+            SCENARIO,
+            subject,
+            "row events/s",
+            writes as f64 / secs,
+            "events/s",
+        );
+    }
+    report.add_noted(
+        SCENARIO,
+        "dts",
+        "speed vs native parallel=0",
+        results[1].1.as_secs_f64() / dts,
+        "x",
+        "goal >= 2",
+    );
+    report.add_noted(
+        SCENARIO,
+        "dts",
+        "speed vs native parallel=4 optimistic",
+        results[2].1.as_secs_f64() / dts,
+        "x",
+        "goal > 1",
+    );
+    Ok(())
+}
+
+async fn master_position(server: &MariaDb) -> anyhow::Result<(String, u64)> {
+    let mut conn = server.conn().await?;
+    let status: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+    let status = status.ok_or_else(|| anyhow::anyhow!("the source has no binlog"))?;
+    Ok((
+        status.get(0).unwrap_or_default(),
+        status.get(1).unwrap_or_default(),
+    ))
+}
+
+/// Native replication of [from, to) onto `replica`; returns the time from
+/// START SLAVE until the SQL thread executed everything.
+async fn replicate(
+    replica: &MariaDb,
+    source: &MariaDb,
+    from: (&str, u64),
+    to: (&str, u64),
+    parallel_threads: u32,
+) -> anyhow::Result<Duration> {
+    let mut conn = replica.conn().await?;
+    conn.query_drop(format!(
+        "SET GLOBAL slave_parallel_threads = {parallel_threads}"
+    ))
+    .await?;
+    if parallel_threads > 0 {
+        conn.query_drop("SET GLOBAL slave_parallel_mode = 'optimistic'")
+            .await?;
+    }
+    conn.query_drop(format!(
+        "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, MASTER_USER = 'root', \
+         MASTER_LOG_FILE = '{}', MASTER_LOG_POS = {}, MASTER_USE_GTID = no",
+        source.port, from.0, from.1
+    ))
+    .await?;
+    let started = Instant::now();
+    conn.query_drop("START SLAVE").await?;
+    wait_for("native replication to catch up", LONG, || async {
+        let mut c = replica.conn().await?;
+        let status: Option<mysql_async::Row> = c.query_first("SHOW SLAVE STATUS").await?;
+        let Some(status) = status else {
+            return Ok(None);
+        };
+        let error: String = status
+            .get::<Option<String>, _>("Last_SQL_Error")
+            .flatten()
+            .unwrap_or_default();
+        anyhow::ensure!(error.is_empty(), "replication stopped: {error}");
+        let file: String = status
+            .get::<Option<String>, _>("Relay_Master_Log_File")
+            .flatten()
+            .unwrap_or_default();
+        let pos: u64 = status
+            .get::<Option<u64>, _>("Exec_Master_Log_Pos")
+            .flatten()
+            .unwrap_or(0);
+        Ok(((file.as_str(), pos) >= to).then_some(()))
+    })
+    .await?;
+    let took = started.elapsed();
+    conn.query_drop("STOP SLAVE").await?;
+    Ok(took)
+}

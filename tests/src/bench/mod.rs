@@ -1,0 +1,53 @@
+//! The benchmark suite behind `deploy/bench.sh`: dts side by side with what a
+//! user would otherwise run, in one run on one machine, with ratios.
+
+pub mod catch_up;
+pub mod failover;
+pub mod full_sync;
+pub mod latency;
+pub mod memory;
+pub mod report;
+pub mod tools;
+
+/// Sizes of a run (flags of `dts-bench`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub tables: u32,
+    pub table_size: u64,
+    /// Threads for every contender (dts DU, mydumper/myloader threads, sysbench).
+    pub threads: u32,
+    pub catch_up_table_size: u64,
+    pub backlog_events: u64,
+    pub latency_rates: Vec<u32>,
+    pub latency_seconds: u64,
+    pub big_transaction_rows: u64,
+}
+
+impl Settings {
+    pub fn full() -> Self {
+        Self {
+            tables: 4,
+            table_size: 250_000,
+            threads: 4,
+            catch_up_table_size: 100_000,
+            backlog_events: 50_000,
+            latency_rates: vec![500, 2000],
+            latency_seconds: 60,
+            big_transaction_rows: 1_000_000,
+        }
+    }
+
+    /// A few minutes in all.
+    pub fn quick() -> Self {
+        Self {
+            tables: 4,
+            table_size: 50_000,
+            threads: 4,
+            catch_up_table_size: 20_000,
+            backlog_events: 10_000,
+            latency_rates: vec![500, 2000],
+            latency_seconds: 15,
+            big_transaction_rows: 1_000_000,
+        }
+    }
+}

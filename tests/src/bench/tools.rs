@@ -1,0 +1,117 @@
+//! The peers and workloads a user would reach for: sysbench, mariadb-dump,
+//! mydumper/myloader, native replication. Each runs as the real program.
+
+use anyhow::Context;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Options for every benchmark server, source and destination alike, so no
+/// contender gets a better-tuned server than another.
+pub const SERVER_OPTIONS: &[&str] = &[
+    "--innodb-buffer-pool-size=1G",
+    "--innodb-log-file-size=512M",
+    "--innodb-flush-log-at-trx-commit=2",
+    "--sync-binlog=0",
+    "--max-connections=500",
+];
+
+/// Runs a command to completion; its stderr is the error when it fails.
+pub fn run(what: &str, command: &mut Command) -> anyhow::Result<(Duration, String)> {
+    let started = Instant::now();
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("{what}: could not start (is it installed?)"))?;
+    let took = started.elapsed();
+    anyhow::ensure!(
+        output.status.success(),
+        "{what} failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((took, String::from_utf8_lossy(&output.stdout).to_string()))
+}
+
+/// Runs a shell pipeline (`a | b`), failing when any part fails.
+pub fn run_shell(what: &str, script: &str) -> anyhow::Result<Duration> {
+    let mut command = Command::new("bash");
+    command.args(["-o", "pipefail", "-c", script]);
+    Ok(run(what, &mut command)?.0)
+}
+
+pub struct Sysbench {
+    pub port: u16,
+    pub tables: u32,
+    pub table_size: u64,
+}
+
+impl Sysbench {
+    fn command(&self, test: &str, threads: u32) -> Command {
+        let mut c = Command::new("sysbench");
+        c.args([
+            test,
+            "--db-driver=mysql",
+            "--mysql-host=127.0.0.1",
+            &format!("--mysql-port={}", self.port),
+            "--mysql-user=root",
+            "--mysql-db=sbtest",
+            &format!("--tables={}", self.tables),
+            &format!("--table-size={}", self.table_size),
+            &format!("--threads={threads}"),
+        ]);
+        c
+    }
+
+    pub fn prepare(&self, threads: u32) -> anyhow::Result<()> {
+        let mut c = self.command("oltp_write_only", threads);
+        c.arg("prepare");
+        run("sysbench prepare", &mut c)?;
+        Ok(())
+    }
+
+    /// Runs `oltp_write_only` for `events` transactions; returns the row
+    /// writes it performed (each write statement changes one row).
+    pub fn write_events(&self, threads: u32, events: u64) -> anyhow::Result<u64> {
+        let mut c = self.command("oltp_write_only", threads);
+        c.args([&format!("--events={events}"), "--time=0", "run"]);
+        let (_, out) = run("sysbench run", &mut c)?;
+        parse_writes(&out)
+    }
+
+    /// Starts `oltp_write_only` at a fixed rate for `seconds` in the background.
+    pub fn spawn_rate(
+        &self,
+        threads: u32,
+        rate: u32,
+        seconds: u64,
+    ) -> anyhow::Result<std::process::Child> {
+        let mut c = self.command("oltp_write_only", threads);
+        c.args([
+            &format!("--rate={rate}"),
+            &format!("--time={seconds}"),
+            "run",
+        ]);
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.spawn().context("start sysbench")
+    }
+}
+
+/// The `write:` count of sysbench's "queries performed" section.
+pub fn parse_writes(output: &str) -> anyhow::Result<u64> {
+    output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("write:"))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no write count in sysbench output:\n{output}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_write_count_is_read_from_sysbench_output() -> anyhow::Result<()> {
+        let out = "SQL statistics:\n    queries performed:\n        read:  0\n        write:  4000\n        other: 2000\n";
+        assert_eq!(super::parse_writes(out)?, 4000);
+        assert!(super::parse_writes("nothing").is_err());
+        Ok(())
+    }
+}
