@@ -12,6 +12,7 @@ use dts_tests::proxy::FaultProxy;
 use dts_tests::{wait_for, MariaDb, TestCluster};
 use dts_worker::pipeline::error::SyncError;
 use dts_worker::pipeline::meta::Meta;
+use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -371,6 +372,84 @@ async fn a_worker_partitioned_from_the_coordinators_stops_and_its_old_epoch_is_r
     finish(&cluster, &task, load, &source, &destination).await?;
     let task_now = cluster.task(&task).await?;
     assert_eq!(task_now.epoch, moved.epoch);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_frozen_owner_with_an_open_transaction_does_not_hold_up_the_new_owner(
+) -> anyhow::Result<()> {
+    let (source, destination) = servers(0).await?;
+    let mut cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .worker(2)
+        .start()
+        .await?;
+    let task = cluster
+        .create_task(
+            &load_task("frozen-owner", &source, &destination, 2, ""),
+            true,
+        )
+        .await?
+        .id;
+    let load = Load::start(&source, 7).await?;
+    let first = cluster
+        .wait_for_task_phase(&task, "incremental", TIMEOUT)
+        .await?;
+    more_load(&load, 300).await?;
+    // Freeze it inside an apply transaction, which holds the fence row's
+    // shared lock that the new owner's claim needs: hold the counter rows on
+    // the destination so its next transaction stops there, freeze it, then
+    // let go (the frozen process never commits nor rolls back).
+    let mut blocker = destination.conn().await?;
+    let mut attempts = 0;
+    loop {
+        blocker.query_drop("BEGIN").await?;
+        // The lanes hold counter rows too: a deadlock victim tries again.
+        match blocker
+            .query_drop("SELECT * FROM load_db.counters FOR UPDATE")
+            .await
+        {
+            Ok(()) => break,
+            Err(e) if attempts < 20 => {
+                attempts += 1;
+                println!("holding the counter rows: {e}; again");
+                blocker.query_drop("ROLLBACK").await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    wait_for("the owner waiting on the held rows", TIMEOUT, || async {
+        let waiting = count(
+            &destination,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE INFO LIKE 'UPDATE `load_db`.`counters`%'",
+        )
+        .await;
+        Ok((waiting > 0).then_some(()))
+    })
+    .await?;
+    cluster.worker(&first.worker_id)?.process.freeze();
+    blocker.query_drop("COMMIT").await?;
+    let moved = cluster
+        .wait_for_task_moved(&task, &first.worker_id, Duration::from_secs(30))
+        .await?;
+    wait_for(
+        "the new owner applying while the old one is still frozen",
+        TIMEOUT,
+        || async { Ok((applying_epoch(&destination).await >= moved.epoch).then_some(())) },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+    let killed = cluster
+        .worker_log(&moved.worker_id)
+        .lines()
+        .filter(|l| l.contains("holding the owner row"))
+        .count();
+    println!("the new owner killed {killed} session(s) of the frozen owner to take over");
+    cluster.worker(&first.worker_id)?.process.thaw();
+    more_load(&load, 200).await?;
+    finish(&cluster, &task, load, &source, &destination).await?;
     Ok(())
 }
 

@@ -93,7 +93,9 @@ async fn run_phases(
     // Connectivity and privileges of the source are checked before we write anything.
     drop(source.conn().await?);
     meta.ensure_schema(&mut dst).await?;
-    meta.claim(&mut dst).await?;
+    let mut spare = destination.conn().await?;
+    meta.claim(&mut dst, &mut spare).await?;
+    drop(spare);
     let stored = meta.load_checkpoint(&mut dst, TASK_LANE).await?;
     let mut checkpoint = match stored
         .as_deref()

@@ -60,7 +60,80 @@ impl Meta {
     }
 
     /// Takes ownership of the task for this epoch, unless a newer epoch has it.
-    pub async fn claim(&self, conn: &mut mysql_async::Conn) -> SyncResult<()> {
+    ///
+    /// An older owner that is frozen or cut off can keep an apply transaction
+    /// open, holding its shared lock on the owner row, for as long as it is
+    /// stuck; the claim would wait for it. So while the claim waits, `spare`
+    /// kills the sessions blocking it: only older owners' transactions, which
+    /// the claim is about to fence off anyway.
+    pub async fn claim(
+        &self,
+        conn: &mut mysql_async::Conn,
+        spare: &mut mysql_async::Conn,
+    ) -> SyncResult<()> {
+        let waiter: Option<u64> = conn
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .on(Side::Destination, "claiming task ownership")?;
+        let claim = self.claim_row(conn);
+        tokio::pin!(claim);
+        loop {
+            tokio::select! {
+                claimed = &mut claim => return claimed,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                    if let Some(waiter) = waiter {
+                        self.kill_older_blockers(spare, waiter).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Kills the sessions whose locks `waiter` waits for, unless the owner
+    /// row already names a newer epoch (its sessions are never touched).
+    /// Best effort: without the PROCESS privilege, or where the lock tables
+    /// differ (MySQL 8), the claim just waits.
+    async fn kill_older_blockers(&self, spare: &mut mysql_async::Conn, waiter: u64) {
+        let committed: Result<Option<u64>, _> = spare
+            .exec_first(
+                format!(
+                    "SELECT epoch FROM {} WHERE task_id = ?",
+                    self.table("owners")
+                ),
+                (&self.task_id,),
+            )
+            .await;
+        if matches!(committed, Ok(Some(epoch)) if epoch > self.epoch) {
+            return;
+        }
+        let blockers: Result<Vec<u64>, _> = spare
+            .exec(
+                "SELECT DISTINCT b.trx_mysql_thread_id FROM information_schema.INNODB_LOCK_WAITS w \
+                 JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id \
+                 JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id \
+                 WHERE r.trx_mysql_thread_id = ?",
+                (waiter,),
+            )
+            .await;
+        let blockers = match blockers {
+            Ok(blockers) => blockers,
+            Err(e) => {
+                tracing::warn!(error = %e, "claim is waiting on a lock and cannot see who holds it");
+                return;
+            }
+        };
+        for session in blockers {
+            tracing::warn!(
+                session,
+                "claim waits for a session holding the owner row (an older owner); killing it"
+            );
+            if let Err(e) = spare.query_drop(format!("KILL CONNECTION {session}")).await {
+                tracing::warn!(session, error = %e, "could not kill the blocking session");
+            }
+        }
+    }
+
+    async fn claim_row(&self, conn: &mut mysql_async::Conn) -> SyncResult<()> {
         let ctx = "claiming task ownership";
         let mut tx = conn
             .start_transaction(Default::default())
