@@ -66,7 +66,7 @@ async fn finish(
 ) -> anyhow::Result<u64> {
     let committed = load.stop().await?;
     println!("{committed} source transactions during the test");
-    wait_caught_up(source, destination, TIMEOUT)
+    wait_caught_up(source, destination, 2, TIMEOUT)
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
     assert_healthy(cluster, task).await?;
@@ -504,7 +504,7 @@ async fn destination_restart_is_retried_and_a_destination_left_down_fails_the_ta
     })
     .await?;
     more_load(&load, 200).await?;
-    wait_caught_up(&source, &destination, TIMEOUT).await?;
+    wait_caught_up(&source, &destination, 2, TIMEOUT).await?;
 
     // Down for longer than the window: the task fails with the last error.
     destination.kill();

@@ -49,7 +49,7 @@ async fn writes_during_the_whole_full_sync_converge() -> anyhow::Result<()> {
     .await?;
     let committed = load.stop().await?;
     println!("{committed} source transactions during the test");
-    wait_caught_up(&source, &destination, TIMEOUT).await?;
+    wait_caught_up(&source, &destination, 2, TIMEOUT).await?;
     assert_healthy(&cluster, &task).await?;
     assert_same_rows(
         &source,
@@ -104,7 +104,7 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
              INSERT INTO fresh VALUES (3, 'after trigger')",
         )
         .await?;
-    wait_caught_up(&source, &destination, TIMEOUT).await?;
+    wait_caught_up(&source, &destination, 1, TIMEOUT).await?;
     assert_healthy(&cluster, &task).await?;
     assert_same_rows(
         &source,
@@ -182,7 +182,7 @@ async fn every_column_type_round_trips_through_the_binlog() -> anyhow::Result<()
              DELETE FROM child WHERE id > 11000; DELETE FROM parent WHERE a > 11000",
         )
         .await?;
-    wait_caught_up(&source, &destination, TIMEOUT).await?;
+    wait_caught_up(&source, &destination, 2, TIMEOUT).await?;
     assert_healthy(&cluster, &task).await?;
     assert_same_rows(
         &source,

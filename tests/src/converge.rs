@@ -8,11 +8,14 @@ use crate::{MariaDb, TestCluster};
 use mysql_async::prelude::Queryable;
 use std::time::Duration;
 
-/// Waits until every apply lane's checkpoint on the destination has reached
-/// the source's current binlog position.
+/// Waits until every one of the task's `lanes` apply lanes (its DU) has a
+/// checkpoint on the destination at or past the source's current binlog
+/// position. (Lanes commit separately: a lane still applying a big
+/// transaction may have no row yet while the others are already past it.)
 pub async fn wait_caught_up(
     source: &MariaDb,
     destination: &MariaDb,
+    lanes: u32,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let mut conn = source.conn().await?;
@@ -26,6 +29,14 @@ pub async fn wait_caught_up(
         &format!("the destination to apply up to {file}:{pos}"),
         timeout,
         || async {
+            let present = destination
+                .query_value("SELECT COUNT(*) FROM dts_meta.checkpoints WHERE lane >= 1")
+                .await
+                .ok()
+                .flatten();
+            if present != Some(lanes.to_string()) {
+                return Ok(None);
+            }
             let json = destination
                 .query_value(
                     "SELECT position FROM dts_meta.checkpoints WHERE lane >= 1 ORDER BY \

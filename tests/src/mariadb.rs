@@ -332,6 +332,10 @@ impl MariaDb {
         self.wait_ready(Duration::from_secs(30)).await
     }
 
+    pub fn pid(&self) -> Option<i32> {
+        self.process.pid()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

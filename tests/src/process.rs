@@ -5,14 +5,16 @@ use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// `target/<profile>/` of the running test binary: where cargo put our binaries.
+/// `target/<profile>/` of the running binary: where cargo put our binaries.
+/// Test binaries live one level down, in `deps/`; `dts-bench` lives there.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/debug/deps/test-hash -> target/debug
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        dir
+    }
 }
 
 /// Path of one of the workspace's binaries, which must have been built

@@ -4,7 +4,7 @@
 //! same binlog range onto their own copy of the starting data.
 
 use super::report::Report;
-use super::tools::{run_shell, Sysbench, SERVER_OPTIONS};
+use super::tools::{cpu_seconds, run_shell, Sysbench, SERVER_OPTIONS};
 use super::Settings;
 use crate::compare::assert_same_rows;
 use crate::converge::wait_caught_up;
@@ -71,7 +71,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     source
         .exec("UPDATE sbtest.sbtest1 SET k = k + 1 WHERE id = 1")
         .await?;
-    wait_caught_up(&source, dts_copy, LONG).await?;
+    wait_caught_up(&source, dts_copy, settings.threads, LONG).await?;
     cluster.control_task(&task, TaskAction::Pause).await?;
     cluster.wait_for_task_status(&task, "paused", LONG).await?;
 
@@ -80,10 +80,30 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     println!("  backlog: {writes} row writes, binlog {file}:{pos} .. {end_file}:{end_pos}");
 
     let mut results = Vec::new();
+    // Where the time goes: CPU of the worker, the destination server and the
+    // source server (sending the binlog) over the catch-up.
+    let worker_pid = cluster.workers[0].process.pid().unwrap_or(0);
+    let pids = [
+        ("dts worker", worker_pid),
+        ("destination server", dts_copy.pid().unwrap_or(0)),
+        ("source server", source.pid().unwrap_or(0)),
+    ];
+    let cpu_before: Vec<f64> = pids.iter().map(|(_, pid)| cpu_seconds(*pid)).collect();
     let started = Instant::now();
     cluster.control_task(&task, TaskAction::Resume).await?;
-    wait_caught_up(&source, dts_copy, LONG).await?;
-    results.push((format!("dts ({} DU)", settings.threads), started.elapsed()));
+    wait_caught_up(&source, dts_copy, settings.threads, LONG).await?;
+    let took = started.elapsed();
+    results.push((format!("dts ({} DU)", settings.threads), took));
+    for ((name, pid), before) in pids.iter().zip(cpu_before) {
+        report.add_noted(
+            SCENARIO,
+            "dts",
+            &format!("{name} CPU"),
+            (cpu_seconds(*pid) - before) / took.as_secs_f64() * 100.0,
+            "% of a core",
+            "during the dts catch-up",
+        );
+    }
 
     for (copy, threads) in [(&copies[1], 0u32), (&copies[2], 4)] {
         let took = replicate(copy, &source, (&file, pos), (&end_file, end_pos), threads).await?;

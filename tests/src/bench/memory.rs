@@ -44,13 +44,18 @@ pub async fn run_scenario(rows: u64, report: &mut Report) -> anyhow::Result<()> 
             "USE big; INSERT INTO t SELECT seq, REPEAT('x', 100) FROM seq_1_to_{rows}"
         ))
         .await?;
-    wait_caught_up(&source, &destination, Duration::from_secs(3600)).await?;
+    wait_caught_up(&source, &destination, 4, Duration::from_secs(3600)).await?;
     let count = destination
         .query_value("SELECT COUNT(*) FROM big.t")
         .await?;
+    let task_now = cluster.task(&task).await?;
     anyhow::ensure!(
         count == Some(rows.to_string()),
-        "the destination has {count:?} rows, not {rows}"
+        "the destination has {count:?} rows, not {rows}; task {} {:?} {:?}\n{}",
+        task_now.status,
+        task_now.phase,
+        task_now.last_error,
+        cluster.logs()
     );
     let peak = peak_rss_kib(pid)?;
     report.add_noted(
