@@ -69,7 +69,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
             source.port, destination.port
         ),
     )?;
-    results.push(("mariadb-dump | mariadb".into(), took));
+    results.push(("mariadb-dump piped to mariadb".into(), took));
     assert_same_rows(&source, &destination, &pairs).await?;
 
     // mydumper/myloader with the same threads; the dump is split into chunks
