@@ -64,9 +64,10 @@ async fn finish(
     source: &MariaDb,
     destination: &MariaDb,
 ) -> anyhow::Result<u64> {
+    let lanes = cluster.task(task).await?.du;
     let committed = load.stop().await?;
     println!("{committed} source transactions during the test");
-    wait_caught_up(source, destination, 2, TIMEOUT)
+    wait_caught_up(source, destination, lanes, TIMEOUT)
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
     assert_healthy(cluster, task).await?;

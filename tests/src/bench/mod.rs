@@ -7,6 +7,7 @@ pub mod full_sync;
 pub mod latency;
 pub mod memory;
 pub mod report;
+pub mod scale;
 pub mod tools;
 
 /// Sizes of a run (flags of `dts-bench`).
@@ -21,6 +22,9 @@ pub struct Settings {
     pub latency_rates: Vec<u32>,
     pub latency_seconds: u64,
     pub big_transaction_rows: u64,
+    pub scale_workers: usize,
+    pub scale_tasks: usize,
+    pub scale_seconds: u64,
 }
 
 impl Settings {
@@ -34,6 +38,9 @@ impl Settings {
             latency_rates: vec![500, 2000],
             latency_seconds: 60,
             big_transaction_rows: 1_000_000,
+            scale_workers: 100,
+            scale_tasks: 2000,
+            scale_seconds: 60,
         }
     }
 
@@ -48,6 +55,9 @@ impl Settings {
             latency_rates: vec![500, 2000],
             latency_seconds: 15,
             big_transaction_rows: 1_000_000,
+            scale_workers: 100,
+            scale_tasks: 2000,
+            scale_seconds: 20,
         }
     }
 }

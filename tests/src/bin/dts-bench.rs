@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use dts_tests::bench::report::Report;
-use dts_tests::bench::{catch_up, failover, full_sync, latency, memory, Settings};
+use dts_tests::bench::{catch_up, failover, full_sync, latency, memory, scale, Settings};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -12,7 +12,7 @@ struct Args {
     /// Small sizes and short runs: a few minutes in all.
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (full-sync, catch-up, latency, failover, memory) [default: all].
+    /// Scenarios to run (full-sync, catch-up, latency, failover, scale, memory) [default: all].
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// sysbench tables for the full sync [default: 4].
@@ -67,6 +67,15 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("failover") {
         failover::run_scenario(&mut report).await?;
+    }
+    if wanted("scale") {
+        scale::run_scenario(
+            settings.scale_workers,
+            settings.scale_tasks,
+            settings.scale_seconds,
+            &mut report,
+        )
+        .await?;
     }
     if wanted("memory") {
         memory::run_scenario(settings.big_transaction_rows, &mut report).await?;
