@@ -25,4 +25,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cargo build --release --workspace --bins -q
-exec "$repo/target/release/dts-bench" --out "$repo/target/bench" "$@"
+# Output goes to target/bench/ (relative to the repo; --out changes it).
+exec "$repo/target/release/dts-bench" "$@"
