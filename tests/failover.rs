@@ -423,8 +423,10 @@ async fn a_frozen_owner_with_an_open_transaction_does_not_hold_up_the_new_owner(
     wait_for("the owner waiting on the held rows", TIMEOUT, || async {
         let waiting = count(
             &destination,
+            // A row-by-row UPDATE, or the folded batch's upsert.
             "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
-             WHERE INFO LIKE 'UPDATE `load_db`.`counters`%'",
+             WHERE INFO LIKE 'UPDATE `load_db`.`counters`%' \
+             OR INFO LIKE 'INSERT INTO `load_db`.`counters`%'",
         )
         .await;
         Ok((waiting > 0).then_some(()))

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod binlog;
 pub mod catalog;
+pub mod compact;
 pub mod convert;
 pub mod ddl;
 pub mod endpoint;

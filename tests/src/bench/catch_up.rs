@@ -88,18 +88,49 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         ("destination server", dts_copy.pid().unwrap_or(0)),
         ("source server", source.pid().unwrap_or(0)),
     ];
-    let cpu_before: Vec<f64> = pids.iter().map(|(_, pid)| cpu_seconds(*pid)).collect();
-    let started = Instant::now();
-    cluster.control_task(&task, TaskAction::Resume).await?;
-    wait_caught_up(&source, dts_copy, settings.threads, LONG).await?;
-    let took = started.elapsed();
+    let profiled_pids = [
+        ("worker", worker_pid),
+        ("destination", dts_copy.pid().unwrap_or(0)),
+    ];
+    // Timed inside, so that starting and stopping a profiler does not count.
+    let (took, cpu_used) = super::profiled(settings, "catch-up", &profiled_pids, async {
+        let cpu_before: Vec<f64> = pids.iter().map(|(_, pid)| cpu_seconds(*pid)).collect();
+        let statements_before = statement_counts(dts_copy).await?;
+        let started = Instant::now();
+        println!("  resuming dts at {}", utc_clock());
+        cluster.control_task(&task, TaskAction::Resume).await?;
+        wait_caught_up(&source, dts_copy, settings.threads, LONG).await?;
+        println!("  dts caught up at {}", utc_clock());
+        if settings.profile_dir.is_some() {
+            let after = statement_counts(dts_copy).await?;
+            let deltas: Vec<String> = after
+                .iter()
+                .zip(&statements_before)
+                .filter(|(a, b)| a.1 > b.1)
+                .map(|(a, b)| format!("{} {}", a.0, a.1 - b.1))
+                .collect();
+            println!("  destination statements: {}", deltas.join(", "));
+        }
+        let cpu_used: Vec<f64> = pids
+            .iter()
+            .zip(cpu_before)
+            .map(|((_, pid), before)| cpu_seconds(*pid) - before)
+            .collect();
+        Ok((started.elapsed(), cpu_used))
+    })
+    .await?;
+    if let Some(dir) = &settings.profile_dir {
+        let log = dir.join("catch-up-worker.log");
+        std::fs::write(&log, cluster.worker_log(&cluster.workers[0].id))?;
+        println!("  worker log: {}", log.display());
+    }
     results.push((format!("dts ({} DU)", settings.threads), took));
-    for ((name, pid), before) in pids.iter().zip(cpu_before) {
+    for ((name, _), used) in pids.iter().zip(cpu_used) {
         report.add_noted(
             SCENARIO,
             "dts",
             &format!("{name} CPU"),
-            (cpu_seconds(*pid) - before) / took.as_secs_f64() * 100.0,
+            used / took.as_secs_f64() * 100.0,
             "% of a core",
             "during the dts catch-up",
         );
@@ -215,4 +246,35 @@ async fn replicate(
     let took = started.elapsed();
     conn.query_drop("STOP SLAVE").await?;
     Ok(took)
+}
+
+/// The UTC time of day, as the worker's log lines show it.
+fn utc_clock() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        now.subsec_millis()
+    )
+}
+
+/// The server's statement counters (`Com_*`), for the profile's notes.
+async fn statement_counts(server: &MariaDb) -> anyhow::Result<Vec<(String, u64)>> {
+    let mut conn = server.conn().await?;
+    let rows: Vec<(String, String)> = conn
+        .query(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_select', 'Com_insert', \
+                'Com_update', 'Com_delete', 'Com_replace', 'Com_commit', 'Com_begin', \
+                'Com_stmt_prepare', 'Com_stmt_execute', 'Questions')",
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, value)| (name, value.parse().unwrap_or(0)))
+        .collect())
 }

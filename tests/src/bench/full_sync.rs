@@ -50,12 +50,21 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         "[[objects]]\ndatabase = \"sbtest\"",
         settings.threads,
     );
-    let started = Instant::now();
-    let task = cluster.create_task(&spec, true).await?.id;
-    cluster
-        .wait_for_task_phase(&task, "done", Duration::from_secs(3600))
-        .await?;
-    results.push(("dts".into(), started.elapsed()));
+    let profiled_pids = [
+        ("worker", cluster.workers[0].process.pid().unwrap_or(0)),
+        ("destination", destination.pid().unwrap_or(0)),
+    ];
+    // Timed inside, so that starting and stopping a profiler does not count.
+    let took = super::profiled(settings, "full-sync", &profiled_pids, async {
+        let started = Instant::now();
+        let task = cluster.create_task(&spec, true).await?.id;
+        cluster
+            .wait_for_task_phase(&task, "done", Duration::from_secs(3600))
+            .await?;
+        Ok(started.elapsed())
+    })
+    .await?;
+    results.push(("dts".into(), took));
     drop(cluster);
     assert_same_rows(&source, &destination, &pairs).await?;
 

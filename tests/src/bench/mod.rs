@@ -25,6 +25,9 @@ pub struct Settings {
     pub scale_workers: usize,
     pub scale_tasks: usize,
     pub scale_seconds: u64,
+    /// Where perf profiles of the dts worker and destination server go
+    /// (`--profile`), for the full sync and catch-up runs.
+    pub profile_dir: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -41,6 +44,7 @@ impl Settings {
             scale_workers: 100,
             scale_tasks: 2000,
             scale_seconds: 60,
+            profile_dir: None,
         }
     }
 
@@ -58,6 +62,33 @@ impl Settings {
             scale_workers: 100,
             scale_tasks: 2000,
             scale_seconds: 20,
+            profile_dir: None,
         }
     }
+}
+
+/// Profiles `pids` (name, pid) while `work` runs, when profiling is on.
+pub async fn profiled<T>(
+    settings: &Settings,
+    label: &str,
+    pids: &[(&str, i32)],
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let Some(dir) = &settings.profile_dir else {
+        return work.await;
+    };
+    let mut profilers = Vec::new();
+    for (name, pid) in pids {
+        profilers.push(tools::Profiler::start(
+            *pid,
+            dir,
+            &format!("{label}-{name}"),
+        )?);
+    }
+    let result = work.await;
+    for profiler in profilers {
+        let summary = profiler.stop()?;
+        println!("  profile: {}", summary.display());
+    }
+    result
 }

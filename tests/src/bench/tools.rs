@@ -133,3 +133,63 @@ pub fn cpu_seconds(pid: i32) -> f64 {
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     ticks / per_second.max(1.0)
 }
+
+/// A `perf record` of one process (CPU-clock samples, so it works where
+/// hardware counters are not exposed), summarised by `perf report` when it
+/// stops. Only with `dts-bench --profile`, and only where `perf` exists.
+pub struct Profiler {
+    child: std::process::Child,
+    data: std::path::PathBuf,
+    summary: std::path::PathBuf,
+}
+
+impl Profiler {
+    /// Starts sampling `pid`; the profile goes to `<dir>/<name>.perf` and the
+    /// summary to `<dir>/<name>.txt`.
+    pub fn start(pid: i32, dir: &std::path::Path, name: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let data = dir.join(format!("{name}.perf"));
+        let child = Command::new("perf")
+            .args(["record", "-q", "-e", "cpu-clock", "-F", "997", "-g", "-p"])
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(&data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start perf record (is linux-perf installed?)")?;
+        // perf attaches asynchronously; give it a moment so the start is sampled.
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(Self {
+            child,
+            data,
+            summary: dir.join(format!("{name}.txt")),
+        })
+    }
+
+    /// Stops sampling and writes the flat profile; returns its path.
+    pub fn stop(mut self) -> anyhow::Result<std::path::PathBuf> {
+        let pid = self.child.id() as i32;
+        // SIGINT makes perf write its file and exit.
+        interrupt(pid)?;
+        self.child.wait()?;
+        let (_, report) = run(
+            "perf report",
+            Command::new("perf")
+                .args(["report", "--stdio", "--no-children", "-g", "none"])
+                .args(["--percent-limit", "0.5", "-i"])
+                .arg(&self.data),
+        )?;
+        std::fs::write(&self.summary, report)?;
+        Ok(self.summary)
+    }
+}
+
+fn interrupt(pid: i32) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "could not stop perf ({pid})");
+    Ok(())
+}

@@ -30,6 +30,10 @@ struct Args {
     /// Seconds per latency rate [default: 60; quick 15].
     #[arg(long)]
     latency_seconds: Option<u64>,
+    /// Record perf profiles of the dts worker and destination server during
+    /// the full sync and catch-up runs (into <out>/profiles/).
+    #[arg(long)]
+    profile: bool,
     /// Where bench.json, bench.csv and bench.md go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -48,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
     settings.threads = args.threads.unwrap_or(settings.threads);
     settings.backlog_events = args.backlog.unwrap_or(settings.backlog_events);
     settings.latency_seconds = args.latency_seconds.unwrap_or(settings.latency_seconds);
+    settings.profile_dir = args.profile.then(|| args.out.join("profiles"));
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
 
     let mut report = Report {

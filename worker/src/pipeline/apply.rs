@@ -11,8 +11,9 @@
 //! the event being applied, and it survives restarts and moves with the task.
 
 use crate::pipeline::binlog::{RowChange, RowKind};
-use crate::pipeline::catalog::{self, Table};
-use crate::pipeline::convert::{placeholder, to_param};
+use crate::pipeline::catalog::{self, Column, Table};
+use crate::pipeline::compact::{self, Checks, Folded, NetStatements};
+use crate::pipeline::convert::{placeholder, render, to_param};
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::pipeline::meta::Meta;
 use crate::pipeline::position::BinlogPosition;
@@ -25,6 +26,9 @@ use std::sync::Arc;
 const MAX_PLACEHOLDERS: usize = 60_000;
 const MAX_BATCH_ROWS: usize = 1_000;
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Distinct keys folded (all tables) before they are written out: bounds the
+/// memory of a huge transaction streaming through one lane.
+const MAX_FOLDED_KEYS: usize = 20_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -63,8 +67,14 @@ pub struct Applier<'a> {
     overwrite: bool,
     tables: HashMap<(String, String), Arc<Table>>,
     batch: Option<Batch>,
+    /// Net changes of foldable tables (see `compact`), written at commit.
+    folded: Vec<(Arc<Table>, Folded)>,
+    folded_keys: usize,
     in_transaction: bool,
     pub rows_applied: u64,
+    /// The routing version the lanes cut the current batch with; recorded in
+    /// the checkpoint (see `lanes::LaneCheckpoint`).
+    pub routing: u8,
 }
 
 impl<'a> Applier<'a> {
@@ -77,8 +87,11 @@ impl<'a> Applier<'a> {
             overwrite,
             tables: HashMap::new(),
             batch: None,
+            folded: Vec::new(),
+            folded_keys: 0,
             in_transaction: false,
             rows_applied: 0,
+            routing: crate::pipeline::lanes::ROUTING,
         }
     }
 
@@ -122,6 +135,7 @@ impl<'a> Applier<'a> {
         self.begin().await?;
         let table = self.table(db, name).await?;
         let mapping = image_mapping(&table, image_columns)?;
+        let foldable = compact::foldable(&table);
         for change in changes {
             let before = change
                 .before
@@ -131,6 +145,11 @@ impl<'a> Applier<'a> {
                 .after
                 .map(|img| decode(&table, &mapping, img))
                 .transpose()?;
+            if foldable {
+                self.fold(&table, kind, before, after)?;
+                self.rows_applied += 1;
+                continue;
+            }
             match (kind, before, after) {
                 (RowKind::Insert, _, Some(after)) => {
                     let verb = if self.mode == Mode::Idempotent || self.overwrite {
@@ -158,19 +177,197 @@ impl<'a> Applier<'a> {
                         self.update(&table, &before, after).await?;
                     }
                 }
-                (kind, _, _) => {
-                    return Err(SyncError::Query {
-                        side: Side::Source,
-                        context: format!("decoding a {kind:?} of `{db}`.`{name}`"),
-                        detail:
-                            "the row event lacks the image it needs (is binlog_row_image FULL?)"
-                                .into(),
-                    })
-                }
+                (kind, _, _) => return Err(missing_image(&table, kind)),
             }
             self.rows_applied += 1;
         }
+        if self.folded_keys >= MAX_FOLDED_KEYS {
+            self.flush_folded().await?;
+        }
         Ok(())
+    }
+
+    /// Records a change of a foldable table in its net effect.
+    fn fold(
+        &mut self,
+        table: &Arc<Table>,
+        kind: RowKind,
+        before: Option<Vec<Value>>,
+        after: Option<Vec<Value>>,
+    ) -> SyncResult<()> {
+        let checks = match (self.mode, self.overwrite) {
+            (Mode::Idempotent, _) => Checks::Idempotent,
+            (Mode::Strict, true) => Checks::StrictOverwrite,
+            (Mode::Strict, false) => Checks::Strict,
+        };
+        let index = match self.folded.iter().position(|(t, _)| Arc::ptr_eq(t, table)) {
+            Some(index) => index,
+            None => {
+                self.folded.push((table.clone(), Folded::new(checks)));
+                self.folded.len() - 1
+            }
+        };
+        let folded = &mut self.folded[index].1;
+        let keys_before = folded.len();
+        let outcome = match (kind, before, after) {
+            (RowKind::Insert, _, Some(after)) => {
+                folded.insert(key_of(table, &after), writable(table, after))
+            }
+            (RowKind::Delete, Some(before), _) => folded.delete(key_of(table, &before)),
+            (RowKind::Update, Some(before), Some(after)) => {
+                let old_key = key_of(table, &before);
+                let new_key = key_of(table, &after);
+                if old_key == new_key {
+                    folded.update(new_key, writable(table, after))
+                } else {
+                    folded
+                        .delete(old_key)
+                        .and_then(|()| folded.insert(new_key, writable(table, after)))
+                }
+            }
+            (kind, _, _) => return Err(missing_image(table, kind)),
+        };
+        self.folded_keys += folded.len() - keys_before;
+        outcome.map_err(|c| divergence(table, c.0.to_string()))
+    }
+
+    /// Writes the folded net changes: per table, deletes, then updates of
+    /// rows that must exist, then inserts (keys are distinct, so any order
+    /// gives the same rows).
+    async fn flush_folded(&mut self) -> SyncResult<()> {
+        self.folded_keys = 0;
+        for (table, folded) in std::mem::take(&mut self.folded) {
+            let NetStatements {
+                deletes,
+                tolerant_deletes,
+                updates,
+                inserts,
+                replaces,
+            } = folded.into_statements();
+            let key_width = table.key.len();
+            for keys in chunks(tolerant_deletes, key_width) {
+                self.delete_keys(&table, keys).await?;
+            }
+            for keys in chunks(deletes, key_width) {
+                let wanted = keys.len();
+                let deleted = self.delete_keys(&table, keys).await?;
+                if deleted != wanted {
+                    return Err(divergence(
+                        &table,
+                        format!(
+                            "{} of {wanted} deleted rows were not there",
+                            wanted - deleted
+                        ),
+                    ));
+                }
+            }
+            let width = table.writable().count();
+            for rows in chunks(updates, width) {
+                self.update_existing(&table, rows).await?;
+            }
+            for rows in chunks(inserts, width) {
+                self.write_rows(&table, "INSERT", rows, "").await?;
+            }
+            for rows in chunks(replaces, width) {
+                self.write_rows(&table, "REPLACE", rows, "").await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `DELETE` of the given keys; returns how many rows went.
+    async fn delete_keys(&mut self, table: &Table, keys: Vec<Vec<Value>>) -> SyncResult<usize> {
+        let sql = format!(
+            "DELETE FROM {} WHERE {}",
+            table.qualified(),
+            keys_in(table, &keys)
+        );
+        self.query(table, sql).await
+    }
+
+    /// Overwrites rows that must already exist: counts them first (a missing
+    /// one is divergence), then writes all in one upsert, which on a table
+    /// whose only unique index is the key updates exactly those rows.
+    async fn update_existing(&mut self, table: &Table, rows: Vec<Vec<Value>>) -> SyncResult<()> {
+        let wanted = rows.len();
+        // Where each key column (in key order) sits among a row's writable columns.
+        let writable: Vec<usize> = table.writable().map(|(column, _)| column).collect();
+        let key_positions: Vec<usize> = table
+            .key
+            .iter()
+            .filter_map(|k| writable.iter().position(|c| c == k))
+            .collect();
+        let keys: Vec<Vec<Value>> = rows
+            .iter()
+            .map(|row| key_positions.iter().map(|&i| row[i].clone()).collect())
+            .collect();
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {}",
+            table.qualified(),
+            keys_in(table, &keys)
+        );
+        let context = format!("applying to `{}`.`{}`", table.db, table.name);
+        let found: Option<u64> = self
+            .conn
+            .query_first(count_sql)
+            .await
+            .on(Side::Destination, &context)?;
+        let found = found.unwrap_or(0) as usize;
+        if found != wanted {
+            return Err(divergence(
+                table,
+                format!("{} of {wanted} updated rows were not there", wanted - found),
+            ));
+        }
+        let assignments: Vec<String> = table
+            .writable()
+            .filter(|(column, _)| !table.key.contains(column))
+            .map(|(_, c)| format!("{0} = VALUES({0})", quote_ident(&c.name)))
+            .collect();
+        if assignments.is_empty() {
+            // Nothing but the key: the rows are already as the source has them.
+            return Ok(());
+        }
+        let upsert = format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", "));
+        self.write_rows(table, "INSERT", rows, &upsert).await
+    }
+
+    /// `<verb> INTO table (writable columns) VALUES (...), ... <tail>`.
+    async fn write_rows(
+        &mut self,
+        table: &Table,
+        verb: &str,
+        rows: Vec<Vec<Value>>,
+        tail: &str,
+    ) -> SyncResult<()> {
+        let columns: Vec<&Column> = table.writable().map(|(_, c)| c).collect();
+        let mut sql = format!(
+            "{verb} INTO {} ({}) VALUES ",
+            table.qualified(),
+            column_list(table)
+        );
+        for (n, row) in rows.iter().enumerate() {
+            sql.push_str(if n == 0 { "(" } else { ", (" });
+            for (i, (column, value)) in columns.iter().zip(row).enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&render(column, value));
+            }
+            sql.push(')');
+        }
+        sql.push_str(tail);
+        self.query(table, sql).await.map(|_| ())
+    }
+
+    /// Runs one statement as text; returns the affected rows.
+    async fn query(&mut self, table: &Table, sql: String) -> SyncResult<usize> {
+        let context = format!("applying to `{}`.`{}`", table.db, table.name);
+        self.conn
+            .query_drop(sql)
+            .await
+            .on(Side::Destination, &context)?;
+        Ok(self.conn.affected_rows() as usize)
     }
 
     /// Adds one row to the pending batch, sending the batch first when the row
@@ -208,25 +405,17 @@ impl<'a> Applier<'a> {
         let table = &batch.table;
         let context = format!("applying to `{}`.`{}`", table.db, table.name);
         let sql = match batch.verb {
-            Verb::Insert | Verb::Replace => {
-                let columns: Vec<String> = table
-                    .writable()
-                    .map(|(_, c)| quote_ident(&c.name))
-                    .collect();
-                let marks: Vec<String> = table.writable().map(|(_, c)| placeholder(c)).collect();
-                let row = format!("({})", marks.join(", "));
-                format!(
-                    "{} INTO {} ({}) VALUES {}",
-                    if batch.verb == Verb::Insert {
-                        "INSERT"
-                    } else {
-                        "REPLACE"
-                    },
-                    table.qualified(),
-                    columns.join(", "),
-                    vec![row; batch.rows].join(", ")
-                )
-            }
+            Verb::Insert | Verb::Replace => format!(
+                "{} INTO {} ({}) VALUES {}",
+                if batch.verb == Verb::Insert {
+                    "INSERT"
+                } else {
+                    "REPLACE"
+                },
+                table.qualified(),
+                column_list(table),
+                vec![row_marks(table); batch.rows].join(", ")
+            ),
             Verb::Delete => format!(
                 "DELETE FROM {} WHERE {}",
                 table.qualified(),
@@ -289,8 +478,13 @@ impl<'a> Applier<'a> {
         }
         self.begin().await?;
         self.flush().await?;
+        self.flush_folded().await?;
         if let Some(position) = checkpoint {
-            let json = serde_json::to_string(position).unwrap_or_default();
+            let json = serde_json::to_string(&crate::pipeline::lanes::LaneCheckpoint {
+                position: position.clone(),
+                routing: self.routing,
+            })
+            .unwrap_or_default();
             self.meta
                 .save_checkpoint(&mut self.conn, self.lane, &json)
                 .await?;
@@ -340,6 +534,14 @@ impl<'a> Applier<'a> {
 /// Server errors meaning "this DDL is already in effect": duplicate column,
 /// table exists, unknown table, duplicate key name, can't drop (missing).
 const ALREADY_APPLIED: [u16; 5] = [1060, 1050, 1051, 1061, 1091];
+
+fn missing_image(table: &Table, kind: RowKind) -> SyncError {
+    SyncError::Query {
+        side: Side::Source,
+        context: format!("decoding a {kind:?} of `{}`.`{}`", table.db, table.name),
+        detail: "the row event lacks the image it needs (is binlog_row_image FULL?)".into(),
+    }
+}
 
 fn divergence(table: &Table, detail: String) -> SyncError {
     SyncError::Query {
@@ -399,6 +601,66 @@ fn writable(table: &Table, row: Vec<Value>) -> Vec<Value> {
 
 fn key_of(table: &Table, row: &[Value]) -> Vec<Value> {
     table.key.iter().map(|&i| row[i].clone()).collect()
+}
+
+fn column_list(table: &Table) -> String {
+    let columns: Vec<String> = table
+        .writable()
+        .map(|(_, c)| quote_ident(&c.name))
+        .collect();
+    columns.join(", ")
+}
+
+fn row_marks(table: &Table) -> String {
+    let marks: Vec<String> = table.writable().map(|(_, c)| placeholder(c)).collect();
+    format!("({})", marks.join(", "))
+}
+
+/// Matches any of `keys`, values written in: `k IN (...)` for a one-column
+/// key (which the optimizer turns into point lookups), OR-ed conjunctions
+/// otherwise.
+fn keys_in(table: &Table, keys: &[Vec<Value>]) -> String {
+    let columns: Vec<&Column> = table.key_columns().collect();
+    if let [column] = columns.as_slice() {
+        let values: Vec<String> = keys.iter().map(|k| render(column, &k[0])).collect();
+        return format!("{} IN ({})", quote_ident(&column.name), values.join(", "));
+    }
+    let alternatives: Vec<String> = keys
+        .iter()
+        .map(|key| {
+            let parts: Vec<String> = columns
+                .iter()
+                .zip(key)
+                .map(|(c, v)| format!("{} = {}", quote_ident(&c.name), render(c, v)))
+                .collect();
+            format!("({})", parts.join(" AND "))
+        })
+        .collect();
+    alternatives.join(" OR ")
+}
+
+/// Splits rows of `width` values into statement-sized groups.
+fn chunks(rows: Vec<Vec<Value>>, width: usize) -> Vec<Vec<Vec<Value>>> {
+    let max_rows = MAX_BATCH_ROWS.min(MAX_PLACEHOLDERS / width.max(1)).max(1);
+    let mut out: Vec<Vec<Vec<Value>>> = Vec::new();
+    let mut bytes = 0;
+    for row in rows {
+        let size: usize = row.iter().map(value_size).sum();
+        let start_new = match out.last() {
+            // Values go as text, hex for strings: twice their size.
+            Some(last) => last.len() >= max_rows || bytes + size > MAX_BATCH_BYTES / 2,
+            None => true,
+        };
+        if start_new {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(last) = out.last_mut() {
+            last.push(row);
+        }
+    }
+    out
 }
 
 fn key_predicate(table: &Table) -> String {

@@ -6,12 +6,13 @@
 use crate::pipeline::endpoint::Database;
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::pipeline::position::BinlogPosition;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStreamRequest;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -94,16 +95,104 @@ pub trait TableFilter: Send + Sync {
     fn wants(&self, db: &str, table: &str) -> bool;
 }
 
-/// Streams from `start` until cancelled or the channel closes.
+/// Items sent to the applier at once, at most (fewer when the stream has no
+/// more ready).
+const CHUNK_ITEMS: usize = 512;
+/// Row payload bytes per chunk, at most (one bigger row still goes alone).
+const CHUNK_BYTES: usize = 1024 * 1024;
+/// Decoded bytes the reader may run ahead of the applier: enough for the
+/// lanes to find whole batches waiting when they finish a commit, bounded so
+/// that a huge transaction streams in bounded memory.
+const AHEAD_BYTES: usize = 32 * 1024 * 1024;
+/// What an item costs against `AHEAD_BYTES` besides its row payload.
+const ITEM_BYTES: usize = 128;
+
+/// Decoded items for the applier. Holding it holds its share of the
+/// read-ahead budget, which is returned when the applier drops it.
+pub struct ItemChunk {
+    pub items: Vec<Item>,
+    _budget: OwnedSemaphorePermit,
+}
+
+/// Items decoded and not yet sent: sent as one message when full or when
+/// the stream has nothing more ready, so that the applier sees whole runs of
+/// transactions and commits them together, while a quiet stream costs no
+/// latency.
+struct Chunk {
+    out: mpsc::Sender<ItemChunk>,
+    budget: Arc<Semaphore>,
+    items: Vec<Item>,
+    bytes: usize,
+}
+
+impl Chunk {
+    async fn push(&mut self, item: Item) -> SyncResult<()> {
+        self.bytes += ITEM_BYTES;
+        if let Item::Rows { changes, .. } = &item {
+            self.bytes += changes.iter().map(RowChange::size).sum::<usize>();
+        }
+        self.items.push(item);
+        if self.items.len() >= CHUNK_ITEMS || self.bytes >= CHUNK_BYTES {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self) -> SyncResult<()> {
+        if self.items.is_empty() {
+            return Ok(());
+        }
+        // A chunk bigger than the whole budget waits for all of it.
+        let cost = self.bytes.min(AHEAD_BYTES) as u32;
+        self.bytes = 0;
+        let budget = self
+            .budget
+            .clone()
+            .acquire_many_owned(cost)
+            .await
+            .map_err(|_| SyncError::Stopped)?;
+        let chunk = ItemChunk {
+            items: std::mem::take(&mut self.items),
+            _budget: budget,
+        };
+        self.out.send(chunk).await.map_err(|_| SyncError::Stopped)
+    }
+}
+
+impl RowChange {
+    /// Roughly the memory the row images hold.
+    fn size(&self) -> usize {
+        [&self.before, &self.after]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|v| match v {
+                BinlogValue::Value(mysql_async::Value::Bytes(b)) => b.len() + 16,
+                BinlogValue::Jsonb(_) | BinlogValue::JsonDiff(_) => 256,
+                _ => 16,
+            })
+            .sum()
+    }
+}
+
+/// Streams from `start` until cancelled or the channel closes. Owns what it
+/// uses, so that it can run on its own task beside the applier.
 pub async fn read(
-    source: &Database,
-    start: &BinlogPosition,
+    source: Database,
+    start: BinlogPosition,
     server_id: u32,
-    filter: &dyn TableFilter,
-    out: mpsc::Sender<Item>,
+    filter: Arc<dyn TableFilter>,
+    out: mpsc::Sender<ItemChunk>,
     cancel: CancellationToken,
 ) -> SyncResult<()> {
     let ctx = "reading the binlog";
+    let start = &start;
+    let mut out = Chunk {
+        out,
+        budget: Arc::new(Semaphore::new(AHEAD_BYTES)),
+        items: Vec::new(),
+        bytes: 0,
+    };
     let mut conn = source.dedicated_conn().await?;
     // MariaDB sends its GTID events (and the rest of its protocol) only to
     // replicas that say they understand them.
@@ -120,14 +209,27 @@ pub async fn read(
     let mut file = start.file.clone();
     let mut gtid: Option<String> = None;
     loop {
-        let next = tokio::select! {
-            _ = cancel.cancelled() => {
-                // Closing ends the dump thread on the source now, instead of
-                // leaving it to hold binlog files open until it notices.
-                let _ = stream.close().await;
-                return Err(SyncError::Stopped);
+        // Take what is ready without waiting; before waiting, hand over what
+        // was decoded.
+        let ready = if out.items.is_empty() {
+            None
+        } else {
+            stream.next().now_or_never()
+        };
+        let next = match ready {
+            Some(next) => next,
+            None => {
+                out.send().await?;
+                tokio::select! {
+                    _ = cancel.cancelled() => {
+                        // Closing ends the dump thread on the source now, instead of
+                        // leaving it to hold binlog files open until it notices.
+                        let _ = stream.close().await;
+                        return Err(SyncError::Stopped);
+                    }
+                    next = stream.next() => next,
+                }
             }
-            next = stream.next() => next,
         };
         let event = match next {
             None => {
@@ -151,7 +253,7 @@ pub async fn read(
             if let Some((id, standalone)) = mariadb_gtid(event.data(), header.server_id()) {
                 gtid = Some(id);
                 if !standalone {
-                    send(&out, Item::Begin).await?;
+                    out.push(Item::Begin).await?;
                 }
             }
             continue;
@@ -173,30 +275,24 @@ pub async fn read(
             EventData::QueryEvent(query) => {
                 let sql = query.query().to_string();
                 match sql.trim().to_ascii_uppercase().as_str() {
-                    "BEGIN" => send(&out, Item::Begin).await?,
+                    "BEGIN" => out.push(Item::Begin).await?,
                     "COMMIT" => {
                         let position = position(&file, &gtid);
-                        send(
-                            &out,
-                            Item::Commit {
-                                position,
-                                timestamp,
-                            },
-                        )
+                        out.push(Item::Commit {
+                            position,
+                            timestamp,
+                        })
                         .await?;
                     }
                     _ => {
                         let schema = query.schema().to_string();
                         let position = position(&file, &gtid);
-                        send(
-                            &out,
-                            Item::Statement {
-                                schema,
-                                sql,
-                                position,
-                                timestamp,
-                            },
-                        )
+                        out.push(Item::Statement {
+                            schema,
+                            sql,
+                            position,
+                            timestamp,
+                        })
                         .await?;
                     }
                 }
@@ -207,13 +303,10 @@ pub async fn read(
             }
             EventData::XidEvent(_) => {
                 let position = position(&file, &gtid);
-                send(
-                    &out,
-                    Item::Commit {
-                        position,
-                        timestamp,
-                    },
-                )
+                out.push(Item::Commit {
+                    position,
+                    timestamp,
+                })
                 .await?;
             }
             EventData::RowsEvent(rows) => {
@@ -254,27 +347,20 @@ pub async fn read(
                 }
                 let columns = tme.columns_count() as usize;
                 let position = position(&file, &gtid);
-                send(
-                    &out,
-                    Item::Rows {
-                        db,
-                        table,
-                        kind,
-                        columns,
-                        changes,
-                        timestamp,
-                        position,
-                    },
-                )
+                out.push(Item::Rows {
+                    db,
+                    table,
+                    kind,
+                    columns,
+                    changes,
+                    timestamp,
+                    position,
+                })
                 .await?;
             }
             _ => {}
         }
     }
-}
-
-async fn send(out: &mpsc::Sender<Item>, item: Item) -> SyncResult<()> {
-    out.send(item).await.map_err(|_| SyncError::Stopped)
 }
 
 /// ER_MASTER_FATAL_ERROR_READING_BINLOG (1236) means the position is gone.

@@ -100,7 +100,13 @@ fn passes_as_hex(column: &Column) -> bool {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Reinterprets a sign-extended storage integer as the unsigned value it stores.
@@ -173,9 +179,71 @@ pub fn placeholder(column: &Column) -> String {
     }
 }
 
+/// A parameter written into statement text, as [`placeholder`] would take
+/// it: for statements sent once with many rows, where preparing each shape
+/// would cost more round trips than the statement itself.
+pub fn render(column: &Column, value: &Value) -> String {
+    match (column.charset.as_deref(), value) {
+        // Already hex text (see `to_param`): it becomes the hex literal itself,
+        // with the column's character set as introducer.
+        (Some(cs), Value::Bytes(hex_text)) if passes_as_hex(column) => {
+            format!("_{cs} X'{}'", String::from_utf8_lossy(hex_text))
+        }
+        _ => literal(value),
+    }
+}
+
+/// An SQL literal with the value a bound parameter would carry. Strings go
+/// as hex literals: their bytes reach the column unconverted whatever the
+/// session's character set, and nothing in them needs escaping.
+pub fn literal(value: &Value) -> String {
+    match value {
+        Value::NULL => "NULL".into(),
+        Value::Bytes(bytes) => format!("X'{}'", hex(bytes)),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        // Scientific notation makes the server read a double; Rust prints the
+        // shortest text that reads back as the same number.
+        Value::Float(f) => format!("{:e}", f64::from(*f)),
+        Value::Double(d) => format!("{d:e}"),
+        Value::Date(y, mo, d, h, mi, s, us) => {
+            format!("'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}'")
+        }
+        Value::Time(negative, days, h, mi, s, us) => {
+            let hours = u64::from(*days) * 24 + u64::from(*h);
+            let sign = if *negative { "-" } else { "" };
+            format!("'{sign}{hours:02}:{mi:02}:{s:02}.{us:06}'")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_read_back_as_the_same_values() {
+        assert_eq!(literal(&Value::NULL), "NULL");
+        assert_eq!(literal(&Value::Bytes(b"it's".to_vec())), "X'69742773'");
+        assert_eq!(literal(&Value::Int(-5)), "-5");
+        assert_eq!(literal(&Value::UInt(u64::MAX)), "18446744073709551615");
+        assert_eq!(literal(&Value::Double(0.1)), "1e-1");
+        assert_eq!(literal(&Value::Float(1.5)), "1.5e0");
+        assert_eq!(
+            literal(&Value::Date(2026, 1, 2, 3, 4, 5, 60)),
+            "'2026-01-02 03:04:05.000060'"
+        );
+        assert_eq!(
+            literal(&Value::Time(true, 1, 2, 3, 4, 5)),
+            "'-26:03:04.000005'"
+        );
+    }
+
+    #[test]
+    fn hex_is_upper_case_and_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0xab, 0x7f, 0x10]), "00AB7F10");
+        assert_eq!(hex(&[]), "");
+    }
 
     fn column(data_type: &str, column_type: &str) -> Column {
         Column {

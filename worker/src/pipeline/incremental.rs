@@ -5,40 +5,63 @@
 //! idempotent catch-up mode; from there on, strict.
 
 use crate::pipeline::apply::{Applier, Mode};
-use crate::pipeline::binlog::{self, Item, TableFilter};
+use crate::pipeline::binlog::{self, Item, ItemChunk, TableFilter};
 use crate::pipeline::ddl::{self, Statement};
 use crate::pipeline::endpoint::Database;
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
-use crate::pipeline::lanes::{Lanes, RowsWork};
+use crate::pipeline::lanes::{LaneCheckpoint, Lanes, RowsWork};
 use crate::pipeline::meta::Meta;
 use crate::pipeline::position::BinlogPosition;
 use crate::pipeline::progress::Progress;
 use dts_common::mysql::quote_ident;
-use dts_common::spec::{ConflictMode, TaskSpec};
+use dts_common::spec::{ConflictMode, ObjectSelector, TaskSpec};
 use mysql_async::prelude::Queryable;
 use std::future::Future;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use tracing::{info, warn};
 
-/// Items in flight between reader and applier: bounds memory on huge transactions.
-const CHANNEL_DEPTH: usize = 64;
+/// Chunks in flight between reader and applier. Memory is bounded by the
+/// reader's byte budget (see `binlog::ItemChunk`), not by this.
+const CHANNEL_DEPTH: usize = 4096;
+/// While the stream is busy, how long the applier waits for more before
+/// committing a batch smaller than `LINGER_ROWS`.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+const LINGER_ROWS: usize = 5_000;
 
 /// The objects a task covers.
-pub struct Selection<'a>(pub &'a TaskSpec);
+#[derive(Clone)]
+pub struct Selection {
+    objects: Vec<ObjectSelector>,
+}
 
-impl TableFilter for Selection<'_> {
+impl TableFilter for Selection {
     fn wants(&self, db: &str, table: &str) -> bool {
-        self.0.objects.iter().any(|o| {
+        self.objects.iter().any(|o| {
             o.database == db && (o.tables.is_empty() || o.tables.iter().any(|t| t == table))
         })
     }
 }
 
-impl Selection<'_> {
+impl Selection {
+    pub fn of(spec: &TaskSpec) -> Self {
+        Self {
+            objects: spec.objects.clone(),
+        }
+    }
+
     fn wants_database(&self, db: &str) -> bool {
-        self.0.objects.iter().any(|o| o.database == db)
+        self.objects.iter().any(|o| o.database == db)
+    }
+
+    /// A whole database (not a list of tables) is selected.
+    fn whole_database(&self, db: &str) -> bool {
+        self.objects
+            .iter()
+            .any(|s| s.database == db && s.tables.is_empty())
     }
 }
 
@@ -69,13 +92,13 @@ impl Incremental<'_> {
     }
 
     /// Every lane's checkpoint in the destination.
-    async fn lane_checkpoints(&self) -> SyncResult<Vec<Option<BinlogPosition>>> {
+    async fn lane_checkpoints(&self) -> SyncResult<Vec<Option<LaneCheckpoint>>> {
         let mut conn = self.destination.conn().await?;
         let mut checkpoints = Vec::new();
         for lane in 1..=self.lane_count() {
             let stored = self.meta.load_checkpoint(&mut conn, lane).await?;
             checkpoints
-                .push(stored.and_then(|json| serde_json::from_str::<BinlogPosition>(&json).ok()));
+                .push(stored.and_then(|json| serde_json::from_str::<LaneCheckpoint>(&json).ok()));
         }
         Ok(checkpoints)
     }
@@ -89,6 +112,7 @@ impl Incremental<'_> {
         Ok(checkpoints
             .into_iter()
             .flatten()
+            .map(|c| c.position)
             .min_by(|a, b| a.order_key().cmp(&b.order_key()))
             .unwrap_or(start))
     }
@@ -100,18 +124,32 @@ impl Incremental<'_> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = SyncResult<()>>,
     {
-        let selection = Selection(self.spec);
+        let selection = Selection::of(self.spec);
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let reader_cancel = self.cancel.child_token();
         info!(from = %start, catchup_until = ?self.catchup_until.as_ref().map(ToString::to_string), "following the binlog");
-        let reader = binlog::read(
-            self.source,
-            &start,
-            server_id(&self.meta.task_id),
-            &selection,
-            tx,
-            reader_cancel.clone(),
+        // Decoding runs on its own task, so it uses another core while the
+        // lanes apply.
+        let reader = tokio::spawn(
+            binlog::read(
+                self.source.clone(),
+                start.clone(),
+                server_id(&self.meta.task_id),
+                Arc::new(selection.clone()),
+                tx,
+                reader_cancel.clone(),
+            )
+            .instrument(tracing::Span::current()),
         );
+        let reader = async {
+            reader.await.unwrap_or_else(|e| {
+                Err(SyncError::Query {
+                    side: Side::Source,
+                    context: "reading the binlog".into(),
+                    detail: format!("the reader task ended abnormally: {e}"),
+                })
+            })
+        };
         let applier = self.apply(rx, start.clone(), &selection, on_caught_up);
         let heartbeat = self.heartbeat(reader_cancel.clone());
         let result = tokio::try_join!(reader, applier, heartbeat).map(|_| ());
@@ -167,9 +205,9 @@ impl Incremental<'_> {
 
     async fn apply<F, Fut>(
         &self,
-        mut rx: mpsc::Receiver<Item>,
+        mut rx: mpsc::Receiver<ItemChunk>,
         start: BinlogPosition,
-        selection: &Selection<'_>,
+        selection: &Selection,
         on_caught_up: F,
     ) -> SyncResult<()>
     where
@@ -210,81 +248,104 @@ impl Incremental<'_> {
         } else {
             "catchup"
         });
+        // Whether the last commit found more waiting when it finished: the
+        // stream is busy, and a short wait for more costs no latency that
+        // queueing does not already cost.
+        let mut busy = false;
         loop {
-            let item = match rx.try_recv() {
-                Ok(item) => item,
+            let items = match rx.try_recv() {
+                Ok(items) => items,
                 Err(TryRecvError::Disconnected) => return Err(SyncError::Stopped),
                 Err(TryRecvError::Empty) => {
-                    // Nothing more is ready: make what we have durable, then wait.
-                    let committed = lanes.idle().await?;
-                    self.committed(committed, last_timestamp, &lanes);
-                    match rx.recv().await {
-                        Some(item) => item,
-                        None => return Err(SyncError::Stopped),
-                    }
-                }
-            };
-            match item {
-                Item::Begin => lanes.begin_transaction(),
-                Item::Rows {
-                    db,
-                    table,
-                    kind,
-                    columns,
-                    changes,
-                    timestamp,
-                    position,
-                } => {
-                    last_timestamp = timestamp;
-                    lanes
-                        .rows(RowsWork {
-                            db,
-                            table,
-                            kind,
-                            columns,
-                            changes,
-                            position,
-                        })
-                        .await?;
-                }
-                Item::Commit {
-                    position,
-                    timestamp,
-                } => {
-                    last_timestamp = timestamp;
-                    let passed_catchup = lanes.mode() == Mode::Idempotent && caught_up(&position);
-                    let committed = lanes.end_transaction(position).await?;
-                    self.committed(committed, last_timestamp, &lanes);
-                    if passed_catchup {
-                        let committed = lanes.commit_batch().await?;
-                        self.committed(committed, last_timestamp, &lanes);
-                        lanes.set_mode(Mode::Strict);
-                        self.progress.set_phase("incremental");
-                        info!("caught up with the end of the full copy; applying in strict mode");
-                        if let Some(hook) = on_caught_up.take() {
-                            hook().await?;
+                    let lingered = if busy && lanes.pending_rows() < LINGER_ROWS {
+                        // Committing a sliver would spend the destination's
+                        // CPU on commit overhead: wait briefly for more.
+                        tokio::time::timeout(LINGER, rx.recv()).await.ok()
+                    } else {
+                        None
+                    };
+                    match lingered {
+                        Some(Some(items)) => items,
+                        Some(None) => return Err(SyncError::Stopped),
+                        None => {
+                            // Nothing more is ready: make what we have durable, then wait.
+                            let committed = lanes.idle().await?;
+                            self.committed(committed, last_timestamp, &lanes);
+                            busy = !rx.is_empty();
+                            match rx.recv().await {
+                                Some(items) => items,
+                                None => return Err(SyncError::Stopped),
+                            }
                         }
                     }
                 }
-                Item::Statement {
-                    schema,
-                    sql,
-                    position,
-                    timestamp,
-                } => {
-                    last_timestamp = timestamp;
-                    let ran = self
-                        .statement(
-                            &mut lanes,
-                            selection,
-                            &schema,
-                            &sql,
-                            &position,
-                            first_statement,
-                        )
-                        .await?;
-                    first_statement &= !ran;
-                    self.committed(Some(position), last_timestamp, &lanes);
+            };
+            for item in items.items {
+                match item {
+                    Item::Begin => lanes.begin_transaction(),
+                    Item::Rows {
+                        db,
+                        table,
+                        kind,
+                        columns,
+                        changes,
+                        timestamp,
+                        position,
+                    } => {
+                        last_timestamp = timestamp;
+                        lanes
+                            .rows(RowsWork {
+                                db,
+                                table,
+                                kind,
+                                columns,
+                                changes,
+                                position,
+                            })
+                            .await?;
+                    }
+                    Item::Commit {
+                        position,
+                        timestamp,
+                    } => {
+                        last_timestamp = timestamp;
+                        let passed_catchup =
+                            lanes.mode() == Mode::Idempotent && caught_up(&position);
+                        let committed = lanes.end_transaction(position).await?;
+                        self.committed(committed, last_timestamp, &lanes);
+                        if passed_catchup {
+                            let committed = lanes.commit_batch().await?;
+                            self.committed(committed, last_timestamp, &lanes);
+                            lanes.set_mode(Mode::Strict);
+                            self.progress.set_phase("incremental");
+                            info!(
+                                "caught up with the end of the full copy; applying in strict mode"
+                            );
+                            if let Some(hook) = on_caught_up.take() {
+                                hook().await?;
+                            }
+                        }
+                    }
+                    Item::Statement {
+                        schema,
+                        sql,
+                        position,
+                        timestamp,
+                    } => {
+                        last_timestamp = timestamp;
+                        let ran = self
+                            .statement(
+                                &mut lanes,
+                                selection,
+                                &schema,
+                                &sql,
+                                &position,
+                                first_statement,
+                            )
+                            .await?;
+                        first_statement &= !ran;
+                        self.committed(Some(position), last_timestamp, &lanes);
+                    }
                 }
             }
         }
@@ -294,7 +355,7 @@ impl Incremental<'_> {
     async fn statement(
         &self,
         lanes: &mut Lanes<'_>,
-        selection: &Selection<'_>,
+        selection: &Selection,
         schema: &str,
         sql: &str,
         position: &BinlogPosition,
@@ -312,11 +373,7 @@ impl Incremental<'_> {
                         | ddl::DdlKind::AlterView
                         | ddl::DdlKind::CreateFunction
                         | ddl::DdlKind::CreateProcedure
-                ) && selection
-                    .0
-                    .objects
-                    .iter()
-                    .any(|s| s.database == db && s.tables.is_empty());
+                ) && selection.whole_database(db);
                 selection.wants(db, &o.name) || creates_in_whole_database
             }),
             Statement::Unsupported(head) => {

@@ -4,9 +4,10 @@
 //! [`Applier`] with its own connection and checkpoint row), so no lane ever
 //! commits part of a source transaction. A transaction goes to the lane that
 //! already holds any of its unique-key values in the current batch, or by the
-//! hash of its first key; a transaction whose keys are held by two lanes is a
-//! barrier: every lane commits first. Huge transactions stream through lane 1
-//! alone (bounded memory), and DDL is a barrier.
+//! hash of its first key; a transaction whose keys are held by two lanes
+//! merges those lanes' queues (nothing is applied before the batch commits).
+//! Huge transactions stream through lane 1 alone (bounded memory), and DDL is
+//! a barrier.
 //!
 //! All lanes commit together at batch ends, each writing the batch end into
 //! its own checkpoint row. A crash between two lanes' commits leaves lanes at
@@ -19,7 +20,31 @@ use crate::pipeline::apply::{image_mapping, Applier, Mode};
 use crate::pipeline::binlog::{RowChange, RowKind};
 use crate::pipeline::error::SyncResult;
 use crate::pipeline::position::BinlogPosition;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
+use tracing::debug;
+
+/// The routing this version cuts batches with. A replay after a crash must
+/// route exactly as the run that cut the batch, so every lane checkpoint
+/// records the routing it was cut with:
+/// - 0 (checkpoints without the field): hash of each key value's debug text,
+///   which mysql_common cuts to the first 8 bytes of a string, so that keys
+///   sharing a prefix all collided;
+/// - 1: hash of the whole value, with strings folded (ASCII case, trailing
+///   spaces) so that keys a case-insensitive collation deems equal collide;
+///   and a transaction depending on several lanes merges them instead of
+///   committing the batch (routing 0 committed there: with hot rows, that
+///   cut batches to a few dozen transactions).
+pub const ROUTING: u8 = 1;
+
+/// A lane's checkpoint row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneCheckpoint {
+    #[serde(flatten)]
+    pub position: BinlogPosition,
+    #[serde(default)]
+    pub routing: u8,
+}
 
 /// Rows a batch may hold before all lanes commit.
 const BATCH_ROWS: usize = 20_000;
@@ -58,6 +83,12 @@ impl<'a> Lane<'a> {
 
     async fn apply_and_commit(&mut self, checkpoint: Option<&BinlogPosition>) -> SyncResult<()> {
         for work in std::mem::take(&mut self.pending) {
+            // Replaying: this lane committed the work before (it is filtered
+            // here, not when queued, because lanes may merge until the batch
+            // commits and only the lane that ends up with the work decides).
+            if self.already_applied(&work.position) {
+                continue;
+            }
             self.applier
                 .rows(&work.db, &work.table, work.kind, work.columns, work.changes)
                 .await?;
@@ -84,30 +115,40 @@ pub struct Lanes<'a> {
     /// Until the furthest lane checkpoint is reached, batches are replayed
     /// exactly as first cut: no commits other than at that point.
     replay_until: Option<BinlogPosition>,
+    /// How transactions are routed: [`ROUTING`], or while replaying, the
+    /// routing the replayed batch was cut with.
+    routing: u8,
 }
 
 impl<'a> Lanes<'a> {
     /// `lanes[i]` is lane `i + 1`, with the checkpoint it had when this run started.
-    pub fn new(lanes: Vec<(Applier<'a>, Option<BinlogPosition>)>) -> Self {
+    pub fn new(lanes: Vec<(Applier<'a>, Option<LaneCheckpoint>)>) -> Self {
         // Lanes commit together, so they differ only after a crash between two
-        // lanes' commits: then the batch up to the furthest one is replayed.
-        let all_equal = lanes.windows(2).all(|w| w[0].1 == w[1].1);
-        let replay_until = if all_equal {
-            None
-        } else {
-            lanes
-                .iter()
-                .filter_map(|(_, c)| c.as_ref())
-                .max_by(|a, b| a.order_key().cmp(&b.order_key()))
-                .cloned()
+        // lanes' commits: then the batch up to the furthest one is replayed,
+        // routed as the run that cut it (which wrote the furthest checkpoints).
+        let positions_equal = lanes
+            .windows(2)
+            .all(|w| w[0].1.as_ref().map(|c| &c.position) == w[1].1.as_ref().map(|c| &c.position));
+        let furthest = lanes
+            .iter()
+            .filter_map(|(_, c)| c.as_ref())
+            .max_by(|a, b| a.position.order_key().cmp(&b.position.order_key()));
+        let (replay_until, routing) = match furthest {
+            Some(furthest) if !positions_equal => {
+                (Some(furthest.position.clone()), furthest.routing)
+            }
+            _ => (None, ROUTING),
         };
         Self {
             lanes: lanes
                 .into_iter()
-                .map(|(applier, resumed_at)| Lane {
-                    applier,
-                    pending: Vec::new(),
-                    resumed_at,
+                .map(|(mut applier, resumed_at)| {
+                    applier.routing = routing;
+                    Lane {
+                        applier,
+                        pending: Vec::new(),
+                        resumed_at: resumed_at.map(|c| c.position),
+                    }
                 })
                 .collect(),
             causality: HashMap::new(),
@@ -118,6 +159,16 @@ impl<'a> Lanes<'a> {
             transaction_rows: 0,
             streaming: false,
             replay_until,
+            routing,
+        }
+    }
+
+    /// The replay is over: from the next batch on, route as this version does.
+    fn end_replay(&mut self) {
+        self.replay_until = None;
+        self.routing = ROUTING;
+        for lane in &mut self.lanes {
+            lane.applier.routing = ROUTING;
         }
     }
 
@@ -133,6 +184,30 @@ impl<'a> Lanes<'a> {
 
     pub fn rows_applied(&self) -> u64 {
         self.lanes.iter().map(|l| l.applier.rows_applied).sum()
+    }
+
+    /// The lane a transaction touching no queued key goes to.
+    fn hashed_lane(&self, keys: &[u64]) -> usize {
+        keys.first()
+            .map_or(0, |k| (*k % self.lanes.len() as u64) as usize)
+    }
+
+    /// Moves lane `from`'s queue into lane `into`, keeping binlog order, and
+    /// re-homes its keys.
+    fn merge_lanes(&mut self, from: usize, into: usize) {
+        let moved = std::mem::take(&mut self.lanes[from].pending);
+        let kept = std::mem::take(&mut self.lanes[into].pending);
+        self.lanes[into].pending = merge_in_binlog_order(kept, moved);
+        for lane in self.causality.values_mut() {
+            if *lane == from {
+                *lane = into;
+            }
+        }
+    }
+
+    /// Rows routed into the batch and not yet committed.
+    pub fn pending_rows(&self) -> usize {
+        self.batch_rows + self.transaction_rows
     }
 
     fn replaying(&self) -> bool {
@@ -194,32 +269,38 @@ impl<'a> Lanes<'a> {
                 .iter()
                 .filter_map(|k| self.causality.get(k).copied())
                 .collect();
-            if held.len() > 1 {
-                committed = self.commit_batch().await?;
-            }
-            let lane = match held.iter().next() {
-                Some(&lane) if held.len() == 1 => lane,
-                _ => keys
-                    .first()
-                    .map_or(0, |k| (*k % self.lanes.len() as u64) as usize),
+            let mut held = held.into_iter();
+            let lane = match (held.next(), held.next()) {
+                (Some(only), None) => only,
+                (Some(first), Some(second)) if self.routing >= 1 => {
+                    // Depends on work queued in several lanes: those lanes
+                    // become one (nothing is applied before the batch
+                    // commits, so their queues can still be merged in order).
+                    for other in [second].into_iter().chain(held) {
+                        self.merge_lanes(other, first);
+                    }
+                    first
+                }
+                (Some(_), Some(_)) => {
+                    // Routing 0 committed the batch here instead.
+                    committed = self.commit_batch().await?;
+                    self.hashed_lane(&keys)
+                }
+                (None, _) => self.hashed_lane(&keys),
             };
             for key in keys {
                 self.causality.insert(key, lane);
             }
-            let target = &mut self.lanes[lane];
-            for work in works {
-                if !target.already_applied(&work.position) {
-                    target.pending.push(work);
-                }
-            }
+            self.lanes[lane].pending.extend(works);
         }
         self.batch_rows += self.transaction_rows;
         self.transaction_rows = 0;
         self.batch_end = Some(position.clone());
         if let Some(until) = &self.replay_until {
             if until.at_or_before(&position) {
-                self.replay_until = None;
-                return self.commit_batch().await;
+                let committed = self.commit_batch().await;
+                self.end_replay();
+                return committed;
             }
             return Ok(committed);
         }
@@ -243,6 +324,8 @@ impl<'a> Lanes<'a> {
         let Some(end) = self.batch_end.take() else {
             return Ok(None);
         };
+        let started = std::time::Instant::now();
+        let rows = self.batch_rows;
         let commits = self
             .lanes
             .iter_mut()
@@ -250,6 +333,11 @@ impl<'a> Lanes<'a> {
         futures::future::try_join_all(commits).await?;
         self.causality.clear();
         self.batch_rows = 0;
+        debug!(
+            rows,
+            took_ms = started.elapsed().as_millis() as u64,
+            "batch committed"
+        );
         Ok(Some(end))
     }
 
@@ -276,15 +364,16 @@ impl<'a> Lanes<'a> {
                 lane.applier.forget_tables();
             }
         }
-        if self
+        let replay_ends = self
             .replay_until
             .as_ref()
-            .is_some_and(|u| u.at_or_before(&position))
-        {
-            self.replay_until = None;
-        }
+            .is_some_and(|u| u.at_or_before(&position));
         self.batch_end = Some(position);
-        self.commit_batch().await.map(|_| ())
+        self.commit_batch().await?;
+        if replay_ends {
+            self.end_replay();
+        }
+        Ok(())
     }
 
     /// Key hashes (every unique key, before and after images) of a rows event.
@@ -297,6 +386,7 @@ impl<'a> Lanes<'a> {
             image_of[column] = Some(image_index);
         }
         let mut keys = Vec::new();
+        let mut scratch = Vec::new();
         for change in &work.changes {
             for image in [&change.before, &change.after].into_iter().flatten() {
                 for (index_no, key) in table.unique_keys.iter().enumerate() {
@@ -314,7 +404,14 @@ impl<'a> Lanes<'a> {
                             | None => {
                                 complete = false;
                             }
-                            Some(value) => hash.write(format!("{value:?}").as_bytes()),
+                            Some(value) if self.routing == 0 => {
+                                hash.write(format!("{value:?}").as_bytes())
+                            }
+                            Some(value) => {
+                                scratch.clear();
+                                routing_bytes(value, &mut scratch);
+                                hash.write(&scratch);
+                            }
                         }
                     }
                     // NULL never conflicts in a unique index.
@@ -325,6 +422,44 @@ impl<'a> Lanes<'a> {
             }
         }
         Ok(keys)
+    }
+}
+
+/// Merges two queues, each in binlog order, into one in binlog order.
+fn merge_in_binlog_order(a: Vec<RowsWork>, b: Vec<RowsWork>) -> Vec<RowsWork> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let mut a = a.into_iter().peekable();
+    let mut b = b.into_iter().peekable();
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.position.order_key() <= y.position.order_key(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return merged,
+        };
+        merged.extend(if take_a { a.next() } else { b.next() });
+    }
+}
+
+/// What routing 1 hashes of a key value: the whole value, strings folded so
+/// that values a case- and trailing-space-insensitive collation deems equal
+/// collide (over-constraining only costs parallelism; under-constraining would
+/// let two lanes reorder changes of one row). Non-ASCII case folding is not
+/// attempted.
+fn routing_bytes(value: &mysql_async::binlog::value::BinlogValue<'_>, out: &mut Vec<u8>) {
+    use mysql_async::binlog::value::BinlogValue;
+    match value {
+        BinlogValue::Value(mysql_async::Value::Bytes(bytes)) => {
+            let end = bytes
+                .iter()
+                .rposition(|&b| b != b' ')
+                .map_or(0, |last| last + 1);
+            out.push(1);
+            out.extend(bytes[..end].iter().map(u8::to_ascii_lowercase));
+            out.push(0xff);
+        }
+        BinlogValue::Value(other) => crate::pipeline::compact::encode_value(other, out),
+        other => out.extend_from_slice(format!("{other:?}").as_bytes()),
     }
 }
 
@@ -351,7 +486,62 @@ impl Fnv {
 
 #[cfg(test)]
 mod tests {
-    use super::Fnv;
+    use super::{routing_bytes, Fnv, LaneCheckpoint};
+    use mysql_async::binlog::value::BinlogValue;
+    use mysql_async::Value;
+
+    fn routed(value: Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        routing_bytes(&BinlogValue::Value(value), &mut out);
+        out
+    }
+
+    #[test]
+    fn merged_queues_keep_binlog_order() {
+        let work = |pos: u64| super::RowsWork {
+            db: "d".into(),
+            table: "t".into(),
+            kind: crate::pipeline::binlog::RowKind::Insert,
+            columns: 1,
+            changes: Vec::new(),
+            position: crate::pipeline::position::BinlogPosition {
+                file: "b.000001".into(),
+                pos,
+                gtid: None,
+            },
+        };
+        let merged = super::merge_in_binlog_order(
+            vec![work(10), work(40), work(50)],
+            vec![work(20), work(30), work(60)],
+        );
+        let order: Vec<u64> = merged.iter().map(|w| w.position.pos).collect();
+        assert_eq!(order, [10, 20, 30, 40, 50, 60]);
+    }
+
+    #[test]
+    fn routing_tells_long_strings_apart_and_folds_case_and_padding() {
+        let a = routed(Value::Bytes(b"customer-000001".to_vec()));
+        let b = routed(Value::Bytes(b"customer-000002".to_vec()));
+        assert_ne!(a, b, "keys sharing an 8-byte prefix must not collide");
+        assert_eq!(a, routed(Value::Bytes(b"Customer-000001  ".to_vec())));
+        assert_ne!(routed(Value::Int(1)), routed(Value::Int(2)));
+    }
+
+    #[test]
+    fn checkpoints_without_a_routing_field_are_routing_zero() -> Result<(), serde_json::Error> {
+        let old: LaneCheckpoint = serde_json::from_str(r#"{"file":"b.000001","pos":4}"#)?;
+        assert_eq!(old.routing, 0);
+        let new = LaneCheckpoint {
+            position: old.position.clone(),
+            routing: super::ROUTING,
+        };
+        let json = serde_json::to_string(&new)?;
+        assert_eq!(serde_json::from_str::<LaneCheckpoint>(&json)?, new);
+        // Older versions read the same row as a plain position.
+        let plain: crate::pipeline::position::BinlogPosition = serde_json::from_str(&json)?;
+        assert_eq!(plain, old.position);
+        Ok(())
+    }
 
     #[test]
     fn fnv_is_the_published_function() {

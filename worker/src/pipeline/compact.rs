@@ -1,0 +1,343 @@
+//! Folds the row changes a lane applies in one destination transaction into
+//! their net effect per key, so that a batch goes out as a few multi-row
+//! statements instead of one statement per source row change.
+//!
+//! Folding is only sound where changes to different keys commute: the table's
+//! only unique index is its key (no other unique constraint can make the order
+//! of two rows' changes matter; foreign key checks are off in apply sessions),
+//! and the key's values compare as their bytes (integers, temporal and binary
+//! types; a case-insensitive string key would make `'a'` and `'A'` one row on
+//! the destination but two keys here). Other tables keep the ordered path.
+//!
+//! Strict mode keeps its checks on the net effect: a key whose first change in
+//! the batch is an update or delete must exist on the destination, and one
+//! whose first change is an insert must not; a change that contradicts the
+//! batch's own earlier changes (inserting a key the batch already has, updating
+//! or deleting one it already deleted) is a divergence at once.
+
+use crate::pipeline::catalog::{Column, Table};
+use mysql_async::Value;
+use std::collections::HashMap;
+
+/// Whether changes to `table` may be folded (see the module docs).
+pub fn foldable(table: &Table) -> bool {
+    !table.key.is_empty()
+        && table.unique_keys.len() == 1
+        && table
+            .key_columns()
+            .all(|c| compares_as_bytes(c) && !c.generated)
+}
+
+fn compares_as_bytes(column: &Column) -> bool {
+    matches!(
+        column.data_type.as_str(),
+        "tinyint"
+            | "smallint"
+            | "mediumint"
+            | "int"
+            | "integer"
+            | "bigint"
+            | "binary"
+            | "varbinary"
+            | "date"
+            | "datetime"
+            | "timestamp"
+            | "year"
+    )
+}
+
+/// How a change is checked against the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// Every change must find the destination as the source had it.
+    Strict,
+    /// Strict, except that inserts overwrite a row already there
+    /// (conflict_mode = "ignore").
+    StrictOverwrite,
+    /// Rows may or may not be there (catch-up during the full copy).
+    Idempotent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum First {
+    Insert,
+    UpdateOrDelete,
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: Vec<Value>,
+    first: First,
+    /// The row as the batch leaves it; `None`: deleted.
+    after: Option<Vec<Value>>,
+}
+
+/// A change that contradicts the batch's own earlier changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contradiction(pub &'static str);
+
+/// The net statements of a folded batch for one table.
+#[derive(Debug, Default, PartialEq)]
+pub struct NetStatements {
+    /// Keys that must exist, deleted (affected rows must match).
+    pub deletes: Vec<Vec<Value>>,
+    /// Keys deleted whether or not they exist.
+    pub tolerant_deletes: Vec<Vec<Value>>,
+    /// Full rows of keys that must exist, written over them.
+    pub updates: Vec<Vec<Value>>,
+    /// Full rows of keys that must not exist.
+    pub inserts: Vec<Vec<Value>>,
+    /// Full rows written whether or not the key exists.
+    pub replaces: Vec<Vec<Value>>,
+}
+
+/// The folded changes of one table, in first-touched order.
+#[derive(Debug)]
+pub struct Folded {
+    checks: Checks,
+    index: HashMap<Vec<u8>, usize>,
+    entries: Vec<Entry>,
+}
+
+impl Folded {
+    pub fn new(checks: Checks) -> Self {
+        Self {
+            checks,
+            index: HashMap::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn entry(&mut self, key: Vec<Value>, first: First) -> (&mut Entry, bool) {
+        let encoded = encode_key(&key);
+        let next = self.entries.len();
+        let position = *self.index.entry(encoded).or_insert(next);
+        let fresh = position == next;
+        if fresh {
+            self.entries.push(Entry {
+                key,
+                first,
+                after: None,
+            });
+        }
+        (&mut self.entries[position], fresh)
+    }
+
+    pub fn insert(&mut self, key: Vec<Value>, row: Vec<Value>) -> Result<(), Contradiction> {
+        let strict = self.checks == Checks::Strict;
+        let (entry, fresh) = self.entry(key, First::Insert);
+        if !fresh && entry.after.is_some() && strict {
+            return Err(Contradiction("a row was inserted twice"));
+        }
+        entry.after = Some(row);
+        Ok(())
+    }
+
+    /// An update that keeps the key (a key change is a delete and an insert).
+    pub fn update(&mut self, key: Vec<Value>, row: Vec<Value>) -> Result<(), Contradiction> {
+        let idempotent = self.checks == Checks::Idempotent;
+        let (entry, fresh) = self.entry(key, First::UpdateOrDelete);
+        if !fresh && entry.after.is_none() && !idempotent {
+            return Err(Contradiction("an updated row was deleted earlier"));
+        }
+        entry.after = Some(row);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, key: Vec<Value>) -> Result<(), Contradiction> {
+        let idempotent = self.checks == Checks::Idempotent;
+        let (entry, fresh) = self.entry(key, First::UpdateOrDelete);
+        if !fresh && entry.after.is_none() && !idempotent {
+            return Err(Contradiction("a deleted row was deleted earlier"));
+        }
+        entry.after = None;
+        Ok(())
+    }
+
+    /// The statements that bring the destination to the batch's net effect.
+    /// Keys are distinct, so their order does not matter.
+    pub fn into_statements(self) -> NetStatements {
+        let mut out = NetStatements::default();
+        for entry in self.entries {
+            match (self.checks, entry.first, entry.after) {
+                (Checks::Idempotent, _, Some(row)) => out.replaces.push(row),
+                (Checks::Idempotent, _, None) => out.tolerant_deletes.push(entry.key),
+                (Checks::Strict, First::Insert, Some(row)) => out.inserts.push(row),
+                (Checks::StrictOverwrite, First::Insert, Some(row)) => out.replaces.push(row),
+                // Inserted and deleted within the batch: nothing was there before.
+                (Checks::Strict, First::Insert, None) => {}
+                // ... unless the insert overwrote a row that was there.
+                (Checks::StrictOverwrite, First::Insert, None) => {
+                    out.tolerant_deletes.push(entry.key)
+                }
+                (_, First::UpdateOrDelete, Some(row)) => out.updates.push(row),
+                (_, First::UpdateOrDelete, None) => out.deletes.push(entry.key),
+            }
+        }
+        out
+    }
+}
+
+/// Bytes that are equal exactly when the key values are (see `foldable`).
+fn encode_key(key: &[Value]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() * 9);
+    for value in key {
+        encode_value(value, &mut out);
+    }
+    out
+}
+
+/// Appends a self-delimiting encoding of `value` (type tag, then content).
+pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
+    {
+        match value {
+            Value::NULL => out.push(0),
+            Value::Bytes(b) => {
+                out.push(1);
+                out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+                out.extend_from_slice(b);
+            }
+            Value::Int(i) => {
+                out.push(2);
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+            Value::UInt(u) => {
+                out.push(3);
+                out.extend_from_slice(&u.to_le_bytes());
+            }
+            Value::Float(f) => {
+                out.push(4);
+                out.extend_from_slice(&f.to_bits().to_le_bytes());
+            }
+            Value::Double(d) => {
+                out.push(5);
+                out.extend_from_slice(&d.to_bits().to_le_bytes());
+            }
+            Value::Date(y, mo, d, h, mi, s, us) => {
+                out.push(6);
+                out.extend_from_slice(&y.to_le_bytes());
+                out.extend_from_slice(&[*mo, *d, *h, *mi, *s]);
+                out.extend_from_slice(&us.to_le_bytes());
+            }
+            Value::Time(neg, d, h, mi, s, us) => {
+                out.push(7);
+                out.push(u8::from(*neg));
+                out.extend_from_slice(&d.to_le_bytes());
+                out.extend_from_slice(&[*h, *mi, *s]);
+                out.extend_from_slice(&us.to_le_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: i64) -> Vec<Value> {
+        vec![Value::Int(id)]
+    }
+
+    fn row(id: i64, v: &str) -> Vec<Value> {
+        vec![Value::Int(id), Value::Bytes(v.as_bytes().to_vec())]
+    }
+
+    fn folded(
+        checks: Checks,
+        changes: &[(&str, i64, &str)],
+    ) -> Result<NetStatements, Contradiction> {
+        let mut f = Folded::new(checks);
+        for &(op, id, v) in changes {
+            match op {
+                "i" => f.insert(key(id), row(id, v))?,
+                "u" => f.update(key(id), row(id, v))?,
+                "d" => f.delete(key(id))?,
+                _ => unreachable!(),
+            }
+        }
+        Ok(f.into_statements())
+    }
+
+    #[test]
+    fn sysbench_shaped_transaction_becomes_one_update() -> Result<(), Contradiction> {
+        // oltp_write_only: two updates, a delete and an insert of one id.
+        let net = folded(
+            Checks::Strict,
+            &[("u", 7, "a"), ("u", 7, "b"), ("d", 7, ""), ("i", 7, "c")],
+        )?;
+        assert_eq!(
+            net,
+            NetStatements {
+                updates: vec![row(7, "c")],
+                ..Default::default()
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn strict_net_effects_keep_their_checks() -> Result<(), Contradiction> {
+        let net = folded(
+            Checks::Strict,
+            &[
+                ("i", 1, "new"),
+                ("u", 1, "newer"),
+                ("i", 2, "gone"),
+                ("d", 2, ""),
+                ("d", 3, ""),
+                ("u", 4, "x"),
+            ],
+        )?;
+        assert_eq!(net.inserts, vec![row(1, "newer")]);
+        assert_eq!(net.deletes, vec![key(3)]);
+        assert_eq!(net.updates, vec![row(4, "x")]);
+        assert!(net.tolerant_deletes.is_empty() && net.replaces.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn contradictions_are_divergence_in_strict_mode_only() {
+        assert!(folded(Checks::Strict, &[("i", 1, "a"), ("i", 1, "b")]).is_err());
+        assert!(folded(Checks::Strict, &[("d", 1, ""), ("u", 1, "b")]).is_err());
+        assert!(folded(Checks::Strict, &[("d", 1, ""), ("d", 1, "")]).is_err());
+        assert!(folded(Checks::StrictOverwrite, &[("d", 1, ""), ("d", 1, "")]).is_err());
+        assert!(folded(Checks::Idempotent, &[("d", 1, ""), ("u", 1, "b")]).is_ok());
+        assert!(folded(Checks::StrictOverwrite, &[("i", 1, "a"), ("i", 1, "b")]).is_ok());
+    }
+
+    #[test]
+    fn idempotent_mode_writes_or_deletes_whatever_was_there() -> Result<(), Contradiction> {
+        // Inserted and deleted during the copy: the copy may hold the row.
+        let net = folded(
+            Checks::Idempotent,
+            &[("i", 1, "a"), ("d", 1, ""), ("u", 2, "b")],
+        )?;
+        assert_eq!(net.tolerant_deletes, vec![key(1)]);
+        assert_eq!(net.replaces, vec![row(2, "b")]);
+        Ok(())
+    }
+
+    #[test]
+    fn overwriting_inserts_delete_what_they_may_have_overwritten() -> Result<(), Contradiction> {
+        let net = folded(Checks::StrictOverwrite, &[("i", 1, "a"), ("d", 1, "")])?;
+        assert_eq!(net.tolerant_deletes, vec![key(1)]);
+        Ok(())
+    }
+
+    #[test]
+    fn keys_are_told_apart_by_type_and_value() {
+        assert_ne!(encode_key(&[Value::Int(1)]), encode_key(&[Value::UInt(1)]));
+        assert_ne!(
+            encode_key(&[Value::Bytes(b"ab".to_vec()), Value::Bytes(b"c".to_vec())]),
+            encode_key(&[Value::Bytes(b"a".to_vec()), Value::Bytes(b"bc".to_vec())])
+        );
+    }
+}
