@@ -252,6 +252,9 @@ impl Incremental<'_> {
         // stream is busy, and a short wait for more costs no latency that
         // queueing does not already cost.
         let mut busy = false;
+        // When the current batch stops waiting for more: LINGER after the
+        // stream first ran dry during it, however often more then trickles in.
+        let mut linger_until: Option<tokio::time::Instant> = None;
         loop {
             let items = match rx.try_recv() {
                 Ok(items) => items,
@@ -260,7 +263,9 @@ impl Incremental<'_> {
                     let lingered = if busy && lanes.pending_rows() < LINGER_ROWS {
                         // Committing a sliver would spend the destination's
                         // CPU on commit overhead: wait briefly for more.
-                        tokio::time::timeout(LINGER, rx.recv()).await.ok()
+                        let until = *linger_until
+                            .get_or_insert_with(|| tokio::time::Instant::now() + LINGER);
+                        tokio::time::timeout_at(until, rx.recv()).await.ok()
                     } else {
                         None
                     };
@@ -271,6 +276,7 @@ impl Incremental<'_> {
                             // Nothing more is ready: make what we have durable, then wait.
                             let committed = lanes.idle().await?;
                             self.committed(committed, last_timestamp, &lanes);
+                            linger_until = None;
                             busy = !rx.is_empty();
                             match rx.recv().await {
                                 Some(items) => items,
