@@ -11,9 +11,27 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[tokio::test]
 async fn schema_and_full_sync_move_every_column_type_exactly() -> anyhow::Result<()> {
+    let logs = every_type_full_sync(&["--default-time-zone=-03:00"]).await?;
+    assert!(!logs.contains("refuses LOAD DATA LOCAL INFILE"), "{logs}");
+    Ok(())
+}
+
+/// The same rows arrive through multi-row INSERT when the destination
+/// refuses LOAD DATA LOCAL INFILE.
+#[tokio::test]
+async fn a_destination_without_local_infile_gets_every_column_type_by_insert() -> anyhow::Result<()>
+{
+    let logs = every_type_full_sync(&["--default-time-zone=-03:00", "--local-infile=0"]).await?;
+    assert!(logs.contains("refuses LOAD DATA LOCAL INFILE"), "{logs}");
+    Ok(())
+}
+
+/// Copies the every-type fixture onto a destination started with
+/// `destination_options` and checks it; returns the cluster's logs.
+async fn every_type_full_sync(destination_options: &[&str]) -> anyhow::Result<String> {
     // Servers in different time zones: TIMESTAMP values must not shift.
     let source = MariaDb::start_with(1, &["--default-time-zone=+05:00"]).await?;
-    let destination = MariaDb::start_with(2, &["--default-time-zone=-03:00"]).await?;
+    let destination = MariaDb::start_with(2, destination_options).await?;
     source.exec(EVERY_TYPE_SCHEMA).await?;
     let cluster = TestCluster::builder()
         .coordinators(1)
@@ -116,6 +134,65 @@ async fn schema_and_full_sync_move_every_column_type_exactly() -> anyhow::Result
             .as_deref(),
         Some("QUIET")
     );
+    Ok(cluster.logs())
+}
+
+/// A table that exists on the destination with another character set
+/// (conflict_mode = "ignore") gets the source's text converted, not its
+/// bytes, by LOAD DATA and by INSERT alike.
+#[tokio::test]
+async fn text_is_converted_into_an_existing_column_of_another_charset() -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    source
+        .exec(
+            "CREATE DATABASE cs; CREATE TABLE cs.t (id INT PRIMARY KEY, \
+             s VARCHAR(20) CHARACTER SET latin1, u VARCHAR(20) CHARACTER SET utf8mb4); \
+             INSERT INTO cs.t VALUES (1, 'café', 'ünï'), (2, NULL, 'x\ty')",
+        )
+        .await?;
+    let load = MariaDb::start(2).await?;
+    let insert = MariaDb::start_with(3, &["--local-infile=0"]).await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(4)
+        .start()
+        .await?;
+    for (name, destination) in [("load", &load), ("insert", &insert)] {
+        destination
+            .exec(
+                "CREATE DATABASE cs; CREATE TABLE cs.t (id INT PRIMARY KEY, \
+                 s VARCHAR(20) CHARACTER SET utf8mb4, u VARCHAR(20) CHARACTER SET latin1)",
+            )
+            .await?;
+        let spec = format!(
+            "conflict_mode = \"ignore\"\n{}",
+            sync_task(
+                name,
+                source.port,
+                destination.port,
+                &["full"],
+                "[[objects]]\ndatabase = \"cs\"",
+                1,
+            )
+        );
+        let task = cluster.create_task(&spec, true).await?.id;
+        cluster
+            .wait_for_task_phase(&task, "done", SYNC_TIMEOUT)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+        for (sql, expected) in [
+            ("SELECT HEX(s) FROM cs.t WHERE id = 1", Some("636166C3A9")),
+            ("SELECT HEX(u) FROM cs.t WHERE id = 1", Some("FC6EEF")),
+            ("SELECT s IS NULL FROM cs.t WHERE id = 2", Some("1")),
+            ("SELECT HEX(u) FROM cs.t WHERE id = 2", Some("780979")),
+        ] {
+            assert_eq!(
+                destination.query_value(sql).await?.as_deref(),
+                expected,
+                "{name}: {sql}"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod binlog;
 pub mod catalog;
 pub mod compact;
 pub mod convert;
+pub mod copy_rows;
 pub mod ddl;
 pub mod endpoint;
 pub mod error;

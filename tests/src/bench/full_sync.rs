@@ -53,6 +53,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     let profiled_pids = [
         ("worker", cluster.workers[0].process.pid().unwrap_or(0)),
         ("destination", destination.pid().unwrap_or(0)),
+        ("source", source.pid().unwrap_or(0)),
     ];
     // Timed inside, so that starting and stopping a profiler does not count.
     let took = super::profiled(settings, "full-sync", &profiled_pids, async {
@@ -65,6 +66,11 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     })
     .await?;
     results.push(("dts".into(), took));
+    if let Some(dir) = &settings.profile_dir {
+        let log = dir.join("full-sync-worker.log");
+        std::fs::write(&log, cluster.worker_log(&cluster.workers[0].id))?;
+        println!("  worker log: {}", log.display());
+    }
     drop(cluster);
     assert_same_rows(&source, &destination, &pairs).await?;
 

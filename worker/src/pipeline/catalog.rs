@@ -19,6 +19,7 @@ pub struct Column {
     pub virtual_generated: bool,
     /// Character set of text columns (`utf8mb4`, `latin1`, ...).
     pub charset: Option<String>,
+    pub auto_increment: bool,
 }
 
 impl Column {
@@ -151,6 +152,7 @@ pub async fn load_table_from(
                 nullable: nullable == "YES",
                 generated: generation.is_some_and(|g| !g.is_empty()),
                 virtual_generated: extra.to_ascii_uppercase().contains("VIRTUAL"),
+                auto_increment: extra.to_ascii_lowercase().contains("auto_increment"),
                 charset,
             },
         )

@@ -100,13 +100,18 @@ fn passes_as_hex(column: &Column) -> bool {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    out.reserve(bytes.len() * 2);
     for b in bytes {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
-    out
 }
 
 /// Reinterprets a sign-extended storage integer as the unsigned value it stores.
@@ -197,24 +202,59 @@ pub fn render(column: &Column, value: &Value) -> String {
 /// as hex literals: their bytes reach the column unconverted whatever the
 /// session's character set, and nothing in them needs escaping.
 pub fn literal(value: &Value) -> String {
+    let mut out = String::new();
+    push_literal(&mut out, value);
+    out
+}
+
+/// [`literal`], appended to a statement being built.
+pub fn push_literal(out: &mut String, value: &Value) {
     match value {
-        Value::NULL => "NULL".into(),
-        Value::Bytes(bytes) => format!("X'{}'", hex(bytes)),
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
+        Value::NULL => out.push_str("NULL"),
+        Value::Bytes(bytes) => {
+            out.push_str("X'");
+            push_hex(out, bytes);
+            out.push('\'');
+        }
+        Value::Date(..) | Value::Time(..) => {
+            let mut text = Vec::with_capacity(32);
+            write_unquoted(&mut text, value);
+            out.push('\'');
+            out.push_str(&String::from_utf8_lossy(&text));
+            out.push('\'');
+        }
+        _ => {
+            let mut text = Vec::with_capacity(24);
+            write_unquoted(&mut text, value);
+            out.push_str(&String::from_utf8_lossy(&text));
+        }
+    }
+}
+
+/// A value other than a string as the server reads it from text: numbers
+/// plainly, temporal values as `YYYY-MM-DD hh:mm:ss.ffffff` or
+/// `[-]hh:mm:ss.ffffff`. Strings are written raw (callers escape them).
+pub fn write_unquoted(out: &mut Vec<u8>, value: &Value) {
+    use std::io::Write;
+    // Writing into a Vec cannot fail.
+    let _ = match value {
+        Value::NULL => out.write_all(b"NULL"),
+        Value::Bytes(bytes) => out.write_all(bytes),
+        Value::Int(i) => write!(out, "{i}"),
+        Value::UInt(u) => write!(out, "{u}"),
         // Scientific notation makes the server read a double; Rust prints the
         // shortest text that reads back as the same number.
-        Value::Float(f) => format!("{:e}", f64::from(*f)),
-        Value::Double(d) => format!("{d:e}"),
+        Value::Float(f) => write!(out, "{:e}", f64::from(*f)),
+        Value::Double(d) => write!(out, "{d:e}"),
         Value::Date(y, mo, d, h, mi, s, us) => {
-            format!("'{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}'")
+            write!(out, "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
         }
         Value::Time(negative, days, h, mi, s, us) => {
             let hours = u64::from(*days) * 24 + u64::from(*h);
             let sign = if *negative { "-" } else { "" };
-            format!("'{sign}{hours:02}:{mi:02}:{s:02}.{us:06}'")
+            write!(out, "{sign}{hours:02}:{mi:02}:{s:02}.{us:06}")
         }
-    }
+    };
 }
 
 #[cfg(test)]
@@ -253,6 +293,7 @@ mod tests {
             nullable: true,
             generated: false,
             virtual_generated: false,
+            auto_increment: false,
             charset: None,
         }
     }

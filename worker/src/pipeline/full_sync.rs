@@ -5,24 +5,28 @@
 //! the task next copies exactly the chunks not marked done.
 
 use crate::pipeline::catalog::Table;
+use crate::pipeline::copy_rows::RowWriter;
 use crate::pipeline::endpoint::Database;
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::pipeline::keyset::{after, at_or_before, decode_bound, encode_bound, order_by};
 use crate::pipeline::meta::Meta;
 use crate::pipeline::progress::{Progress, TableProgress};
 use dts_common::mysql::quote_ident;
+use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Params, Row, Value};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 /// Rows per chunk: the unit of resumption and of one destination transaction.
 pub const CHUNK_ROWS: u64 = 5_000;
-/// Bound on one INSERT: placeholders (server limit 65,535) and payload bytes.
-const MAX_PLACEHOLDERS: usize = 60_000;
-const MAX_STATEMENT_BYTES: usize = 4 * 1024 * 1024;
+/// Bound on one INSERT's text, well under the smallest default
+/// max_allowed_packet (4 MiB in MySQL 5.7).
+const MAX_STATEMENT_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Clone)]
 struct Chunk {
@@ -50,16 +54,41 @@ fn table_label(table: &Table) -> String {
 
 impl FullSync<'_> {
     pub async fn run(&self) -> SyncResult<()> {
-        let mut queue = VecDeque::new();
-        for (index, table) in self.tables.iter().enumerate() {
-            let chunks = self.plan(index, table).await?;
-            queue.extend(chunks);
-        }
-        info!(chunks = queue.len(), "full sync: chunks to copy");
-        let queue = Arc::new(Mutex::new(queue));
-        let copiers = (0..self.parallelism.max(1)).map(|_| self.copier(queue.clone()));
+        // Tables are planned by the copiers themselves, in parallel, and
+        // copying starts as soon as the first plan is in.
+        let copy = Copy {
+            queue: Mutex::new((0..self.tables.len()).map(Work::Plan).collect()),
+            planning: AtomicUsize::new(0),
+            planned: Notify::new(),
+            writers: self.tables.iter().map(|_| OnceLock::new()).collect(),
+            loading: self.tables.iter().map(|_| AtomicBool::new(false)).collect(),
+            load_refused: AtomicBool::new(false),
+        };
+        let copiers = (0..self.parallelism.max(1)).map(|_| self.copier(&copy));
         let results = futures::future::join_all(copiers).await;
         results.into_iter().collect::<SyncResult<Vec<()>>>()?;
+        Ok(())
+    }
+
+    /// Plans a table and queues its chunks among the others.
+    async fn plan_table(&self, copy: &Copy, index: usize) -> SyncResult<()> {
+        let table = &self.tables[index];
+        let started = std::time::Instant::now();
+        let charsets = self.destination_charsets(table).await?;
+        let _ = copy.writers[index].set(RowWriter::new(table, &charsets, self.keep_existing));
+        let chunks = self.plan(index, table).await?;
+        info!(
+            table = %table_label(table),
+            chunks = chunks.len(),
+            planned_ms = started.elapsed().as_millis() as u64,
+            "chunks to copy"
+        );
+        let mut queue = copy.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let (plans, queued): (Vec<Work>, Vec<Work>) =
+            queue.drain(..).partition(|w| matches!(w, Work::Plan(_)));
+        let chunks = chunks.into_iter().map(Work::Copy).collect();
+        queue.extend(plans);
+        queue.extend(interleave(vec![queued, chunks]));
         Ok(())
     }
 
@@ -181,36 +210,94 @@ impl FullSync<'_> {
         }
     }
 
-    async fn copier(&self, queue: Arc<Mutex<VecDeque<Chunk>>>) -> SyncResult<()> {
+    /// The destination table's column character sets, by column name.
+    async fn destination_charsets(
+        &self,
+        table: &Table,
+    ) -> SyncResult<HashMap<String, Option<String>>> {
+        let ctx = format!(
+            "reading the columns of `{}`.`{}` on the destination",
+            table.db, table.name
+        );
+        let mut dst = self.destination.conn().await?;
+        let columns: Vec<(String, Option<String>)> = dst
+            .exec(
+                "SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&table.db, &table.name),
+            )
+            .await
+            .on(Side::Destination, &ctx)?;
+        Ok(columns.into_iter().collect())
+    }
+
+    async fn copier(&self, copy: &Copy) -> SyncResult<()> {
         let mut src = self.source.conn().await?;
+        // Text comes back as the column's own bytes, unconverted: it is
+        // written back to a column of the same character set (see copy_rows).
+        src.query_drop("SET SESSION character_set_results = binary")
+            .await
+            .on(Side::Source, "preparing a session for copying rows")?;
         let mut dst = self.destination.conn().await?;
         loop {
             if self.cancel.is_cancelled() {
                 return Err(SyncError::Stopped);
             }
-            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-            let Some(chunk) = next else { return Ok(()) };
-            let rows = self.copy_chunk(&chunk, &mut src, &mut dst).await?;
-            self.progress
-                .chunk_done(&table_label(&self.tables[chunk.table]), rows);
+            // Registered before looking at the queue, so that a plan
+            // finishing in between still wakes this copier.
+            let planned = copy.planned.notified();
+            tokio::pin!(planned);
+            planned.as_mut().enable();
+            let next = {
+                let mut queue = copy.queue.lock().unwrap_or_else(|p| p.into_inner());
+                let next = queue.pop_front();
+                if let Some(Work::Plan(_)) = next {
+                    copy.planning.fetch_add(1, Ordering::SeqCst);
+                }
+                next
+            };
+            match next {
+                Some(Work::Plan(index)) => {
+                    let planned = self.plan_table(copy, index).await;
+                    copy.planning.fetch_sub(1, Ordering::SeqCst);
+                    copy.planned.notify_waiters();
+                    planned?;
+                }
+                Some(Work::Copy(chunk)) => {
+                    let rows = self.copy_chunk(copy, &chunk, &mut src, &mut dst).await?;
+                    self.progress
+                        .chunk_done(&table_label(&self.tables[chunk.table]), rows);
+                }
+                None if copy.planning.load(Ordering::SeqCst) == 0 => return Ok(()),
+                // Another copier is planning a table: its chunks may come.
+                None => planned.await,
+            }
         }
     }
 
     async fn copy_chunk(
         &self,
+        copy: &Copy,
         chunk: &Chunk,
         src: &mut mysql_async::Conn,
         dst: &mut mysql_async::Conn,
     ) -> SyncResult<u64> {
         let table = &self.tables[chunk.table];
+        // Set before the table's chunks were queued.
+        let Some(writer) = copy.writers[chunk.table].get() else {
+            return Err(SyncError::Query {
+                side: Side::Destination,
+                context: format!("copying chunk {} of {}", chunk.number, table_label(table)),
+                detail: "the table's chunks were queued before its plan".into(),
+            });
+        };
         let ctx = format!(
             "copying chunk {} of `{}`.`{}`",
             chunk.number, table.db, table.name
         );
-        let columns: Vec<&str> = table.writable().map(|(_, c)| c.name.as_str()).collect();
-        let column_list = columns
-            .iter()
-            .map(|c| quote_ident(c))
+        let column_list = table
+            .writable()
+            .map(|(_, c)| quote_ident(&c.name))
             .collect::<Vec<_>>()
             .join(", ");
         let mut filters = Vec::new();
@@ -239,51 +326,80 @@ impl FullSync<'_> {
             .exec(select, params_of(params))
             .await
             .on(Side::Source, &ctx)?;
+        let rows: Vec<Vec<Value>> = rows.into_iter().map(Row::unwrap).collect();
         let count = rows.len() as u64;
 
+        loop {
+            let turn = copy.load_turn(chunk.table, &rows);
+            let written = self
+                .write_chunk(writer, chunk, &rows, turn.is_some(), dst, &ctx)
+                .await?;
+            drop(turn);
+            match written {
+                None => {
+                    if !copy.load_refused.swap(true, Ordering::Relaxed) {
+                        info!(
+                            "the destination refuses LOAD DATA LOCAL INFILE; copying with INSERT"
+                        );
+                    }
+                }
+                Some(written) => {
+                    // LOAD DATA LOCAL skips duplicate keys instead of failing:
+                    // a chunk must land whole unless existing rows are kept.
+                    if written != count && !self.keep_existing {
+                        return Err(SyncError::Query {
+                            side: Side::Destination,
+                            context: ctx,
+                            detail: format!(
+                                "the destination took {written} of the chunk's {count} rows \
+                                 (rows with these keys already exist there)"
+                            ),
+                        });
+                    }
+                    break;
+                }
+            }
+        }
+        debug!(table = %table_label(table), chunk = chunk.number, rows = count, "chunk copied");
+        Ok(count)
+    }
+
+    /// Writes the chunk's rows and its `done` mark in one fenced transaction;
+    /// returns the rows the destination took, or `None` when it refused
+    /// LOAD DATA LOCAL INFILE (and nothing was written).
+    async fn write_chunk(
+        &self,
+        writer: &RowWriter,
+        chunk: &Chunk,
+        rows: &[Vec<Value>],
+        load: bool,
+        dst: &mut mysql_async::Conn,
+        ctx: &str,
+    ) -> SyncResult<Option<u64>> {
+        let table = &self.tables[chunk.table];
+        if load {
+            let data = bytes::Bytes::from(writer.load_data(rows));
+            dst.set_infile_handler(async move { Ok(futures::stream::iter([Ok(data)]).boxed()) });
+        }
         let mut tx = dst
             .start_transaction(Default::default())
             .await
-            .on(Side::Destination, &ctx)?;
+            .on(Side::Destination, ctx)?;
         self.meta.check_owner(&mut tx).await?;
-        let verb = if self.keep_existing {
-            "INSERT IGNORE"
-        } else {
-            "INSERT"
-        };
-        let mut batch: Vec<Value> = Vec::new();
-        let mut batch_rows = 0usize;
-        let mut batch_bytes = 0usize;
-        let flush = |values: Vec<Value>, n: usize| {
-            let row_marks = format!("({})", vec!["?"; columns.len()].join(", "));
-            let sql = format!(
-                "{verb} INTO {} ({column_list}) VALUES {}",
-                table.qualified(),
-                vec![row_marks; n].join(", ")
-            );
-            (sql, values)
-        };
-        for row in rows {
-            let values = row.unwrap();
-            batch_bytes += values.iter().map(value_size).sum::<usize>();
-            batch.extend(values);
-            batch_rows += 1;
-            if (batch_rows + 1) * columns.len() > MAX_PLACEHOLDERS
-                || batch_bytes > MAX_STATEMENT_BYTES
-            {
-                let (sql, values) = flush(std::mem::take(&mut batch), batch_rows);
-                tx.exec_drop(sql, Params::Positional(values))
-                    .await
-                    .on(Side::Destination, &ctx)?;
-                batch_rows = 0;
-                batch_bytes = 0;
+        let mut written = 0;
+        if load {
+            match tx.query_drop(writer.load_statement()).await {
+                Err(mysql_async::Error::Server(e)) if LOAD_REFUSED.contains(&e.code) => {
+                    return Ok(None)
+                }
+                result => result.on(Side::Destination, ctx)?,
             }
-        }
-        if batch_rows > 0 {
-            let (sql, values) = flush(batch, batch_rows);
-            tx.exec_drop(sql, Params::Positional(values))
-                .await
-                .on(Side::Destination, &ctx)?;
+            written = tx.affected_rows();
+        } else {
+            for statement in writer.insert_statements(rows, MAX_STATEMENT_BYTES) {
+                tx.query_drop(statement).await.on(Side::Destination, ctx)?;
+                written += tx.affected_rows();
+            }
         }
         tx.exec_drop(
             format!(
@@ -292,7 +408,7 @@ impl FullSync<'_> {
                 self.meta.table("chunks")
             ),
             (
-                count,
+                rows.len() as u64,
                 self.meta.epoch,
                 &self.meta.task_id,
                 &table.db,
@@ -301,12 +417,85 @@ impl FullSync<'_> {
             ),
         )
         .await
-        .on(Side::Destination, &ctx)?;
-        tx.commit().await.on(Side::Destination, &ctx)?;
-        debug!(table = %table_label(table), chunk = chunk.number, rows = count, "chunk copied");
-        Ok(count)
+        .on(Side::Destination, ctx)?;
+        tx.commit().await.on(Side::Destination, ctx)?;
+        Ok(Some(written))
     }
 }
+
+enum Work {
+    /// Cut the table (by index) into chunks, or load its stored plan.
+    Plan(usize),
+    Copy(Chunk),
+}
+
+/// The work the copiers share.
+struct Copy {
+    /// Plans first, then chunks with tables interleaved.
+    queue: Mutex<VecDeque<Work>>,
+    /// Tables being planned (counted under the queue's lock).
+    planning: AtomicUsize,
+    planned: Notify,
+    /// Per table, set when it is planned.
+    writers: Vec<OnceLock<RowWriter>>,
+    /// Per table: a LOAD DATA into it is running (see [`Copy::load_turn`]).
+    loading: Vec<AtomicBool>,
+    /// Set once the destination refused LOCAL INFILE: INSERT from then on.
+    load_refused: AtomicBool,
+}
+
+impl Copy {
+    /// Whether to write these rows of the table by LOAD DATA (`Some`, held
+    /// while it runs) or by INSERT (`None`). InnoDB holds a table's AUTO-INC
+    /// lock to the end of a LOAD DATA (innodb_autoinc_lock_mode 1, the
+    /// default), so a second load into the same table would only wait: one
+    /// copier loads into such a table while the others insert into it.
+    fn load_turn(&self, table: usize, rows: &[Vec<Value>]) -> Option<LoadTurn<'_>> {
+        let Some(writer) = self.writers[table].get() else {
+            return None;
+        };
+        if self.load_refused.load(Ordering::Relaxed) || !writer.loads_exactly(rows) {
+            return None;
+        }
+        if !writer.has_auto_increment() {
+            return Some(LoadTurn(None));
+        }
+        let loading = &self.loading[table];
+        loading
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| LoadTurn(Some(loading)))
+    }
+}
+
+/// A copier's turn to LOAD DATA into a table; ends when dropped.
+struct LoadTurn<'a>(Option<&'a AtomicBool>);
+
+impl Drop for LoadTurn<'_> {
+    fn drop(&mut self) {
+        if let Some(loading) = self.0 {
+            loading.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// One item of each list in turn: chunks of different tables alternate, so
+/// that copiers running together mostly write to different tables.
+fn interleave<T>(lists: Vec<Vec<T>>) -> VecDeque<T> {
+    let mut tables: Vec<std::vec::IntoIter<T>> = lists.into_iter().map(Vec::into_iter).collect();
+    let mut queue = VecDeque::new();
+    loop {
+        let before = queue.len();
+        queue.extend(tables.iter_mut().filter_map(Iterator::next));
+        if queue.len() == before {
+            return queue;
+        }
+    }
+}
+
+/// The server's answers when LOCAL INFILE is off: MariaDB 10.11+ 4166,
+/// older MariaDB and MySQL 5.7 1148, MySQL 8 3948.
+const LOAD_REFUSED: [u16; 3] = [4166, 1148, 3948];
 
 fn params_of(values: Vec<Value>) -> Params {
     if values.is_empty() {
@@ -316,9 +505,13 @@ fn params_of(values: Vec<Value>) -> Params {
     }
 }
 
-fn value_size(value: &Value) -> usize {
-    match value {
-        Value::Bytes(b) => b.len(),
-        _ => 8,
+#[cfg(test)]
+mod tests {
+    use super::interleave;
+
+    #[test]
+    fn interleaving_takes_one_of_each_in_turn() {
+        let queue = interleave(vec![vec![1, 2, 3], vec![10], vec![20, 21]]);
+        assert_eq!(Vec::from(queue), vec![1, 10, 20, 2, 21, 3]);
     }
 }

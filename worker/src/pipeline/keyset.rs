@@ -117,6 +117,7 @@ mod tests {
                 nullable: false,
                 generated: false,
                 virtual_generated: false,
+                auto_increment: false,
                 charset: None,
             })
             .collect();
