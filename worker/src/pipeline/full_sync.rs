@@ -343,21 +343,7 @@ impl FullSync<'_> {
                         );
                     }
                 }
-                Some(written) => {
-                    // LOAD DATA LOCAL skips duplicate keys instead of failing:
-                    // a chunk must land whole unless existing rows are kept.
-                    if written != count && !self.keep_existing {
-                        return Err(SyncError::Query {
-                            side: Side::Destination,
-                            context: ctx,
-                            detail: format!(
-                                "the destination took {written} of the chunk's {count} rows \
-                                 (rows with these keys already exist there)"
-                            ),
-                        });
-                    }
-                    break;
-                }
+                Some(()) => break,
             }
         }
         debug!(table = %table_label(table), chunk = chunk.number, rows = count, "chunk copied");
@@ -365,8 +351,8 @@ impl FullSync<'_> {
     }
 
     /// Writes the chunk's rows and its `done` mark in one fenced transaction;
-    /// returns the rows the destination took, or `None` when it refused
-    /// LOAD DATA LOCAL INFILE (and nothing was written).
+    /// `None` when the destination refused LOAD DATA LOCAL INFILE (and
+    /// nothing was written).
     async fn write_chunk(
         &self,
         writer: &RowWriter,
@@ -375,7 +361,7 @@ impl FullSync<'_> {
         load: bool,
         dst: &mut mysql_async::Conn,
         ctx: &str,
-    ) -> SyncResult<Option<u64>> {
+    ) -> SyncResult<Option<()>> {
         let table = &self.tables[chunk.table];
         if load {
             let data = bytes::Bytes::from(writer.load_data(rows));
@@ -401,6 +387,20 @@ impl FullSync<'_> {
                 written += tx.affected_rows();
             }
         }
+        // LOAD DATA LOCAL skips duplicate keys instead of failing: a chunk
+        // must land whole unless existing rows are kept. Checked before the
+        // commit, so a short chunk is rolled back, not marked done.
+        if written != rows.len() as u64 && !self.keep_existing {
+            return Err(SyncError::Query {
+                side: Side::Destination,
+                context: ctx.to_string(),
+                detail: format!(
+                    "the destination took {written} of the chunk's {} rows \
+                     (rows with these keys already exist there)",
+                    rows.len()
+                ),
+            });
+        }
         tx.exec_drop(
             format!(
                 "UPDATE {} SET done = 1, rows_copied = ?, epoch = ? \
@@ -419,7 +419,7 @@ impl FullSync<'_> {
         .await
         .on(Side::Destination, ctx)?;
         tx.commit().await.on(Side::Destination, ctx)?;
-        Ok(Some(written))
+        Ok(Some(()))
     }
 }
 
