@@ -209,6 +209,7 @@ pub fn literal(value: &Value) -> String {
 
 /// [`literal`], appended to a statement being built.
 pub fn push_literal(out: &mut String, value: &Value) {
+    use std::fmt::Write;
     match value {
         Value::NULL => out.push_str("NULL"),
         Value::Bytes(bytes) => {
@@ -216,45 +217,52 @@ pub fn push_literal(out: &mut String, value: &Value) {
             push_hex(out, bytes);
             out.push('\'');
         }
+        // Writing into a String cannot fail.
         Value::Date(..) | Value::Time(..) => {
-            let mut text = Vec::with_capacity(32);
-            write_unquoted(&mut text, value);
-            out.push('\'');
-            out.push_str(&String::from_utf8_lossy(&text));
-            out.push('\'');
+            let _ = write!(out, "'{}'", Unquoted(value));
         }
         _ => {
-            let mut text = Vec::with_capacity(24);
-            write_unquoted(&mut text, value);
-            out.push_str(&String::from_utf8_lossy(&text));
+            let _ = write!(out, "{}", Unquoted(value));
         }
     }
 }
 
-/// A value other than a string as the server reads it from text: numbers
-/// plainly, temporal values as `YYYY-MM-DD hh:mm:ss.ffffff` or
-/// `[-]hh:mm:ss.ffffff`. Strings are written raw (callers escape them).
+/// A value as the server reads it from text, unquoted: see [`Unquoted`].
 pub fn write_unquoted(out: &mut Vec<u8>, value: &Value) {
     use std::io::Write;
     // Writing into a Vec cannot fail.
     let _ = match value {
-        Value::NULL => out.write_all(b"NULL"),
         Value::Bytes(bytes) => out.write_all(bytes),
-        Value::Int(i) => write!(out, "{i}"),
-        Value::UInt(u) => write!(out, "{u}"),
-        // Scientific notation makes the server read a double; Rust prints the
-        // shortest text that reads back as the same number.
-        Value::Float(f) => write!(out, "{:e}", f64::from(*f)),
-        Value::Double(d) => write!(out, "{d:e}"),
-        Value::Date(y, mo, d, h, mi, s, us) => {
-            write!(out, "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
-        }
-        Value::Time(negative, days, h, mi, s, us) => {
-            let hours = u64::from(*days) * 24 + u64::from(*h);
-            let sign = if *negative { "-" } else { "" };
-            write!(out, "{sign}{hours:02}:{mi:02}:{s:02}.{us:06}")
-        }
+        _ => write!(out, "{}", Unquoted(value)),
     };
+}
+
+/// A value other than a string as the server reads it from text: numbers
+/// plainly, temporal values as `YYYY-MM-DD hh:mm:ss.ffffff` or
+/// `[-]hh:mm:ss.ffffff`. Strings are shown lossily; callers write their bytes.
+struct Unquoted<'a>(&'a Value);
+
+impl std::fmt::Display for Unquoted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Value::NULL => f.write_str("NULL"),
+            Value::Bytes(bytes) => f.write_str(&String::from_utf8_lossy(bytes)),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::UInt(u) => write!(f, "{u}"),
+            // Scientific notation makes the server read a double; Rust prints
+            // the shortest text that reads back as the same number.
+            Value::Float(v) => write!(f, "{:e}", f64::from(*v)),
+            Value::Double(d) => write!(f, "{d:e}"),
+            Value::Date(y, mo, d, h, mi, s, us) => {
+                write!(f, "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}")
+            }
+            Value::Time(negative, days, h, mi, s, us) => {
+                let hours = u64::from(*days) * 24 + u64::from(*h);
+                let sign = if *negative { "-" } else { "" };
+                write!(f, "{sign}{hours:02}:{mi:02}:{s:02}.{us:06}")
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ use std::collections::HashMap;
 #[derive(Debug, Clone)]
 pub struct RowWriter {
     columns: Vec<Column>,
+    /// The AUTO_INCREMENT column's position among `columns`, if any.
+    auto_increment: Option<usize>,
+    /// The columns, quoted and comma-separated.
+    column_list: String,
     /// The source column's character set, where the destination column has
     /// another one and the bytes must be converted.
     recode: Vec<Option<String>>,
@@ -82,15 +86,21 @@ impl RowWriter {
         };
         let insert_head = format!("{verb} INTO {} ({column_list}) VALUES ", table.qualified());
         Self {
+            auto_increment: columns.iter().position(|c| c.auto_increment),
             columns,
+            column_list,
             recode,
             load_statement,
             insert_head,
         }
     }
 
+    pub fn column_list(&self) -> &str {
+        &self.column_list
+    }
+
     pub fn has_auto_increment(&self) -> bool {
-        self.columns.iter().any(|c| c.auto_increment)
+        self.auto_increment.is_some()
     }
 
     /// Whether LOAD DATA stores these rows as they are. MariaDB ignores
@@ -98,7 +108,7 @@ impl RowWriter {
     /// trigger and numbers a 0 anew; rows with a 0 in an AUTO_INCREMENT
     /// column go as INSERT.
     pub fn loads_exactly(&self, rows: &[Vec<Value>]) -> bool {
-        let Some(column) = self.columns.iter().position(|c| c.auto_increment) else {
+        let Some(column) = self.auto_increment else {
             return true;
         };
         !rows
@@ -115,6 +125,7 @@ impl RowWriter {
     /// `\N` for NULL, and backslash escapes for the bytes that would end a
     /// field or a line.
     pub fn load_data(&self, rows: &[Vec<Value>]) -> Vec<u8> {
+        use std::io::Write;
         let mut out = Vec::with_capacity(rows.len() * 64);
         for row in rows {
             for i in 0..self.columns.len() {
@@ -126,7 +137,8 @@ impl RowWriter {
                     Value::Bytes(bytes) => escape_field(&mut out, bytes),
                     // Read as text, YEAR takes "0" for 2000: 0 must be "0000".
                     Value::Int(year) if self.columns[i].data_type == "year" => {
-                        out.extend_from_slice(format!("{year:04}").as_bytes())
+                        // Writing into a Vec cannot fail.
+                        let _ = write!(out, "{year:04}");
                     }
                     value => write_unquoted(&mut out, value),
                 }
@@ -221,8 +233,11 @@ mod tests {
         }
     }
 
-    fn row(values: Vec<Value>) -> Vec<Value> {
-        values
+    fn charsets(columns: &[(&str, Option<&str>)]) -> HashMap<String, Option<String>> {
+        columns
+            .iter()
+            .map(|(name, cs)| (name.to_string(), cs.map(str::to_string)))
+            .collect()
     }
 
     #[test]
@@ -230,12 +245,9 @@ mod tests {
         let t = table(vec![column("id", None), column("s", Some("utf8mb4"))]);
         let writer = RowWriter::new(&t, &HashMap::new(), false);
         let data = writer.load_data(&[
-            row(vec![
-                Value::Int(1),
-                Value::Bytes(b"a\tb\nc\\N\0\r\x1a".to_vec()),
-            ]),
-            row(vec![Value::Int(-2), Value::NULL]),
-            row(vec![Value::Int(3), Value::Bytes(b"\\N".to_vec())]),
+            vec![Value::Int(1), Value::Bytes(b"a\tb\nc\\N\0\r\x1a".to_vec())],
+            vec![Value::Int(-2), Value::NULL],
+            vec![Value::Int(3), Value::Bytes(b"\\N".to_vec())],
         ]);
         assert_eq!(
             data,
@@ -256,13 +268,13 @@ mod tests {
             },
         ]);
         let writer = RowWriter::new(&t, &HashMap::new(), false);
-        let data = writer.load_data(&[row(vec![
+        let data = writer.load_data(&[vec![
             Value::UInt(u64::MAX),
             Value::Double(0.1),
             Value::Date(2026, 1, 2, 3, 4, 5, 60),
             Value::Time(true, 1, 2, 3, 4, 5),
             Value::Int(0),
-        ])]);
+        ]]);
         assert_eq!(
             String::from_utf8(data).unwrap(),
             "18446744073709551615\t1e-1\t2026-01-02 03:04:05.000060\t-26:03:04.000005\t0000\n"
@@ -272,10 +284,7 @@ mod tests {
     #[test]
     fn a_column_with_another_charset_on_the_destination_is_converted() {
         let t = table(vec![column("id", None), column("s", Some("latin1"))]);
-        let destination = HashMap::from([
-            ("id".to_string(), None),
-            ("s".to_string(), Some("utf8mb4".to_string())),
-        ]);
+        let destination = charsets(&[("id", None), ("s", Some("utf8mb4"))]);
         let writer = RowWriter::new(&t, &destination, true);
         assert_eq!(
             writer.load_statement(),
@@ -283,10 +292,8 @@ mod tests {
              FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' \
              (`id`, @v1) SET `s` = CONVERT(@v1 USING latin1)"
         );
-        let statements = writer.insert_statements(
-            &[row(vec![Value::Int(1), Value::Bytes(vec![0xe9])])],
-            1 << 20,
-        );
+        let statements =
+            writer.insert_statements(&[vec![Value::Int(1), Value::Bytes(vec![0xe9])]], 1 << 20);
         assert_eq!(
             statements,
             vec!["INSERT IGNORE INTO `d`.`t` (`id`, `s`) VALUES (1,_latin1 X'E9')".to_string()]
@@ -313,14 +320,11 @@ mod tests {
     #[test]
     fn same_charsets_load_unconverted_and_inserts_split_by_size() {
         let t = table(vec![column("id", None), column("s", Some("utf8mb4"))]);
-        let destination = HashMap::from([
-            ("id".to_string(), None),
-            ("s".to_string(), Some("utf8mb4".to_string())),
-        ]);
+        let destination = charsets(&[("id", None), ("s", Some("utf8mb4"))]);
         let writer = RowWriter::new(&t, &destination, false);
         assert!(writer.load_statement().ends_with("(`id`, `s`)"));
         let rows: Vec<Vec<Value>> = (0..3)
-            .map(|i| row(vec![Value::Int(i), Value::Bytes(b"x".to_vec())]))
+            .map(|i| vec![Value::Int(i), Value::Bytes(b"x".to_vec())])
             .collect();
         let statements = writer.insert_statements(&rows, 1);
         assert_eq!(statements.len(), 3);

@@ -11,7 +11,6 @@ use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::pipeline::keyset::{after, at_or_before, decode_bound, encode_bound, order_by};
 use crate::pipeline::meta::Meta;
 use crate::pipeline::progress::{Progress, TableProgress};
-use dts_common::mysql::quote_ident;
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Params, Row, Value};
@@ -210,7 +209,9 @@ impl FullSync<'_> {
         }
     }
 
-    /// The destination table's column character sets, by column name.
+    /// The destination table's column character sets, by column name. Not
+    /// `catalog::load_table_from`, which also demands a key: a table kept
+    /// with conflict_mode = "ignore" need not have one to be copied into.
     async fn destination_charsets(
         &self,
         table: &Table,
@@ -295,11 +296,6 @@ impl FullSync<'_> {
             "copying chunk {} of `{}`.`{}`",
             chunk.number, table.db, table.name
         );
-        let column_list = table
-            .writable()
-            .map(|(_, c)| quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ");
         let mut filters = Vec::new();
         let mut params = Vec::new();
         if let Some(lower) = &chunk.lower {
@@ -318,7 +314,8 @@ impl FullSync<'_> {
             filters.join(" AND ")
         };
         let select = format!(
-            "SELECT {column_list} FROM {} WHERE {filter} ORDER BY {}",
+            "SELECT {} FROM {} WHERE {filter} ORDER BY {}",
+            writer.column_list(),
             table.qualified(),
             order_by(table)
         );
