@@ -198,8 +198,16 @@ impl ClusterState {
             } => {
                 if let Some(task) = self.tasks.get_mut(&task_id) {
                     task.desired = desired;
-                    if desired == DesiredState::Running {
+                    if desired == DesiredState::Running && task.failed {
                         task.failed = false;
+                        // Started again before the scheduler took the failed
+                        // task off its worker: that worker's runtime for this
+                        // epoch has ended, and a worker never restarts a
+                        // (task, epoch) pair it saw end. A new epoch is a new run.
+                        if task.assigned_worker.is_some() {
+                            task.epoch += 1;
+                            task.phase.clear();
+                        }
                     }
                     task.updated_at_ms = at_ms;
                 }
@@ -420,6 +428,52 @@ pub(crate) mod tests {
             state.tasks[&Uuid::from_u128(1)].assigned_worker.as_deref(),
             Some("w1")
         );
+    }
+
+    #[test]
+    fn a_failed_task_started_before_it_was_unassigned_gets_a_new_epoch() {
+        let mut state = ClusterState::default();
+        state.apply(Command::CreateTask {
+            task: Box::new(task(1, 2, DesiredState::Running)),
+        });
+        state.apply(Command::ApplyPlan {
+            lost_workers: vec![],
+            placements: vec![Placement {
+                task_id: Uuid::from_u128(1),
+                from_epoch: 0,
+                worker: Some("w1".into()),
+                new_epoch: 1,
+                pending_reason: None,
+            }],
+            at_ms: 1,
+        });
+        let mut fatal = report(1, "w1", 1);
+        fatal.error = Some("destination unreachable".into());
+        fatal.fatal = true;
+        state.apply(Command::Reports {
+            reports: vec![fatal],
+            at_ms: 2,
+        });
+        assert_eq!(
+            state.tasks[&Uuid::from_u128(1)].status(),
+            TaskStatus::Failed
+        );
+        let start = Command::SetDesired {
+            task_id: Uuid::from_u128(1),
+            desired: DesiredState::Running,
+            at_ms: 3,
+        };
+        state.apply(start.clone());
+        let task = &state.tasks[&Uuid::from_u128(1)];
+        assert_eq!(task.assigned_worker.as_deref(), Some("w1"));
+        assert_eq!(
+            task.epoch, 2,
+            "the ended runtime's epoch must not be reused"
+        );
+        assert_eq!(task.status(), TaskStatus::Starting);
+        // Starting a task that is not failed changes nothing.
+        state.apply(start);
+        assert_eq!(state.tasks[&Uuid::from_u128(1)].epoch, 2);
     }
 
     #[test]
