@@ -3,6 +3,7 @@
 //! by itself when it cannot reach the coordinators for longer than its lease.
 
 pub mod agent;
+pub mod allocator;
 pub mod config;
 pub mod pipeline;
 pub mod runtime;
