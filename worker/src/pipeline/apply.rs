@@ -13,7 +13,7 @@
 use crate::pipeline::binlog::{RowChange, RowKind};
 use crate::pipeline::catalog::{self, Column, Table};
 use crate::pipeline::compact::{self, Checks, Folded, NetStatements};
-use crate::pipeline::convert::{placeholder, render, to_param};
+use crate::pipeline::convert::{placeholder, push_rendered, render, rendered_len, to_param};
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::pipeline::meta::Meta;
 use crate::pipeline::position::BinlogPosition;
@@ -341,18 +341,21 @@ impl<'a> Applier<'a> {
         tail: &str,
     ) -> SyncResult<()> {
         let columns: Vec<&Column> = table.writable().map(|(_, c)| c).collect();
-        let mut sql = format!(
+        let head = format!(
             "{verb} INTO {} ({}) VALUES ",
             table.qualified(),
             column_list(table)
         );
+        let size: usize = rows.iter().flatten().map(rendered_len).sum();
+        let mut sql = String::with_capacity(head.len() + size + tail.len());
+        sql.push_str(&head);
         for (n, row) in rows.iter().enumerate() {
             sql.push_str(if n == 0 { "(" } else { ", (" });
             for (i, (column, value)) in columns.iter().zip(row).enumerate() {
                 if i > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&render(column, value));
+                push_rendered(&mut sql, column, value);
             }
             sql.push(')');
         }
@@ -622,8 +625,18 @@ fn row_marks(table: &Table) -> String {
 fn keys_in(table: &Table, keys: &[Vec<Value>]) -> String {
     let columns: Vec<&Column> = table.key_columns().collect();
     if let [column] = columns.as_slice() {
-        let values: Vec<String> = keys.iter().map(|k| render(column, &k[0])).collect();
-        return format!("{} IN ({})", quote_ident(&column.name), values.join(", "));
+        let size: usize = keys.iter().map(|k| rendered_len(&k[0]) + 2).sum();
+        let mut sql = String::with_capacity(size + column.name.len() + 8);
+        sql.push_str(&quote_ident(&column.name));
+        sql.push_str(" IN (");
+        for (n, key) in keys.iter().enumerate() {
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            push_rendered(&mut sql, column, &key[0]);
+        }
+        sql.push(')');
+        return sql;
     }
     let alternatives: Vec<String> = keys
         .iter()
