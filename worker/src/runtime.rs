@@ -179,6 +179,11 @@ async fn run_with_retries(
         let progress_before = rows_moved(&task.progress);
         let error = match pipeline::run(task).await {
             Ok(()) => return Ok(()),
+            // Nobody asked it to stop: ending here would leave the task
+            // assigned to a runtime that no longer runs, reported by no one.
+            Err(SyncError::Stopped) if !task.cancel.is_cancelled() => {
+                SyncError::Internal("the pipeline stopped without being asked to".into())
+            }
             Err(e) => e,
         };
         let disposition = error.disposition();

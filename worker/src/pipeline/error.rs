@@ -84,6 +84,9 @@ pub enum SyncError {
     },
     #[error("stopped")]
     Stopped,
+    /// A defect in dts itself, said rather than left to stall the task.
+    #[error("internal error in dts: {0}")]
+    Internal(String),
 }
 
 /// What the runtime does with an error.

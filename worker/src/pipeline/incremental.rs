@@ -141,20 +141,29 @@ impl Incremental<'_> {
             )
             .instrument(tracing::Span::current()),
         );
+        // Whichever of reader and applier ends first ends the other: the
+        // reader by cancellation, the applier by the closed channel.
         let reader = async {
-            reader.await.unwrap_or_else(|e| {
+            let read = reader.await.unwrap_or_else(|e| {
                 Err(SyncError::Query {
                     side: Side::Source,
                     context: "reading the binlog".into(),
                     detail: format!("the reader task ended abnormally: {e}"),
                 })
-            })
+            });
+            reader_cancel.cancel();
+            read
         };
-        let applier = self.apply(rx, start.clone(), &selection, on_caught_up);
+        let applier = async {
+            let applied = self
+                .apply(rx, start.clone(), &selection, on_caught_up)
+                .await;
+            reader_cancel.cancel();
+            applied
+        };
         let heartbeat = self.heartbeat(reader_cancel.clone());
-        let result = tokio::try_join!(reader, applier, heartbeat).map(|_| ());
-        reader_cancel.cancel();
-        result
+        let (read, applied, beat) = tokio::join!(reader, applier, heartbeat);
+        first_cause(applied, read).and(beat)
     }
 
     /// With `source_heartbeat`, touches a row on the source every second: its
@@ -413,9 +422,48 @@ impl Incremental<'_> {
     }
 }
 
+/// The error that ended the run. A reader that fails closes the channel, and
+/// the applier then reports only that it was stopped: the reader's error is
+/// the cause (a purged position must fail the task, not stop it silently).
+fn first_cause(applied: SyncResult<()>, read: SyncResult<()>) -> SyncResult<()> {
+    match (applied, read) {
+        (Err(SyncError::Stopped), Err(cause)) => Err(cause),
+        (Err(cause), _) => Err(cause),
+        // The applier finished: the reader stopped because it was told to.
+        (Ok(()), Err(SyncError::Stopped)) => Ok(()),
+        (Ok(()), read) => read,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reader_error_beats_the_stop_it_caused() {
+        let purged = || SyncError::BinlogPurged {
+            position: "binlog.000001:4".into(),
+            detail: "gone".into(),
+        };
+        let stopped = || Err(SyncError::Stopped);
+        assert!(matches!(
+            first_cause(stopped(), Err(purged())),
+            Err(SyncError::BinlogPurged { .. })
+        ));
+        assert!(matches!(
+            first_cause(Err(purged()), stopped()),
+            Err(SyncError::BinlogPurged { .. })
+        ));
+        assert!(matches!(
+            first_cause(stopped(), stopped()),
+            Err(SyncError::Stopped)
+        ));
+        assert!(first_cause(Ok(()), stopped()).is_ok());
+        assert!(matches!(
+            first_cause(Ok(()), Err(purged())),
+            Err(SyncError::BinlogPurged { .. })
+        ));
+    }
 
     #[test]
     fn server_ids_are_stable_and_high() {
