@@ -47,6 +47,23 @@ pub enum ConflictMode {
     Ignore,
 }
 
+/// What the destination may show between the apply lanes' commits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyConsistency {
+    /// Every source transaction commits whole, in one lane.
+    #[default]
+    Transaction,
+    /// Row changes of tables whose only unique index is the primary key are
+    /// spread over the lanes by key, even within one source transaction: a
+    /// reader of the destination may see part of a source transaction until
+    /// the other lanes commit (within a batch). Every batch still ends with
+    /// the destination equal to the source at that point, each row's changes
+    /// stay in order, and nothing is lost or applied twice. Much faster on
+    /// workloads whose transactions touch random keys.
+    Row,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
@@ -128,6 +145,8 @@ pub struct TaskSpec {
     pub modes: Vec<SyncMode>,
     #[serde(default)]
     pub conflict_mode: ConflictMode,
+    #[serde(default)]
+    pub apply_consistency: ApplyConsistency,
     /// Schema on the destination holding checkpoints and the owner epoch.
     #[serde(default = "default_meta_schema")]
     pub meta_schema: String,

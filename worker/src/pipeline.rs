@@ -74,7 +74,9 @@ fn phase_after_full(spec: &TaskSpec) -> Phase {
 /// Runs the task from its checkpoint until it is done, fails or is cancelled.
 pub async fn run(ctx: &TaskContext) -> SyncResult<()> {
     let spec = &ctx.spec;
-    let connections = spec.du as usize + 2;
+    // Per side: the phases' own connection, one per apply lane (or copier),
+    // the lanes' routing catalog, and one for a checkpoint written meanwhile.
+    let connections = spec.du as usize + 3;
     let source = Database::new(Side::Source, &spec.source, connections)?;
     let destination = Database::new(Side::Destination, &spec.destination, connections)?;
     let result = run_phases(ctx, &source, &destination).await;

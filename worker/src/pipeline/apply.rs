@@ -11,7 +11,7 @@
 //! the event being applied, and it survives restarts and moves with the task.
 
 use crate::pipeline::binlog::{RowChange, RowKind};
-use crate::pipeline::catalog::{self, Column, Table};
+use crate::pipeline::catalog::{Column, Table, TableCache};
 use crate::pipeline::compact::{self, Checks, Folded, NetStatements};
 use crate::pipeline::convert::{placeholder, push_rendered, render, rendered_len, to_param};
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
@@ -20,7 +20,6 @@ use crate::pipeline::position::BinlogPosition;
 use dts_common::mysql::quote_ident;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 const MAX_PLACEHOLDERS: usize = 60_000;
@@ -58,14 +57,14 @@ enum Verb {
 }
 
 /// One apply lane: a destination connection and the checkpoint row `lane`.
-pub struct Applier<'a> {
+pub struct Applier {
     pub lane: u32,
     conn: Conn,
-    meta: &'a Meta,
+    meta: Meta,
     pub mode: Mode,
     /// conflict_mode = "ignore": inserts overwrite rows that are already there.
     overwrite: bool,
-    tables: HashMap<(String, String), Arc<Table>>,
+    tables: TableCache,
     batch: Option<Batch>,
     /// Net changes of foldable tables (see `compact`), written at commit.
     folded: Vec<(Arc<Table>, Folded)>,
@@ -77,15 +76,15 @@ pub struct Applier<'a> {
     pub routing: u8,
 }
 
-impl<'a> Applier<'a> {
-    pub fn new(lane: u32, conn: Conn, meta: &'a Meta, mode: Mode, overwrite: bool) -> Self {
+impl Applier {
+    pub fn new(lane: u32, conn: Conn, meta: Meta, mode: Mode, overwrite: bool) -> Self {
         Self {
             lane,
             conn,
             meta,
             mode,
             overwrite,
-            tables: HashMap::new(),
+            tables: TableCache::default(),
             batch: None,
             folded: Vec::new(),
             folded_keys: 0,
@@ -109,14 +108,7 @@ impl<'a> Applier<'a> {
 
     /// The table's definition on the destination (cached until DDL).
     pub async fn table(&mut self, db: &str, name: &str) -> SyncResult<Arc<Table>> {
-        let key = (db.to_string(), name.to_string());
-        if let Some(table) = self.tables.get(&key) {
-            return Ok(table.clone());
-        }
-        let table =
-            Arc::new(catalog::load_table_from(&mut self.conn, Side::Destination, db, name).await?);
-        self.tables.insert(key, table.clone());
-        Ok(table)
+        self.tables.get(&mut self.conn, db, name).await
     }
 
     /// Forgets table definitions after DDL.

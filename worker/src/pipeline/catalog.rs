@@ -112,6 +112,34 @@ pub async fn load_tables(
     Ok(tables)
 }
 
+/// Destination table definitions by name, read once and kept until DDL.
+#[derive(Default)]
+pub struct TableCache {
+    tables: std::collections::HashMap<(String, String), std::sync::Arc<Table>>,
+}
+
+impl TableCache {
+    pub async fn get(
+        &mut self,
+        conn: &mut mysql_async::Conn,
+        db: &str,
+        name: &str,
+    ) -> SyncResult<std::sync::Arc<Table>> {
+        let key = (db.to_string(), name.to_string());
+        if let Some(table) = self.tables.get(&key) {
+            return Ok(table.clone());
+        }
+        let table = std::sync::Arc::new(load_table_from(conn, Side::Destination, db, name).await?);
+        self.tables.insert(key, table.clone());
+        Ok(table)
+    }
+
+    /// Forgets every definition (after DDL).
+    pub fn clear(&mut self) {
+        self.tables.clear();
+    }
+}
+
 pub async fn load_table(conn: &mut mysql_async::Conn, db: &str, name: &str) -> SyncResult<Table> {
     load_table_from(conn, Side::Source, db, name).await
 }

@@ -9,12 +9,12 @@ use crate::pipeline::binlog::{self, Item, ItemChunk, TableFilter};
 use crate::pipeline::ddl::{self, Statement};
 use crate::pipeline::endpoint::Database;
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
-use crate::pipeline::lanes::{LaneCheckpoint, Lanes, RowsWork};
+use crate::pipeline::lanes::{self, LaneCheckpoint, Lanes, RowsWork};
 use crate::pipeline::meta::Meta;
 use crate::pipeline::position::BinlogPosition;
 use crate::pipeline::progress::Progress;
 use dts_common::mysql::quote_ident;
-use dts_common::spec::{ConflictMode, ObjectSelector, TaskSpec};
+use dts_common::spec::{ApplyConsistency, ConflictMode, ObjectSelector, TaskSpec};
 use mysql_async::prelude::Queryable;
 use std::future::Future;
 use std::sync::Arc;
@@ -245,11 +245,16 @@ impl Incremental<'_> {
         for (lane, checkpoint) in (1..=self.lane_count()).zip(checkpoints) {
             let conn = self.destination.conn().await?;
             appliers.push((
-                Applier::new(lane, conn, self.meta, mode, overwrite),
+                Applier::new(lane, conn, self.meta.clone(), mode, overwrite),
                 checkpoint,
             ));
         }
-        let mut lanes = Lanes::new(appliers);
+        let catalog_conn = self.destination.conn().await?;
+        let routing = match self.spec.apply_consistency {
+            ApplyConsistency::Transaction => lanes::ROUTING,
+            ApplyConsistency::Row => lanes::ROW_ROUTING,
+        };
+        let mut lanes = Lanes::new(appliers, catalog_conn, mode, routing);
         let mut first_statement = true;
         let mut last_timestamp = 0u32;
         self.progress.set_phase(if mode == Mode::Strict {
@@ -329,7 +334,7 @@ impl Incremental<'_> {
                         let committed = lanes.end_transaction(position).await?;
                         self.committed(committed, last_timestamp, &lanes);
                         if passed_catchup {
-                            let committed = lanes.commit_batch().await?;
+                            let committed = lanes.commit_all().await?;
                             self.committed(committed, last_timestamp, &lanes);
                             lanes.set_mode(Mode::Strict);
                             self.progress.set_phase("incremental");
@@ -369,7 +374,7 @@ impl Incremental<'_> {
     /// Applies a statement if it is DDL the task follows; returns whether it ran.
     async fn statement(
         &self,
-        lanes: &mut Lanes<'_>,
+        lanes: &mut Lanes,
         selection: &Selection,
         schema: &str,
         sql: &str,
@@ -406,15 +411,14 @@ impl Incremental<'_> {
             return Ok(false);
         }
         info!(sql = %sql.chars().take(200).collect::<String>(), "applying DDL");
-        if let Some(applier) = lanes.barrier_for(position).await? {
-            applier.execute_ddl(schema, sql, position, first).await?;
+        if lanes.execute_ddl(schema, sql, position, first).await? {
             self.progress.ddl_applied();
         }
         lanes.after_statement(position.clone(), true).await?;
         Ok(true)
     }
 
-    fn committed(&self, position: Option<BinlogPosition>, timestamp: u32, lanes: &Lanes<'_>) {
+    fn committed(&self, position: Option<BinlogPosition>, timestamp: u32, lanes: &Lanes) {
         if let Some(position) = position {
             self.progress
                 .applied(position, timestamp, lanes.rows_applied());

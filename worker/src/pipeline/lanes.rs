@@ -2,7 +2,9 @@
 //!
 //! Whole source transactions are routed to one of `n` lanes (each an
 //! [`Applier`] with its own connection and checkpoint row), so no lane ever
-//! commits part of a source transaction. A transaction goes to the lane that
+//! commits part of a source transaction (with `apply_consistency = "row"`,
+//! the row changes of tables whose changes commute across keys are routed
+//! one by one instead: see [`ROW_ROUTING`]). A transaction goes to the lane that
 //! already holds any of its unique-key values in the current batch, or by the
 //! hash of its first key; a transaction whose keys are held by two lanes
 //! merges those lanes' queues (nothing is applied before the batch commits).
@@ -15,18 +17,30 @@
 //! fresh causality. Routing is a pure function of the transactions in the
 //! batch, so each transaction reaches the same lane again, and a lane skips
 //! the transactions it had already committed. Checkpoints never move back.
+//!
+//! Each lane runs on its own task. A full batch is handed to the lanes and
+//! the next one is routed while they apply it; it is handed over only once
+//! every lane has committed the one before, so no lane runs ahead of a
+//! change another lane has not committed.
 
 use crate::pipeline::apply::{image_mapping, Applier, Mode};
 use crate::pipeline::binlog::{RowChange, RowKind};
-use crate::pipeline::error::SyncResult;
+use crate::pipeline::catalog::TableCache;
+use crate::pipeline::error::{SyncError, SyncResult};
 use crate::pipeline::position::BinlogPosition;
+use mysql_async::Conn;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
-use tracing::debug;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, Instrument};
 
-/// The routing this version cuts batches with. A replay after a crash must
-/// route exactly as the run that cut the batch, so every lane checkpoint
-/// records the routing it was cut with:
+/// The routing this version cuts batches with when each source transaction
+/// must commit whole (`apply_consistency = "transaction"`). A replay after a
+/// crash must route exactly as the run that cut the batch, so every lane
+/// checkpoint records the routing it was cut with:
 /// - 0 (checkpoints without the field): hash of each key value's debug text,
 ///   which mysql_common cuts to the first 8 bytes of a string, so that keys
 ///   sharing a prefix all collided;
@@ -35,7 +49,15 @@ use tracing::debug;
 ///   and a transaction depending on several lanes merges them instead of
 ///   committing the batch (routing 0 committed there: with hot rows, that
 ///   cut batches to a few dozen transactions).
+/// - 2 ([`ROW_ROUTING`]): as 1, except that a transaction touching only
+///   tables whose changes commute across keys (see `compact`) is split, each
+///   row change going to the lane of its own key.
 pub const ROUTING: u8 = 1;
+/// The routing of `apply_consistency = "row"`. With random keys, one
+/// transaction in a few hundred shares a row with another in the batch and
+/// so merges two lanes: at 20,000 rows a batch all of sysbench's batches ran
+/// in one lane. Per-row routing keeps them apart.
+pub const ROW_ROUTING: u8 = 2;
 
 /// A lane's checkpoint row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +72,13 @@ pub struct LaneCheckpoint {
 const BATCH_ROWS: usize = 20_000;
 /// Rows after which a transaction stops being buffered and streams alone.
 const BIG_TRANSACTION_ROWS: usize = 10_000;
+/// Commands queued to a lane: a batch, or rows events of a streaming
+/// transaction (so a huge one waits for lane 1 rather than piling up).
+const LANE_COMMANDS: usize = 8;
+
+fn lane_ended(lane: usize) -> SyncError {
+    SyncError::Internal(format!("apply lane {lane} ended unexpectedly"))
+}
 
 pub struct RowsWork {
     pub db: String,
@@ -60,14 +89,15 @@ pub struct RowsWork {
     pub position: BinlogPosition,
 }
 
-struct Lane<'a> {
-    applier: Applier<'a>,
-    pending: Vec<RowsWork>,
+/// A lane's applier with where its checkpoint stood when the run started:
+/// the state of one lane task.
+struct Lane {
+    applier: Applier,
     /// This lane's checkpoint when the run started.
     resumed_at: Option<BinlogPosition>,
 }
 
-impl<'a> Lane<'a> {
+impl Lane {
     fn already_applied(&self, position: &BinlogPosition) -> bool {
         self.resumed_at
             .as_ref()
@@ -81,8 +111,12 @@ impl<'a> Lane<'a> {
             .is_some_and(|r| position.order_key() < r.order_key())
     }
 
-    async fn apply_and_commit(&mut self, checkpoint: Option<&BinlogPosition>) -> SyncResult<()> {
-        for work in std::mem::take(&mut self.pending) {
+    async fn apply_and_commit(
+        &mut self,
+        works: Vec<RowsWork>,
+        checkpoint: &BinlogPosition,
+    ) -> SyncResult<()> {
+        for work in works {
             // Replaying: this lane committed the work before (it is filtered
             // here, not when queued, because lanes may merge until the batch
             // commits and only the lane that ends up with the work decides).
@@ -94,13 +128,121 @@ impl<'a> Lane<'a> {
                 .await?;
         }
         // Never move a checkpoint back (replaying a batch this lane finished).
-        let checkpoint = checkpoint.filter(|c| !self.behind(c));
+        let checkpoint = Some(checkpoint).filter(|c| !self.behind(c));
         self.applier.commit(checkpoint).await
     }
 }
 
-pub struct Lanes<'a> {
-    lanes: Vec<Lane<'a>>,
+/// What a lane task is asked to do, in order.
+enum Command {
+    /// Apply a batch's share and commit it with the batch end.
+    Batch {
+        works: Vec<RowsWork>,
+        checkpoint: BinlogPosition,
+        mode: Mode,
+        routing: u8,
+        done: oneshot::Sender<SyncResult<()>>,
+    },
+    /// Rows of a transaction too big to buffer (lane 1), left uncommitted
+    /// until the batch that ends it. A failure is answered by that batch.
+    Stream(RowsWork),
+    /// DDL at `position` (lane 1); answers whether it ran.
+    Ddl {
+        schema: String,
+        sql: String,
+        position: BinlogPosition,
+        tolerate_applied: bool,
+        done: oneshot::Sender<SyncResult<bool>>,
+    },
+    /// Table definitions changed (DDL ran).
+    ForgetTables,
+}
+
+/// Runs one lane: its own task, so that lanes decode, fold and build their
+/// statements on every core, and while the next batch is being routed.
+async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied: Arc<AtomicU64>) {
+    let mut failed: Option<SyncError> = None;
+    while let Some(command) = commands.recv().await {
+        match command {
+            Command::Batch {
+                works,
+                checkpoint,
+                mode,
+                routing,
+                done,
+            } => {
+                let result = match failed.take() {
+                    Some(error) => Err(error),
+                    None => {
+                        lane.applier.mode = mode;
+                        lane.applier.routing = routing;
+                        lane.apply_and_commit(works, &checkpoint).await
+                    }
+                };
+                applied.store(lane.applier.rows_applied, Ordering::Relaxed);
+                let _ = done.send(result);
+            }
+            Command::Stream(work) => {
+                if failed.is_some() || lane.already_applied(&work.position) {
+                    continue;
+                }
+                if let Err(error) = lane
+                    .applier
+                    .rows(&work.db, &work.table, work.kind, work.columns, work.changes)
+                    .await
+                {
+                    failed = Some(error);
+                }
+            }
+            Command::Ddl {
+                schema,
+                sql,
+                position,
+                tolerate_applied,
+                done,
+            } => {
+                let result = match failed.take() {
+                    Some(error) => Err(error),
+                    None if lane.already_applied(&position) => Ok(false),
+                    None => lane
+                        .applier
+                        .execute_ddl(&schema, &sql, &position, tolerate_applied)
+                        .await
+                        .map(|()| true),
+                };
+                let _ = done.send(result);
+            }
+            Command::ForgetTables => lane.applier.forget_tables(),
+        }
+    }
+}
+
+/// The lanes' side of a lane task.
+struct LaneHandle {
+    commands: mpsc::Sender<Command>,
+    /// Work routed here in the current batch, in binlog order.
+    pending: Vec<RowsWork>,
+    rows_applied: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+/// A batch handed to the lanes and not yet known to be committed.
+struct InFlight {
+    end: BinlogPosition,
+    done: Vec<oneshot::Receiver<SyncResult<()>>>,
+}
+
+pub struct Lanes {
+    lanes: Vec<LaneHandle>,
+    /// Routing reads table definitions on a connection of its own, while
+    /// the lanes use theirs.
+    catalog_conn: Conn,
+    catalog: TableCache,
+    /// At most one batch is applying while the next is routed; the next is
+    /// handed over only when every lane has committed this one, so no lane
+    /// ever runs ahead of a change another lane has not committed.
+    in_flight: Option<InFlight>,
+    mode: Mode,
     /// Unique-key hash -> lane, for the current batch.
     causality: HashMap<u64, usize>,
     /// End of the last transaction routed in this batch.
@@ -109,20 +251,43 @@ pub struct Lanes<'a> {
     /// The transaction being read: its rows and key hashes.
     transaction: Vec<RowsWork>,
     transaction_keys: Vec<u64>,
+    /// Per work of the transaction, the key hashes of each row change.
+    transaction_change_keys: Vec<Vec<Vec<u64>>>,
+    /// Every table the transaction touches folds.
+    transaction_foldable: bool,
     transaction_rows: usize,
     /// The current transaction is too big to buffer: it streams through lane 1.
     streaming: bool,
     /// Until the furthest lane checkpoint is reached, batches are replayed
     /// exactly as first cut: no commits other than at that point.
     replay_until: Option<BinlogPosition>,
-    /// How transactions are routed: [`ROUTING`], or while replaying, the
-    /// routing the replayed batch was cut with.
+    /// How transactions are routed: `configured_routing`, or while
+    /// replaying, the routing the replayed batch was cut with.
     routing: u8,
+    /// [`ROUTING`] or [`ROW_ROUTING`], from the task's apply consistency.
+    configured_routing: u8,
 }
 
-impl<'a> Lanes<'a> {
-    /// `lanes[i]` is lane `i + 1`, with the checkpoint it had when this run started.
-    pub fn new(lanes: Vec<(Applier<'a>, Option<LaneCheckpoint>)>) -> Self {
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        // A lane task outliving the run would hold its connection, and
+        // perhaps the destination's fence lock, until its batch ended.
+        for lane in &self.lanes {
+            lane.task.abort();
+        }
+    }
+}
+
+impl Lanes {
+    /// `lanes[i]` is lane `i + 1`, with the checkpoint it had when this run
+    /// started; `catalog_conn` is a destination connection for routing;
+    /// `configured_routing` is [`ROUTING`] or [`ROW_ROUTING`].
+    pub fn new(
+        lanes: Vec<(Applier, Option<LaneCheckpoint>)>,
+        catalog_conn: Conn,
+        mode: Mode,
+        configured_routing: u8,
+    ) -> Self {
         // Lanes commit together, so they differ only after a crash between two
         // lanes' commits: then the batch up to the furthest one is replayed,
         // routed as the run that cut it (which wrote the furthest checkpoints).
@@ -137,59 +302,140 @@ impl<'a> Lanes<'a> {
             Some(furthest) if !positions_equal => {
                 (Some(furthest.position.clone()), furthest.routing)
             }
-            _ => (None, ROUTING),
+            _ => (None, configured_routing),
         };
         Self {
             lanes: lanes
                 .into_iter()
-                .map(|(mut applier, resumed_at)| {
-                    applier.routing = routing;
-                    Lane {
+                .map(|(applier, resumed_at)| {
+                    let (commands, receiver) = mpsc::channel(LANE_COMMANDS);
+                    let rows_applied = Arc::new(AtomicU64::new(0));
+                    let lane = Lane {
                         applier,
-                        pending: Vec::new(),
                         resumed_at: resumed_at.map(|c| c.position),
+                    };
+                    let task = tokio::spawn(
+                        run_lane(lane, receiver, rows_applied.clone())
+                            .instrument(tracing::Span::current()),
+                    );
+                    LaneHandle {
+                        commands,
+                        pending: Vec::new(),
+                        rows_applied,
+                        task,
                     }
                 })
                 .collect(),
+            catalog_conn,
+            catalog: TableCache::default(),
+            in_flight: None,
+            mode,
             causality: HashMap::new(),
             batch_end: None,
             batch_rows: 0,
             transaction: Vec::new(),
             transaction_keys: Vec::new(),
+            transaction_change_keys: Vec::new(),
+            transaction_foldable: true,
             transaction_rows: 0,
             streaming: false,
             replay_until,
             routing,
+            configured_routing,
         }
     }
 
     /// The replay is over: from the next batch on, route as this version does.
     fn end_replay(&mut self) {
         self.replay_until = None;
-        self.routing = ROUTING;
-        for lane in &mut self.lanes {
-            lane.applier.routing = ROUTING;
-        }
+        self.routing = self.configured_routing;
     }
 
+    /// The mode of batches handed over from now on.
     pub fn set_mode(&mut self, mode: Mode) {
-        for lane in &mut self.lanes {
-            lane.applier.mode = mode;
-        }
+        self.mode = mode;
     }
 
     pub fn mode(&self) -> Mode {
-        self.lanes[0].applier.mode
+        self.mode
     }
 
+    /// Rows applied by batches the lanes have finished.
     pub fn rows_applied(&self) -> u64 {
-        self.lanes.iter().map(|l| l.applier.rows_applied).sum()
+        self.lanes
+            .iter()
+            .map(|l| l.rows_applied.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The lane a transaction touching no queued key goes to.
     fn hashed_lane(&self, keys: &[u64]) -> usize {
         keys.first()
             .map_or(0, |k| (*k % self.lanes.len() as u64) as usize)
+    }
+
+    /// The lane for work with these key hashes: the one already holding any
+    /// of them, or by hash. Work depending on several lanes' queues makes
+    /// them one (nothing is applied before the batch is handed over, so
+    /// their queues can still be merged in order); returns the lanes merged
+    /// away.
+    fn place(&mut self, keys: &[u64]) -> (usize, Vec<usize>) {
+        let held: BTreeSet<usize> = keys
+            .iter()
+            .filter_map(|k| self.causality.get(k).copied())
+            .collect();
+        let mut held = held.into_iter();
+        let (lane, merged) = match held.next() {
+            Some(first) => {
+                let others: Vec<usize> = held.collect();
+                for &other in &others {
+                    self.merge_lanes(other, first);
+                }
+                (first, others)
+            }
+            None => (self.hashed_lane(keys), Vec::new()),
+        };
+        for &key in keys {
+            self.causality.insert(key, lane);
+        }
+        (lane, merged)
+    }
+
+    /// Routing 2: the row changes of a transaction on tables whose changes
+    /// commute across keys go each to the lane of its own key, so that
+    /// transactions sharing a row no longer pull whole lanes together.
+    fn route_rows(&mut self, work: RowsWork, change_keys: Vec<Vec<u64>>) {
+        let RowsWork {
+            db,
+            table,
+            kind,
+            columns,
+            changes,
+            position,
+        } = work;
+        let mut parts: Vec<Vec<RowChange>> = self.lanes.iter().map(|_| Vec::new()).collect();
+        for (change, keys) in changes.into_iter().zip(change_keys) {
+            let (lane, merged) = self.place(&keys);
+            for from in merged {
+                // Different keys of one rows event: their order does not matter.
+                let moved = std::mem::take(&mut parts[from]);
+                parts[lane].extend(moved);
+            }
+            parts[lane].push(change);
+        }
+        for (lane, changes) in parts.into_iter().enumerate() {
+            if changes.is_empty() {
+                continue;
+            }
+            self.lanes[lane].pending.push(RowsWork {
+                db: db.clone(),
+                table: table.clone(),
+                kind,
+                columns,
+                changes,
+                position: position.clone(),
+            });
+        }
     }
 
     /// Moves lane `from`'s queue into lane `into`, keeping binlog order, and
@@ -205,7 +451,7 @@ impl<'a> Lanes<'a> {
         }
     }
 
-    /// Rows routed into the batch and not yet committed.
+    /// Rows routed into the batch and not yet handed to the lanes.
     pub fn pending_rows(&self) -> usize {
         self.batch_rows + self.transaction_rows
     }
@@ -217,6 +463,8 @@ impl<'a> Lanes<'a> {
     pub fn begin_transaction(&mut self) {
         self.transaction.clear();
         self.transaction_keys.clear();
+        self.transaction_change_keys.clear();
+        self.transaction_foldable = true;
         self.transaction_rows = 0;
         self.streaming = false;
     }
@@ -225,13 +473,18 @@ impl<'a> Lanes<'a> {
         if self.streaming {
             return self.stream(work).await;
         }
-        let keys = self.key_hashes(&work).await?;
-        self.transaction_keys.extend(keys);
+        let (change_keys, foldable) = self.key_hashes(&work).await?;
+        self.transaction_keys
+            .extend(change_keys.iter().flatten().copied());
+        self.transaction_change_keys.push(change_keys);
+        self.transaction_foldable &= foldable;
         self.transaction_rows += work.changes.len();
         self.transaction.push(work);
         if self.transaction_rows > BIG_TRANSACTION_ROWS {
-            // Barrier, then everything of this transaction goes through lane 1.
+            // Barrier: everything before it committed, then everything of
+            // this transaction goes through lane 1.
             self.commit_batch().await?;
+            self.settle().await?;
             self.streaming = true;
             for work in std::mem::take(&mut self.transaction) {
                 self.stream(work).await?;
@@ -241,17 +494,17 @@ impl<'a> Lanes<'a> {
     }
 
     async fn stream(&mut self, work: RowsWork) -> SyncResult<()> {
-        let lane = &mut self.lanes[0];
-        if lane.already_applied(&work.position) {
-            return Ok(());
-        }
-        lane.applier
-            .rows(&work.db, &work.table, work.kind, work.columns, work.changes)
+        // Bounded: a huge transaction waits here for lane 1 to keep up.
+        self.lanes[0]
+            .commands
+            .send(Command::Stream(work))
             .await
+            .map_err(|_| lane_ended(1))
     }
 
-    /// The transaction ended at `position`: route it, and commit the batch
-    /// when it is full. Returns the position committed, if any.
+    /// The transaction ended at `position`: route it, and hand the batch to
+    /// the lanes when it is full. Returns the position last committed, if a
+    /// batch finished meanwhile.
     pub async fn end_transaction(
         &mut self,
         position: BinlogPosition,
@@ -263,34 +516,28 @@ impl<'a> Lanes<'a> {
         }
         let works = std::mem::take(&mut self.transaction);
         let keys = std::mem::take(&mut self.transaction_keys);
+        let change_keys = std::mem::take(&mut self.transaction_change_keys);
         let mut committed = None;
-        if !works.is_empty() {
+        if self.routing >= ROW_ROUTING && self.transaction_foldable {
+            for (work, keys) in works.into_iter().zip(change_keys) {
+                self.route_rows(work, keys);
+            }
+        } else if !works.is_empty() {
             let held: BTreeSet<usize> = keys
                 .iter()
                 .filter_map(|k| self.causality.get(k).copied())
                 .collect();
-            let mut held = held.into_iter();
-            let lane = match (held.next(), held.next()) {
-                (Some(only), None) => only,
-                (Some(first), Some(second)) if self.routing >= 1 => {
-                    // Depends on work queued in several lanes: those lanes
-                    // become one (nothing is applied before the batch
-                    // commits, so their queues can still be merged in order).
-                    for other in [second].into_iter().chain(held) {
-                        self.merge_lanes(other, first);
-                    }
-                    first
+            let lane = if held.len() > 1 && self.routing == 0 {
+                // Routing 0 committed the batch here instead of merging.
+                committed = self.commit_batch().await?;
+                let lane = self.hashed_lane(&keys);
+                for key in keys {
+                    self.causality.insert(key, lane);
                 }
-                (Some(_), Some(_)) => {
-                    // Routing 0 committed the batch here instead.
-                    committed = self.commit_batch().await?;
-                    self.hashed_lane(&keys)
-                }
-                (None, _) => self.hashed_lane(&keys),
+                lane
+            } else {
+                self.place(&keys).0
             };
-            for key in keys {
-                self.causality.insert(key, lane);
-            }
             self.lanes[lane].pending.extend(works);
         }
         self.batch_rows += self.transaction_rows;
@@ -310,46 +557,98 @@ impl<'a> Lanes<'a> {
         Ok(committed)
     }
 
-    /// Nothing more to read right now: make the batch durable (not while
-    /// replaying a batch, whose cut must stay as it was).
+    /// Nothing more to read right now: make everything routed durable (not
+    /// while replaying a batch, whose cut must stay as it was). Returns the
+    /// position committed, if any.
     pub async fn idle(&mut self) -> SyncResult<Option<BinlogPosition>> {
         if self.replaying() {
-            return Ok(None);
+            return self.settle().await;
         }
-        self.commit_batch().await
+        self.commit_all().await
     }
 
-    /// Every lane applies what it holds and commits with the batch end.
+    /// Hands the batch to the lanes and waits until every lane committed it.
+    pub async fn commit_all(&mut self) -> SyncResult<Option<BinlogPosition>> {
+        let earlier = self.commit_batch().await?;
+        Ok(self.settle().await?.or(earlier))
+    }
+
+    /// Hands the routed batch to the lanes, once the one before it is
+    /// committed everywhere; returns that one's end. Each lane applies its
+    /// share and commits with the batch end, while the caller routes on.
     pub async fn commit_batch(&mut self) -> SyncResult<Option<BinlogPosition>> {
         let Some(end) = self.batch_end.take() else {
             return Ok(None);
         };
-        let started = std::time::Instant::now();
+        let committed = self.settle().await?;
         let rows = self.batch_rows;
-        let commits = self
+        let shares: Vec<usize> = self
             .lanes
-            .iter_mut()
-            .map(|lane| lane.apply_and_commit(Some(&end)));
-        futures::future::try_join_all(commits).await?;
+            .iter()
+            .map(|l| l.pending.iter().map(|w| w.changes.len()).sum())
+            .collect();
+        let mut done = Vec::with_capacity(self.lanes.len());
+        for (number, lane) in self.lanes.iter_mut().enumerate() {
+            let (reply, answer) = oneshot::channel();
+            let batch = Command::Batch {
+                works: std::mem::take(&mut lane.pending),
+                checkpoint: end.clone(),
+                mode: self.mode,
+                routing: self.routing,
+                done: reply,
+            };
+            lane.commands
+                .send(batch)
+                .await
+                .map_err(|_| lane_ended(number + 1))?;
+            done.push(answer);
+        }
+        self.in_flight = Some(InFlight { end, done });
         self.causality.clear();
         self.batch_rows = 0;
-        debug!(
-            rows,
-            took_ms = started.elapsed().as_millis() as u64,
-            "batch committed"
-        );
-        Ok(Some(end))
+        debug!(rows, ?shares, "batch handed to the lanes");
+        Ok(committed)
     }
 
-    /// Before a statement (DDL) at `position`: a barrier. Returns lane 1's
-    /// applier to run it on, unless lane 1 is already past it.
-    pub async fn barrier_for(
+    /// Waits for the batch the lanes are applying; returns its end.
+    async fn settle(&mut self) -> SyncResult<Option<BinlogPosition>> {
+        let Some(flight) = self.in_flight.take() else {
+            return Ok(None);
+        };
+        let started = std::time::Instant::now();
+        for (number, answer) in flight.done.into_iter().enumerate() {
+            answer.await.map_err(|_| lane_ended(number + 1))??;
+        }
+        debug!(
+            waited_ms = started.elapsed().as_millis() as u64,
+            "batch committed"
+        );
+        Ok(Some(flight.end))
+    }
+
+    /// A statement (DDL) at `position`: a barrier, then lane 1 runs it
+    /// unless it is already past it. Returns whether it ran.
+    pub async fn execute_ddl(
         &mut self,
+        schema: &str,
+        sql: &str,
         position: &BinlogPosition,
-    ) -> SyncResult<Option<&mut Applier<'a>>> {
-        self.commit_batch().await?;
-        let lane = &mut self.lanes[0];
-        Ok((!lane.already_applied(position)).then_some(&mut lane.applier))
+        tolerate_applied: bool,
+    ) -> SyncResult<bool> {
+        self.commit_all().await?;
+        let (reply, answer) = oneshot::channel();
+        self.lanes[0]
+            .commands
+            .send(Command::Ddl {
+                schema: schema.to_string(),
+                sql: sql.to_string(),
+                position: position.clone(),
+                tolerate_applied,
+                done: reply,
+            })
+            .await
+            .map_err(|_| lane_ended(1))?;
+        answer.await.map_err(|_| lane_ended(1))?
     }
 
     /// After a statement at `position` ran (DDL) or was passed over: every lane
@@ -360,8 +659,12 @@ impl<'a> Lanes<'a> {
         schema_changed: bool,
     ) -> SyncResult<()> {
         if schema_changed {
-            for lane in &mut self.lanes {
-                lane.applier.forget_tables();
+            self.catalog.clear();
+            for (number, lane) in self.lanes.iter().enumerate() {
+                lane.commands
+                    .send(Command::ForgetTables)
+                    .await
+                    .map_err(|_| lane_ended(number + 1))?;
             }
         }
         let replay_ends = self
@@ -369,25 +672,32 @@ impl<'a> Lanes<'a> {
             .as_ref()
             .is_some_and(|u| u.at_or_before(&position));
         self.batch_end = Some(position);
-        self.commit_batch().await?;
+        self.commit_all().await?;
         if replay_ends {
             self.end_replay();
         }
         Ok(())
     }
 
-    /// Key hashes (every unique key, before and after images) of a rows event.
-    async fn key_hashes(&mut self, work: &RowsWork) -> SyncResult<Vec<u64>> {
-        let table = self.lanes[0].applier.table(&work.db, &work.table).await?;
+    /// Key hashes (every unique key, before and after images) of each row
+    /// change of a rows event, and whether the table's changes fold (see
+    /// `compact`), that is, commute across keys.
+    async fn key_hashes(&mut self, work: &RowsWork) -> SyncResult<(Vec<Vec<u64>>, bool)> {
+        let table = self
+            .catalog
+            .get(&mut self.catalog_conn, &work.db, &work.table)
+            .await?;
+        let foldable = crate::pipeline::compact::foldable(&table);
         let mapping = image_mapping(&table, work.columns)?;
         // Image position of each table column, if present in the image.
         let mut image_of = vec![None; table.columns.len()];
         for (image_index, &column) in mapping.iter().enumerate() {
             image_of[column] = Some(image_index);
         }
-        let mut keys = Vec::new();
+        let mut all = Vec::with_capacity(work.changes.len());
         let mut scratch = Vec::new();
         for change in &work.changes {
+            let mut keys = Vec::new();
             for image in [&change.before, &change.after].into_iter().flatten() {
                 for (index_no, key) in table.unique_keys.iter().enumerate() {
                     let mut hash = Fnv::new();
@@ -415,13 +725,14 @@ impl<'a> Lanes<'a> {
                         }
                     }
                     // NULL never conflicts in a unique index.
-                    if complete {
+                    if complete && !keys.contains(&hash.finish()) {
                         keys.push(hash.finish());
                     }
                 }
             }
+            all.push(keys);
         }
-        Ok(keys)
+        Ok((all, foldable))
     }
 }
 
