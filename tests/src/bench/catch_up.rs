@@ -33,9 +33,10 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     sysbench.prepare(settings.threads)?;
     let (file, pos) = master_position(&source).await?;
 
-    // Three copies of the starting data: dts, native single-threaded, native 4 threads.
+    // Four copies of the starting data: dts with transaction-consistent and
+    // with row-level apply, native single-threaded, native 4 threads.
     let mut copies = Vec::new();
-    for server_id in 2..=4 {
+    for server_id in 2..=5 {
         let copy = MariaDb::start_with(server_id, SERVER_OPTIONS).await?;
         run_shell(
             "copy the starting data",
@@ -48,95 +49,59 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         copies.push(copy);
     }
 
-    // dts starts at the current position, then is paused while the backlog grows.
-    let dts_copy = &copies[0];
+    // The dts tasks start at the current position, then are paused while
+    // the backlog grows; one worker each.
     let cluster = TestCluster::builder()
         .coordinators(1)
         .worker(settings.threads)
+        .worker(settings.threads)
         .start()
         .await?;
-    let spec = sync_task(
-        "bench-catch-up",
-        source.port,
-        dts_copy.port,
-        &["incremental"],
-        "[[objects]]\ndatabase = \"sbtest\"",
-        settings.threads,
-    );
-    let task = cluster.create_task(&spec, true).await?.id;
-    cluster
-        .wait_for_task_phase(&task, "incremental", LONG)
-        .await?;
-    // One change through, so the task's checkpoint is on the destination.
+    let variants = [("transaction", &copies[0]), ("row", &copies[1])];
+    let mut tasks = Vec::new();
+    for (consistency, copy) in variants {
+        let spec = format!(
+            "apply_consistency = \"{consistency}\"\n{}",
+            sync_task(
+                &format!("bench-catch-up-{consistency}"),
+                source.port,
+                copy.port,
+                &["incremental"],
+                "[[objects]]\ndatabase = \"sbtest\"",
+                settings.threads,
+            )
+        );
+        let task = cluster.create_task(&spec, true).await?.id;
+        cluster
+            .wait_for_task_phase(&task, "incremental", LONG)
+            .await?;
+        tasks.push(task);
+    }
+    // One change through, so each task's checkpoint is on its destination.
     source
         .exec("UPDATE sbtest.sbtest1 SET k = k + 1 WHERE id = 1")
         .await?;
-    wait_caught_up(&source, dts_copy, settings.threads, LONG).await?;
-    cluster.control_task(&task, TaskAction::Pause).await?;
-    cluster.wait_for_task_status(&task, "paused", LONG).await?;
+    for (task, (_, copy)) in tasks.iter().zip(variants) {
+        wait_caught_up(&source, copy, settings.threads, LONG).await?;
+        cluster.control_task(task, TaskAction::Pause).await?;
+        cluster.wait_for_task_status(task, "paused", LONG).await?;
+    }
 
     let writes = sysbench.write_events(settings.threads, settings.backlog_events)?;
     let (end_file, end_pos) = master_position(&source).await?;
     println!("  backlog: {writes} row writes, binlog {file}:{pos} .. {end_file}:{end_pos}");
 
     let mut results = Vec::new();
-    // Where the time goes: CPU of the worker, the destination server and the
-    // source server (sending the binlog) over the catch-up.
-    let worker_pid = cluster.workers[0].process.pid().unwrap_or(0);
-    let pids = [
-        ("dts worker", worker_pid),
-        ("destination server", dts_copy.pid().unwrap_or(0)),
-        ("source server", source.pid().unwrap_or(0)),
-    ];
-    let profiled_pids = [
-        ("worker", worker_pid),
-        ("destination", dts_copy.pid().unwrap_or(0)),
-    ];
-    // Timed inside, so that starting and stopping a profiler does not count.
-    let (took, cpu_used) = super::profiled(settings, "catch-up", &profiled_pids, async {
-        let cpu_before: Vec<f64> = pids.iter().map(|(_, pid)| cpu_seconds(*pid)).collect();
-        let statements_before = statement_counts(dts_copy).await?;
-        let started = Instant::now();
-        println!("  resuming dts at {}", utc_clock());
-        cluster.control_task(&task, TaskAction::Resume).await?;
-        wait_caught_up(&source, dts_copy, settings.threads, LONG).await?;
-        println!("  dts caught up at {}", utc_clock());
-        if settings.profile_dir.is_some() {
-            let after = statement_counts(dts_copy).await?;
-            let deltas: Vec<String> = after
-                .iter()
-                .zip(&statements_before)
-                .filter(|(a, b)| a.1 > b.1)
-                .map(|(a, b)| format!("{} {}", a.0, a.1 - b.1))
-                .collect();
-            println!("  destination statements: {}", deltas.join(", "));
-        }
-        let cpu_used: Vec<f64> = pids
-            .iter()
-            .zip(cpu_before)
-            .map(|((_, pid), before)| cpu_seconds(*pid) - before)
-            .collect();
-        Ok((started.elapsed(), cpu_used))
-    })
-    .await?;
-    if let Some(dir) = &settings.profile_dir {
-        let log = dir.join("catch-up-worker.log");
-        std::fs::write(&log, cluster.worker_log(&cluster.workers[0].id))?;
-        println!("  worker log: {}", log.display());
-    }
-    results.push((format!("dts ({} DU)", settings.threads), took));
-    for ((name, _), used) in pids.iter().zip(cpu_used) {
-        report.add_noted(
-            SCENARIO,
-            "dts",
-            &format!("{name} CPU"),
-            used / took.as_secs_f64() * 100.0,
-            "% of a core",
-            "during the dts catch-up",
-        );
+    for (task, (consistency, copy)) in tasks.iter().zip(variants) {
+        let took = catch_up(settings, &cluster, task, consistency, &source, copy, report).await?;
+        let subject = match consistency {
+            "transaction" => format!("dts ({} DU)", settings.threads),
+            _ => format!("dts ({} DU, row-level apply)", settings.threads),
+        };
+        results.push((subject, took));
     }
 
-    for (copy, threads) in [(&copies[1], 0u32), (&copies[2], 4)] {
+    for (copy, threads) in [(&copies[2], 0u32), (&copies[3], 4)] {
         let took = replicate(copy, &source, (&file, pos), (&end_file, end_pos), threads).await?;
         let subject = if threads == 0 {
             "native replication, parallel=0".to_string()
@@ -154,7 +119,8 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         assert_same_rows(&source, copy, &pairs).await?;
     }
 
-    let dts = results[0].1.as_secs_f64();
+    let native = |i: usize| results[i].1.as_secs_f64();
+    let (single, optimistic) = (native(2), native(3));
     for (subject, took) in &results {
         let secs = took.as_secs_f64();
         report.add(SCENARIO, subject, "seconds", secs, "s");
@@ -166,23 +132,109 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
             "events/s",
         );
     }
-    report.add_noted(
-        SCENARIO,
-        "dts",
-        "speed vs native parallel=0",
-        results[1].1.as_secs_f64() / dts,
-        "x",
-        "goal >= 2",
-    );
-    report.add_noted(
-        SCENARIO,
-        "dts",
-        "speed vs native parallel=4 optimistic",
-        results[2].1.as_secs_f64() / dts,
-        "x",
-        "goal > 1",
-    );
+    for (subject, took) in &results[..2] {
+        let dts = took.as_secs_f64();
+        report.add_noted(
+            SCENARIO,
+            subject,
+            "speed vs native parallel=0",
+            single / dts,
+            "x",
+            "goal >= 2",
+        );
+        report.add_noted(
+            SCENARIO,
+            subject,
+            "speed vs native parallel=4 optimistic",
+            optimistic / dts,
+            "x",
+            "goal > 1",
+        );
+    }
     Ok(())
+}
+
+/// Resumes a paused dts task and times it until its destination has caught
+/// up with the source; records the CPU each process spent meanwhile.
+async fn catch_up(
+    settings: &Settings,
+    cluster: &TestCluster,
+    task: &str,
+    consistency: &str,
+    source: &MariaDb,
+    copy: &MariaDb,
+    report: &mut Report,
+) -> anyhow::Result<Duration> {
+    // Either worker may take the task when it resumes (the other one idles):
+    // their CPU is counted together.
+    let workers: Vec<i32> = cluster
+        .workers
+        .iter()
+        .map(|w| w.process.pid().unwrap_or(0))
+        .collect();
+    let destination = copy.pid().unwrap_or(0);
+    let source_pid = source.pid().unwrap_or(0);
+    let cpu = |pids: &[i32]| pids.iter().map(|&pid| cpu_seconds(pid)).sum::<f64>();
+    let groups: [(&str, Vec<i32>); 3] = [
+        ("dts worker", workers.clone()),
+        ("destination server", vec![destination]),
+        ("source server", vec![source_pid]),
+    ];
+    let mut profiled_pids: Vec<(String, i32)> = cluster
+        .workers
+        .iter()
+        .map(|w| (w.id.clone(), w.process.pid().unwrap_or(0)))
+        .collect();
+    profiled_pids.push(("destination".into(), destination));
+    let profiled_pids: Vec<(&str, i32)> = profiled_pids
+        .iter()
+        .map(|(n, p)| (n.as_str(), *p))
+        .collect();
+    let name = format!("catch-up-{consistency}");
+    // Timed inside, so that starting and stopping a profiler does not count.
+    let (took, cpu_used) = super::profiled(settings, &name, &profiled_pids, async {
+        let cpu_before: Vec<f64> = groups.iter().map(|(_, pids)| cpu(pids)).collect();
+        let statements_before = statement_counts(copy).await?;
+        let started = Instant::now();
+        println!("  resuming dts ({consistency}) at {}", utc_clock());
+        cluster.control_task(task, TaskAction::Resume).await?;
+        wait_caught_up(source, copy, settings.threads, LONG).await?;
+        println!("  dts ({consistency}) caught up at {}", utc_clock());
+        if settings.profile_dir.is_some() {
+            let after = statement_counts(copy).await?;
+            let deltas: Vec<String> = after
+                .iter()
+                .zip(&statements_before)
+                .filter(|(a, b)| a.1 > b.1)
+                .map(|(a, b)| format!("{} {}", a.0, a.1 - b.1))
+                .collect();
+            println!("  destination statements: {}", deltas.join(", "));
+        }
+        let cpu_used: Vec<f64> = groups
+            .iter()
+            .zip(cpu_before)
+            .map(|((_, pids), before)| cpu(pids) - before)
+            .collect();
+        Ok((started.elapsed(), cpu_used))
+    })
+    .await?;
+    if let Some(dir) = &settings.profile_dir {
+        let owner = cluster.task(task).await?.worker_id;
+        let log = dir.join(format!("{name}-worker.log"));
+        std::fs::write(&log, cluster.worker_log(&owner))?;
+        println!("  worker log: {}", log.display());
+    }
+    for ((process, _), used) in groups.iter().zip(cpu_used) {
+        report.add_noted(
+            SCENARIO,
+            &format!("dts, {consistency} consistency"),
+            &format!("{process} CPU"),
+            used / took.as_secs_f64() * 100.0,
+            "% of a core",
+            "during the dts catch-up",
+        );
+    }
+    Ok(took)
 }
 
 async fn master_position(server: &MariaDb) -> anyhow::Result<(String, u64)> {
