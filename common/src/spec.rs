@@ -435,8 +435,19 @@ mod tests {
         assert_eq!(spec.destination.port, 3307);
         assert_eq!(spec.meta_schema, "dts_meta");
         assert_eq!(spec.conflict_mode, ConflictMode::PrecheckError);
+        assert_eq!(spec.apply_consistency, ApplyConsistency::Transaction);
         assert_eq!(spec.retry, RetryPolicy::default());
         assert!(spec.has_mode(SyncMode::Full));
+    }
+
+    #[test]
+    fn apply_consistency_is_read_and_a_wrong_one_names_the_field() {
+        let row = VALID.replace("du = 4", "du = 4\napply_consistency = \"row\"");
+        let spec = TaskSpec::from_toml(&row).expect("valid spec");
+        assert_eq!(spec.apply_consistency, ApplyConsistency::Row);
+        let err = error_of(&VALID.replace("du = 4", "du = 4\napply_consistency = \"rows\""));
+        assert_eq!(err.field, "apply_consistency");
+        assert!(err.reason.contains("transaction"), "{err}");
     }
 
     #[test]
