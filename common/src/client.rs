@@ -119,7 +119,7 @@ impl CoordinatorClient {
             // Down, or no leader yet: try the next node; back off after a full round.
             self.prefer(index + 1);
             tried_without_leader += 1;
-            if tried_without_leader % self.node_count() == 0 {
+            if tried_without_leader.is_multiple_of(self.node_count()) {
                 tokio::time::sleep(self.policy.backoff).await;
             }
         }

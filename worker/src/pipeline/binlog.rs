@@ -264,13 +264,11 @@ pub async fn read(
             Ok(None) | Err(_) => continue,
         };
         match data {
-            EventData::RotateEvent(rotate) => {
-                // The first, fake rotate names the file we asked for (on MariaDB
-                // with 4 checksum bytes stuck to the name): ignore it.
-                if header.log_pos() != 0 {
-                    file = rotate.name().to_string();
-                    debug!(%file, "binlog rotated");
-                }
+            // The first, fake rotate names the file we asked for (on MariaDB
+            // with 4 checksum bytes stuck to the name): ignored.
+            EventData::RotateEvent(rotate) if header.log_pos() != 0 => {
+                file = rotate.name().to_string();
+                debug!(%file, "binlog rotated");
             }
             EventData::QueryEvent(query) => {
                 let sql = query.query().to_string();

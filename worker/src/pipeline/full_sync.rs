@@ -27,6 +27,9 @@ pub const CHUNK_ROWS: u64 = 5_000;
 /// max_allowed_packet (4 MiB in MySQL 5.7).
 const MAX_STATEMENT_BYTES: usize = 1024 * 1024;
 
+/// A chunk-ledger row: number, encoded bounds, done, rows copied.
+type LedgerRow = (i64, Option<Vec<u8>>, Option<Vec<u8>>, i8, i64);
+
 #[derive(Debug, Clone)]
 struct Chunk {
     table: usize,
@@ -95,7 +98,7 @@ impl FullSync<'_> {
     async fn plan(&self, index: usize, table: &Table) -> SyncResult<Vec<Chunk>> {
         let ctx = format!("planning chunks of `{}`.`{}`", table.db, table.name);
         let mut dst = self.destination.conn().await?;
-        let stored: Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>, i8, i64)> = dst
+        let stored: Vec<LedgerRow> = dst
             .exec(
                 format!(
                     "SELECT chunk_no, lower_bound, upper_bound, done, rows_copied FROM {} \
@@ -448,9 +451,7 @@ impl Copy {
     /// default), so a second load into the same table would only wait: one
     /// copier loads into such a table while the others insert into it.
     fn load_turn(&self, table: usize, rows: &[Vec<Value>]) -> Option<LoadTurn<'_>> {
-        let Some(writer) = self.writers[table].get() else {
-            return None;
-        };
+        let writer = self.writers[table].get()?;
         if self.load_refused.load(Ordering::Relaxed) || !writer.loads_exactly(rows) {
             return None;
         }

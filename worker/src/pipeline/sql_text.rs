@@ -41,7 +41,7 @@ pub fn guard_trigger(create: &str) -> Option<String> {
         if let Some(after) = rest.strip_prefix(order) {
             // Skip the keyword and the (possibly quoted) trigger name after it.
             let skipped = upper[body_at..].len() - rest.len() + order.len();
-            let name_len = after.trim_start().split_whitespace().next()?.len();
+            let name_len = after.split_whitespace().next()?.len();
             body_at += skipped + (after.len() - after.trim_start().len()) + name_len;
         }
     }
