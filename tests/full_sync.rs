@@ -637,3 +637,30 @@ async fn tls_to_the_source_with_a_ca_works_and_its_failures_are_precise() -> any
     }
     Ok(())
 }
+
+/// A worker whose pooled connections are all taken waits, then says so; it
+/// once reported the server as unreachable, which sent people to look at the
+/// network instead of at dts.
+#[tokio::test]
+async fn a_pool_with_every_connection_taken_says_so_not_unreachable() -> anyhow::Result<()> {
+    use dts_worker::pipeline::endpoint::Database;
+    use dts_worker::pipeline::error::{Side, SyncError};
+    let server = MariaDb::start(1).await?;
+    let endpoint = dts_common::spec::Endpoint {
+        host: "127.0.0.1".into(),
+        port: server.port,
+        user: "root".into(),
+        password: String::new(),
+        tls: Default::default(),
+    };
+    let database = Database::new(Side::Destination, &endpoint, 1)?;
+    let _held = database.conn().await?;
+    match database.conn().await {
+        Err(SyncError::Query { detail, .. }) => {
+            assert!(detail.contains("all 1 pooled connections"), "{detail}");
+        }
+        Err(other) => anyhow::bail!("expected a pool error, got: {other}"),
+        Ok(_) => anyhow::bail!("a second connection came from a pool of one"),
+    }
+    Ok(())
+}

@@ -25,6 +25,7 @@ pub struct Database {
     pub endpoint: Endpoint,
     opts: Opts,
     pool: Pool,
+    pool_size: usize,
 }
 
 impl Database {
@@ -55,6 +56,7 @@ impl Database {
             endpoint: endpoint.clone(),
             pool: Pool::new(opts.clone()),
             opts,
+            pool_size: max_connections.max(1),
         })
     }
 
@@ -66,11 +68,30 @@ impl Database {
     pub async fn conn(&self) -> SyncResult<Conn> {
         let attempt = tokio::time::timeout(Duration::from_secs(10), self.pool.get_conn()).await;
         match attempt {
-            Err(_) => Err(SyncError::Unreachable {
-                side: self.side,
-                address: self.address(),
-                detail: "connect timed out after 10 s".into(),
-            }),
+            // Either the server does not answer, or every pooled connection
+            // is taken (a defect in dts, once reported as "unreachable"):
+            // a connection of its own tells which.
+            Err(_) => {
+                match tokio::time::timeout(Duration::from_secs(3), Conn::new(self.opts.clone()))
+                    .await
+                {
+                    Ok(Ok(_)) => Err(SyncError::Query {
+                        side: self.side,
+                        context: "taking a connection from the pool".into(),
+                        detail: format!(
+                            "all {} pooled connections to {} stayed in use for 10 s, \
+                         though the server accepts new ones",
+                            self.pool_size,
+                            self.address()
+                        ),
+                    }),
+                    _ => Err(SyncError::Unreachable {
+                        side: self.side,
+                        address: self.address(),
+                        detail: "connect timed out after 10 s".into(),
+                    }),
+                }
+            }
             Ok(result) => result.map_err(|e| self.connect_error(e)),
         }
     }
