@@ -377,8 +377,8 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn reports_from_old_epoch_or_other_worker_are_dropped() {
+    /// Task 1 (2 DU, running) placed on worker w1 under epoch 1.
+    fn task_one_placed_on_w1() -> ClusterState {
         let mut state = ClusterState::default();
         state.apply(Command::CreateTask {
             task: Box::new(task(1, 2, DesiredState::Running)),
@@ -394,6 +394,12 @@ pub(crate) mod tests {
             }],
             at_ms: 1,
         });
+        state
+    }
+
+    #[test]
+    fn reports_from_old_epoch_or_other_worker_are_dropped() {
+        let mut state = task_one_placed_on_w1();
         let outcome = state.apply(Command::Reports {
             reports: vec![report(1, "w1", 0), report(1, "w2", 1), report(1, "w1", 1)],
             at_ms: 2,
@@ -432,21 +438,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_failed_task_started_before_it_was_unassigned_gets_a_new_epoch() {
-        let mut state = ClusterState::default();
-        state.apply(Command::CreateTask {
-            task: Box::new(task(1, 2, DesiredState::Running)),
-        });
-        state.apply(Command::ApplyPlan {
-            lost_workers: vec![],
-            placements: vec![Placement {
-                task_id: Uuid::from_u128(1),
-                from_epoch: 0,
-                worker: Some("w1".into()),
-                new_epoch: 1,
-                pending_reason: None,
-            }],
-            at_ms: 1,
-        });
+        let mut state = task_one_placed_on_w1();
         let mut fatal = report(1, "w1", 1);
         fatal.error = Some("destination unreachable".into());
         fatal.fatal = true;
