@@ -250,7 +250,6 @@ pub struct Lanes {
     batch_rows: usize,
     /// The transaction being read: its rows and key hashes.
     transaction: Vec<RowsWork>,
-    transaction_keys: Vec<u64>,
     /// Per work of the transaction, the key hashes of each row change.
     transaction_change_keys: Vec<Vec<Vec<u64>>>,
     /// Every table the transaction touches folds.
@@ -334,7 +333,6 @@ impl Lanes {
             batch_end: None,
             batch_rows: 0,
             transaction: Vec::new(),
-            transaction_keys: Vec::new(),
             transaction_change_keys: Vec::new(),
             transaction_foldable: true,
             transaction_rows: 0,
@@ -462,7 +460,6 @@ impl Lanes {
 
     pub fn begin_transaction(&mut self) {
         self.transaction.clear();
-        self.transaction_keys.clear();
         self.transaction_change_keys.clear();
         self.transaction_foldable = true;
         self.transaction_rows = 0;
@@ -474,8 +471,6 @@ impl Lanes {
             return self.stream(work).await;
         }
         let (change_keys, foldable) = self.key_hashes(&work).await?;
-        self.transaction_keys
-            .extend(change_keys.iter().flatten().copied());
         self.transaction_change_keys.push(change_keys);
         self.transaction_foldable &= foldable;
         self.transaction_rows += work.changes.len();
@@ -515,7 +510,6 @@ impl Lanes {
             return self.commit_batch().await;
         }
         let works = std::mem::take(&mut self.transaction);
-        let keys = std::mem::take(&mut self.transaction_keys);
         let change_keys = std::mem::take(&mut self.transaction_change_keys);
         let mut committed = None;
         if self.routing >= ROW_ROUTING && self.transaction_foldable {
@@ -523,11 +517,15 @@ impl Lanes {
                 self.route_rows(work, keys);
             }
         } else if !works.is_empty() {
-            let held: BTreeSet<usize> = keys
-                .iter()
-                .filter_map(|k| self.causality.get(k).copied())
-                .collect();
-            let lane = if held.len() > 1 && self.routing == 0 {
+            let keys: Vec<u64> = change_keys.iter().flatten().flatten().copied().collect();
+            let conflicting = self.routing == 0
+                && keys
+                    .iter()
+                    .filter_map(|k| self.causality.get(k))
+                    .collect::<BTreeSet<_>>()
+                    .len()
+                    > 1;
+            let lane = if conflicting {
                 // Routing 0 committed the batch here instead of merging.
                 committed = self.commit_batch().await?;
                 let lane = self.hashed_lane(&keys);
@@ -581,12 +579,16 @@ impl Lanes {
             return Ok(None);
         };
         let committed = self.settle().await?;
-        let rows = self.batch_rows;
-        let shares: Vec<usize> = self
-            .lanes
-            .iter()
-            .map(|l| l.pending.iter().map(|w| w.changes.len()).sum())
-            .collect();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // Each lane's share: one lane holding nearly all of it means
+            // the batch's transactions merged the lanes.
+            let shares: Vec<usize> = self
+                .lanes
+                .iter()
+                .map(|l| l.pending.iter().map(|w| w.changes.len()).sum())
+                .collect();
+            debug!(rows = self.batch_rows, ?shares, "batch handed to the lanes");
+        }
         let mut done = Vec::with_capacity(self.lanes.len());
         for (number, lane) in self.lanes.iter_mut().enumerate() {
             let (reply, answer) = oneshot::channel();
@@ -606,7 +608,6 @@ impl Lanes {
         self.in_flight = Some(InFlight { end, done });
         self.causality.clear();
         self.batch_rows = 0;
-        debug!(rows, ?shares, "batch handed to the lanes");
         Ok(committed)
     }
 
