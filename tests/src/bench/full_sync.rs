@@ -1,9 +1,15 @@
 //! Scenario 1: copy sysbench tables with dts, with `mariadb-dump | mariadb`,
-//! and with mydumper/myloader at the same thread count, onto one destination
-//! server emptied between runs.
+//! and with mydumper/myloader at the same thread count. Every contender
+//! writes into a destination server of its own, started fresh, so none
+//! inherits another's warmed buffer pool.
+//!
+//! dts writes the copied rows to the destination's binlog (a replica or a
+//! cascaded task downstream needs them), and so does `mariadb | mariadb`.
+//! myloader does not unless asked (`--enable-binlog`): it runs both ways, and
+//! dts is compared with the one doing the same work.
 
 use super::report::Report;
-use super::tools::{run, run_shell, Sysbench, SERVER_OPTIONS};
+use super::tools::{cpu_seconds, run, run_shell, Sysbench, SERVER_OPTIONS};
 use super::Settings;
 use crate::compare::assert_same_rows;
 use crate::fixtures::sync_task;
@@ -12,6 +18,18 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SCENARIO: &str = "full sync";
+const DTS: &str = "dts";
+const DUMP: &str = "mariadb-dump piped to mariadb";
+const MYLOADER_BINLOG: &str = "mydumper/myloader --enable-binlog";
+const MYLOADER: &str = "mydumper/myloader, destination binlog off (its default)";
+
+/// One contender's copy: how long it took and the CPU seconds each process
+/// spent on it (on two cores, the servers and the copier compete).
+struct Run {
+    subject: &'static str,
+    took: Duration,
+    cpu: Vec<(&'static str, f64)>,
+}
 
 pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::Result<()> {
     let rows = u64::from(settings.tables) * settings.table_size;
@@ -20,7 +38,6 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         settings.tables, settings.table_size, settings.threads
     );
     let source = MariaDb::start_with(1, SERVER_OPTIONS).await?;
-    let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
     source.exec("CREATE DATABASE sbtest").await?;
     Sysbench {
         port: source.port,
@@ -33,10 +50,127 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         .collect();
     let pairs: Vec<(&str, &str)> = tables.iter().map(|t| ("sbtest", t.as_str())).collect();
 
-    let mut results: Vec<(String, Duration)> = Vec::new();
+    let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
+    let mut runs = vec![copy_with_dts(settings, &source, &destination).await?];
+    assert_same_rows(&source, &destination, &pairs).await?;
+    drop(destination);
 
-    // dts: a schema + full task on a one-worker cluster with `threads` DU.
-    reset(&destination).await?;
+    let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
+    let (took, cpu) = measured(&[("destination", &destination)], || {
+        run_shell(
+            DUMP,
+            &format!(
+                "mariadb-dump --single-transaction -h127.0.0.1 -P{} -uroot --databases sbtest \
+                 | mariadb -h127.0.0.1 -P{} -uroot",
+                source.port, destination.port
+            ),
+        )
+    })?;
+    assert_same_rows(&source, &destination, &pairs).await?;
+    runs.push(Run {
+        subject: DUMP,
+        took,
+        cpu,
+    });
+    drop(destination);
+
+    // One dump, loaded twice; its time counts in both.
+    let dump_dir = tempfile::Builder::new()
+        .prefix("dts-bench-dump-")
+        .tempdir()?;
+    let threads = settings.threads.to_string();
+    let (dump, source_cpu) = measured(&[("source", &source)], || {
+        run(
+            "mydumper",
+            Command::new("mydumper").args([
+                "--host=127.0.0.1",
+                &format!("--port={}", source.port),
+                "--user=root",
+                "--database=sbtest",
+                &format!("--threads={threads}"),
+                "--rows=50000",
+                &format!("--outputdir={}", dump_dir.path().display()),
+            ]),
+        )
+        .map(|(took, _)| took)
+    })?;
+    for (subject, binlog) in [(MYLOADER_BINLOG, true), (MYLOADER, false)] {
+        let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
+        let mut args = vec![
+            "--host=127.0.0.1".to_string(),
+            format!("--port={}", destination.port),
+            "--user=root".to_string(),
+            format!("--threads={threads}"),
+            "--overwrite-tables".to_string(),
+            format!("--directory={}", dump_dir.path().display()),
+        ];
+        if binlog {
+            args.push("--enable-binlog".to_string());
+        }
+        let (load, mut cpu) = measured(&[("destination", &destination)], || {
+            run("myloader", Command::new("myloader").args(&args)).map(|(took, _)| took)
+        })?;
+        assert_same_rows(&source, &destination, &pairs).await?;
+        cpu.extend(source_cpu.iter().copied());
+        runs.push(Run {
+            subject,
+            took: dump + load,
+            cpu,
+        });
+    }
+
+    for run in &runs {
+        let secs = run.took.as_secs_f64();
+        report.add(SCENARIO, run.subject, "seconds", secs, "s");
+        report.add(
+            SCENARIO,
+            run.subject,
+            "rows/s",
+            rows as f64 / secs,
+            "rows/s",
+        );
+        for (process, seconds) in &run.cpu {
+            report.add(
+                SCENARIO,
+                run.subject,
+                &format!("{process} CPU"),
+                *seconds,
+                "s",
+            );
+        }
+    }
+    let seconds = |subject: &str| {
+        runs.iter()
+            .find(|r| r.subject == subject)
+            .map(|r| r.took.as_secs_f64())
+            .unwrap_or(f64::NAN)
+    };
+    let dts = seconds(DTS);
+    report.add_noted(
+        SCENARIO,
+        DTS,
+        "speed vs mydumper/myloader",
+        seconds(MYLOADER_BINLOG) / dts,
+        "x",
+        "both writing the destination binlog; goal >= 1.5",
+    );
+    report.add_noted(
+        SCENARIO,
+        DTS,
+        "speed vs myloader's default",
+        seconds(MYLOADER) / dts,
+        "x",
+        "myloader without the destination binlog, dts with it",
+    );
+    Ok(())
+}
+
+/// dts: a schema + full task on a one-worker cluster with `threads` DU.
+async fn copy_with_dts(
+    settings: &Settings,
+    source: &MariaDb,
+    destination: &MariaDb,
+) -> anyhow::Result<Run> {
     let cluster = TestCluster::builder()
         .coordinators(1)
         .worker(settings.threads)
@@ -50,13 +184,14 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         "[[objects]]\ndatabase = \"sbtest\"",
         settings.threads,
     );
-    let profiled_pids = [
+    let pids = [
         ("worker", cluster.workers[0].process.pid().unwrap_or(0)),
         ("destination", destination.pid().unwrap_or(0)),
         ("source", source.pid().unwrap_or(0)),
     ];
+    let cpu_before: Vec<f64> = pids.iter().map(|(_, pid)| cpu_seconds(*pid)).collect();
     // Timed inside, so that starting and stopping a profiler does not count.
-    let took = super::profiled(settings, "full-sync", &profiled_pids, async {
+    let took = super::profiled(settings, "full-sync", &pids, async {
         let started = Instant::now();
         let task = cluster.create_task(&spec, true).await?.id;
         cluster
@@ -65,86 +200,35 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         Ok(started.elapsed())
     })
     .await?;
-    results.push(("dts".into(), took));
+    let cpu = pids
+        .iter()
+        .zip(cpu_before)
+        .map(|((name, pid), before)| (*name, cpu_seconds(*pid) - before))
+        .collect();
     if let Some(dir) = &settings.profile_dir {
         let log = dir.join("full-sync-worker.log");
         std::fs::write(&log, cluster.worker_log(&cluster.workers[0].id))?;
         println!("  worker log: {}", log.display());
     }
-    drop(cluster);
-    assert_same_rows(&source, &destination, &pairs).await?;
-
-    // mariadb-dump piped into mariadb: one thread by nature.
-    reset(&destination).await?;
-    let took = run_shell(
-        "mariadb-dump | mariadb",
-        &format!(
-            "mariadb-dump --single-transaction -h127.0.0.1 -P{} -uroot --databases sbtest \
-             | mariadb -h127.0.0.1 -P{} -uroot",
-            source.port, destination.port
-        ),
-    )?;
-    results.push(("mariadb-dump piped to mariadb".into(), took));
-    assert_same_rows(&source, &destination, &pairs).await?;
-
-    // mydumper/myloader with the same threads; the dump is split into chunks
-    // so the threads have work to share.
-    reset(&destination).await?;
-    let dump_dir = tempfile::Builder::new()
-        .prefix("dts-bench-dump-")
-        .tempdir()?;
-    let threads = settings.threads.to_string();
-    let (dump, _) = run(
-        "mydumper",
-        Command::new("mydumper").args([
-            "--host=127.0.0.1",
-            &format!("--port={}", source.port),
-            "--user=root",
-            "--database=sbtest",
-            &format!("--threads={threads}"),
-            "--rows=50000",
-            &format!("--outputdir={}", dump_dir.path().display()),
-        ]),
-    )?;
-    let (load, _) = run(
-        "myloader",
-        Command::new("myloader").args([
-            "--host=127.0.0.1",
-            &format!("--port={}", destination.port),
-            "--user=root",
-            &format!("--threads={threads}"),
-            "--overwrite-tables",
-            &format!("--directory={}", dump_dir.path().display()),
-        ]),
-    )?;
-    results.push(("mydumper/myloader".into(), dump + load));
-    assert_same_rows(&source, &destination, &pairs).await?;
-
-    let dts = results[0].1.as_secs_f64();
-    for (subject, took) in &results {
-        let secs = took.as_secs_f64();
-        report.add(SCENARIO, subject, "seconds", secs, "s");
-        report.add(SCENARIO, subject, "rows/s", rows as f64 / secs, "rows/s");
-    }
-    let (best_name, best) = results[1..]
-        .iter()
-        .min_by(|a, b| a.1.cmp(&b.1))
-        .map(|(n, d)| (n.clone(), d.as_secs_f64()))
-        .unwrap_or_default();
-    report.add_noted(
-        SCENARIO,
-        "dts",
-        "speed vs best peer",
-        best / dts,
-        "x",
-        &format!("best peer: {best_name}; goal >= 1.5 vs mydumper/myloader"),
-    );
-    Ok(())
+    Ok(Run {
+        subject: DTS,
+        took,
+        cpu,
+    })
 }
 
-/// An empty destination: no copied database, no dts metadata.
-async fn reset(destination: &MariaDb) -> anyhow::Result<()> {
-    destination
-        .exec("DROP DATABASE IF EXISTS sbtest; DROP DATABASE IF EXISTS dts_meta")
-        .await
+/// Runs a peer's copy, and the CPU seconds the given servers spent meanwhile.
+fn measured(
+    servers: &[(&'static str, &MariaDb)],
+    copy: impl FnOnce() -> anyhow::Result<Duration>,
+) -> anyhow::Result<(Duration, Vec<(&'static str, f64)>)> {
+    let pids: Vec<i32> = servers.iter().map(|(_, s)| s.pid().unwrap_or(0)).collect();
+    let before: Vec<f64> = pids.iter().map(|pid| cpu_seconds(*pid)).collect();
+    let took = copy()?;
+    let cpu = servers
+        .iter()
+        .zip(pids.iter().zip(before))
+        .map(|((name, _), (pid, before))| (*name, cpu_seconds(*pid) - before))
+        .collect();
+    Ok((took, cpu))
 }
