@@ -148,7 +148,10 @@ async fn report_until_fenced(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rate_base = (Instant::now(), 0u64);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = progress.phase_changed() => {}
+        }
         let now = Instant::now();
         let counted = progress.measure(
             dts_common::time::now_ms(),

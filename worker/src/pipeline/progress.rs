@@ -46,6 +46,10 @@ pub struct Snapshot {
 #[derive(Default)]
 pub struct Progress {
     inner: Mutex<Snapshot>,
+    /// Signalled when the phase changes, so the reporter tells the
+    /// coordinator at once instead of at its next tick (a user waiting for
+    /// `done` should not wait a report interval more).
+    phase_changed: tokio::sync::Notify,
 }
 
 impl Progress {
@@ -54,7 +58,17 @@ impl Progress {
     }
 
     pub fn set_phase(&self, phase: &str) {
-        self.lock().phase = phase.to_string();
+        let mut inner = self.lock();
+        if inner.phase != phase {
+            inner.phase = phase.to_string();
+            // A permit is kept if the reporter is not waiting right now.
+            self.phase_changed.notify_one();
+        }
+    }
+
+    /// Resolves at the next phase change (or at once if one is unreported).
+    pub async fn phase_changed(&self) {
+        self.phase_changed.notified().await;
     }
 
     pub fn phase(&self) -> String {
@@ -139,5 +153,24 @@ impl Progress {
 
     pub fn snapshot(&self) -> Snapshot {
         self.lock().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Progress;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_phase_change_is_signalled_even_when_nobody_waits_yet() {
+        let progress = Progress::default();
+        progress.set_phase("full");
+        tokio::time::timeout(Duration::from_secs(1), progress.phase_changed())
+            .await
+            .expect("the change made before waiting is kept");
+        progress.set_phase("full");
+        let unchanged =
+            tokio::time::timeout(Duration::from_millis(50), progress.phase_changed()).await;
+        assert!(unchanged.is_err(), "setting the same phase is no change");
     }
 }
