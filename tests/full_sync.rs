@@ -202,7 +202,8 @@ async fn worker_killed_mid_copy_resumes_without_copying_done_chunks_again() -> a
     let destination = MariaDb::start(2).await?;
     source
         .exec(
-            "CREATE DATABASE big; USE big; CREATE TABLE big.rows (id INT PRIMARY KEY, pad VARCHAR(255)); \
+            "CREATE DATABASE big; USE big; \
+             CREATE TABLE big.rows (id INT PRIMARY KEY, pad VARCHAR(255), KEY by_pad (pad(20))); \
              INSERT INTO big.rows SELECT seq, REPEAT(CHAR(65 + seq % 26), 200) FROM seq_1_to_400000",
         )
         .await?;
@@ -259,6 +260,15 @@ async fn worker_killed_mid_copy_resumes_without_copying_done_chunks_again() -> a
         done_at_kill < total,
         "the copy finished before the kill; the test needs a bigger table"
     );
+    // The secondary index waits for the rows, and its definition is kept
+    // where the next owner finds it.
+    assert_eq!(
+        destination
+            .query_value("SELECT definition FROM dts_meta.deferred_indexes WHERE tbl = 'rows'")
+            .await?
+            .as_deref(),
+        Some("KEY `by_pad` (`pad`(20))")
+    );
 
     let moved = cluster
         .wait_for_task_moved(&task, &owner.worker_id, Duration::from_secs(30))
@@ -285,6 +295,20 @@ async fn worker_killed_mid_copy_resumes_without_copying_done_chunks_again() -> a
         .unwrap_or(0);
     assert_eq!(all_done, total);
     assert_same_rows(&source, &destination, &[("big", "rows")]).await?;
+    let show = "SHOW CREATE TABLE big.rows";
+    let mut s = source.conn().await?;
+    let mut d = destination.conn().await?;
+    use mysql_async::prelude::Queryable;
+    let a: Option<(String, String)> = s.query_first(show).await?;
+    let b: Option<(String, String)> = d.query_first(show).await?;
+    assert_eq!(a, b, "the deferred index was not added back");
+    assert_eq!(
+        destination
+            .query_value("SELECT COUNT(*) FROM dts_meta.deferred_indexes")
+            .await?
+            .as_deref(),
+        Some("0")
+    );
     Ok(())
 }
 

@@ -67,7 +67,8 @@ CREATE TABLE typed.all_types (
   dt DATE, tm TIME(6), dtm DATETIME(6), ts TIMESTAMP(6) NULL DEFAULT NULL, yr YEAR,
   c CHAR(10), vc VARCHAR(200), tx TEXT, lat VARCHAR(50) CHARACTER SET latin1,
   bn BINARY(4), vb VARBINARY(64), bl LONGBLOB,
-  js JSON, geo GEOMETRY NULL
+  js JSON, geo GEOMETRY NULL,
+  KEY by_int (i), KEY by_text (vc(10), id) COMMENT 'built after the copy'
 ) ENGINE=InnoDB;
 CREATE TABLE typed.parent (a INT NOT NULL, b VARCHAR(20) NOT NULL, PRIMARY KEY (a, b)) ENGINE=InnoDB;
 CREATE TABLE typed.child (

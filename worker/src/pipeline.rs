@@ -9,6 +9,7 @@ pub mod compact;
 pub mod convert;
 pub mod copy_rows;
 pub mod ddl;
+pub mod deferred_index;
 pub mod endpoint;
 pub mod error;
 pub mod full_sync;
@@ -135,7 +136,7 @@ async fn run_phases(
         match checkpoint.phase {
             Phase::Schema => {
                 let mut src = source.conn().await?;
-                schema_sync::run(spec, &tables, &mut src, &mut dst).await?;
+                schema_sync::run(spec, &tables, &meta, &mut src, &mut dst).await?;
                 checkpoint.phase = phase_after_schema(spec);
                 if checkpoint.phase == Phase::Incremental {
                     let mut src = source.conn().await?;

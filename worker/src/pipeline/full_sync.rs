@@ -2,10 +2,12 @@
 //! stored in the destination's chunk ledger; chunks are copied in parallel,
 //! each chunk's rows and its `done` mark committed in one fenced transaction.
 //! A runtime that dies loses only the chunks it had in flight; whoever owns
-//! the task next copies exactly the chunks not marked done.
+//! the task next copies exactly the chunks not marked done. A table's last
+//! chunk is followed by the indexes schema sync deferred.
 
 use crate::pipeline::catalog::Table;
 use crate::pipeline::copy_rows::RowWriter;
+use crate::pipeline::deferred_index;
 use crate::pipeline::endpoint::Database;
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::pipeline::keyset::{after, at_or_before, decode_bound, encode_bound, order_by};
@@ -64,6 +66,8 @@ impl FullSync<'_> {
             planned: Notify::new(),
             writers: self.tables.iter().map(|_| OnceLock::new()).collect(),
             loading: self.tables.iter().map(|_| AtomicBool::new(false)).collect(),
+            copying: self.tables.iter().map(|_| AtomicUsize::new(0)).collect(),
+            remaining: self.tables.iter().map(|_| AtomicUsize::new(0)).collect(),
             load_refused: AtomicBool::new(false),
         };
         let copiers = (0..self.parallelism.max(1)).map(|_| self.copier(&copy));
@@ -79,6 +83,12 @@ impl FullSync<'_> {
         let charsets = self.destination_charsets(table).await?;
         let _ = copy.writers[index].set(RowWriter::new(table, &charsets, self.keep_existing));
         let chunks = self.plan(index, table).await?;
+        copy.remaining[index].store(chunks.len(), Ordering::SeqCst);
+        if chunks.is_empty() {
+            // Copied before a restart, perhaps up to its indexes.
+            let mut dst = self.destination.conn().await?;
+            deferred_index::restore(self.meta, &mut dst, &table.db, &table.name).await?;
+        }
         info!(
             table = %table_label(table),
             chunks = chunks.len(),
@@ -252,15 +262,7 @@ impl FullSync<'_> {
             let planned = copy.planned.notified();
             tokio::pin!(planned);
             planned.as_mut().enable();
-            let next = {
-                let mut queue = copy.queue.lock().unwrap_or_else(|p| p.into_inner());
-                let next = queue.pop_front();
-                if let Some(Work::Plan(_)) = next {
-                    copy.planning.fetch_add(1, Ordering::SeqCst);
-                }
-                next
-            };
-            match next {
+            match copy.take() {
                 Some(Work::Plan(index)) => {
                     let planned = self.plan_table(copy, index).await;
                     copy.planning.fetch_sub(1, Ordering::SeqCst);
@@ -268,9 +270,14 @@ impl FullSync<'_> {
                     planned?;
                 }
                 Some(Work::Copy(chunk)) => {
+                    let _copying = Copying(&copy.copying[chunk.table]);
                     let rows = self.copy_chunk(copy, &chunk, &mut src, &mut dst).await?;
-                    self.progress
-                        .chunk_done(&table_label(&self.tables[chunk.table]), rows);
+                    let table = &self.tables[chunk.table];
+                    self.progress.chunk_done(&table_label(table), rows);
+                    if copy.remaining[chunk.table].fetch_sub(1, Ordering::SeqCst) == 1 {
+                        deferred_index::restore(self.meta, &mut dst, &table.db, &table.name)
+                            .await?;
+                    }
                 }
                 None if copy.planning.load(Ordering::SeqCst) == 0 => return Ok(()),
                 // Another copier is planning a table: its chunks may come.
@@ -442,9 +449,43 @@ struct Copy {
     loading: Vec<AtomicBool>,
     /// Set once the destination refused LOCAL INFILE: INSERT from then on.
     load_refused: AtomicBool,
+    /// Per table: copiers holding one of its chunks (changed under the
+    /// queue's lock when taken, see [`Copy::take`]).
+    copying: Vec<AtomicUsize>,
+    /// Per table: chunks not copied yet; the copier that copies the last
+    /// one adds the table's deferred indexes.
+    remaining: Vec<AtomicUsize>,
 }
 
 impl Copy {
+    /// The next work: plans first, then the first queued chunk of the table
+    /// the fewest copiers are on. Copiers on different tables neither wait
+    /// for one another's AUTO-INC lock (see [`Copy::load_turn`]) nor fight
+    /// over the same index pages.
+    fn take(&self) -> Option<Work> {
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let busy = |work: &Work| match work {
+            Work::Plan(_) => 0,
+            Work::Copy(chunk) => self.copying[chunk.table].load(Ordering::SeqCst),
+        };
+        let mut best: Option<(usize, usize)> = None;
+        for (position, work) in queue.iter().enumerate() {
+            let copiers = busy(work);
+            if best.is_none_or(|(_, fewest)| copiers < fewest) {
+                best = Some((position, copiers));
+            }
+            if copiers == 0 {
+                break;
+            }
+        }
+        let work = queue.remove(best?.0)?;
+        match &work {
+            Work::Plan(_) => self.planning.fetch_add(1, Ordering::SeqCst),
+            Work::Copy(chunk) => self.copying[chunk.table].fetch_add(1, Ordering::SeqCst),
+        };
+        Some(work)
+    }
+
     /// Whether to write these rows of the table by LOAD DATA (`Some`, held
     /// while it runs) or by INSERT (`None`). InnoDB holds a table's AUTO-INC
     /// lock to the end of a LOAD DATA (innodb_autoinc_lock_mode 1, the
@@ -463,6 +504,15 @@ impl Copy {
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()
             .map(|_| LoadTurn(Some(loading)))
+    }
+}
+
+/// A copier's hold on one of a table's chunks; ends when dropped.
+struct Copying<'a>(&'a AtomicUsize);
+
+impl Drop for Copying<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -1,5 +1,6 @@
 //! The task's metadata schema on the destination (`dts_meta` by default): who
-//! owns the task (the epoch fence), checkpoints, and the full-sync chunk ledger.
+//! owns the task (the epoch fence), checkpoints, the full-sync chunk ledger,
+//! and the indexes deferred until a table's rows are copied.
 //! Rows here are written in the same transaction as the data they describe,
 //! which is what makes apply exactly-once.
 
@@ -51,6 +52,14 @@ impl Meta {
                  upper_bound LONGBLOB NULL, done TINYINT NOT NULL DEFAULT 0, rows_copied BIGINT NOT NULL DEFAULT 0, \
                  epoch BIGINT UNSIGNED NOT NULL DEFAULT 0, PRIMARY KEY (task_id, db, tbl, chunk_no)) ENGINE=InnoDB",
                 self.table("chunks")
+            ),
+            // Indexes left out of tables dts created, added once their rows
+            // are in (see deferred_index).
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task_id CHAR(36) NOT NULL, db VARCHAR(64) NOT NULL, \
+                 tbl VARCHAR(64) NOT NULL, index_name VARCHAR(64) NOT NULL, ordinal INT NOT NULL, \
+                 definition TEXT NOT NULL, PRIMARY KEY (task_id, db, tbl, index_name)) ENGINE=InnoDB",
+                self.table("deferred_indexes")
             ),
         ];
         for sql in statements {

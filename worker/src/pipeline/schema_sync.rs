@@ -4,24 +4,29 @@
 //! views, functions and procedures.
 
 use crate::pipeline::catalog::Table;
+use crate::pipeline::deferred_index;
 use crate::pipeline::error::{DriverResultExt, Side, SyncResult};
+use crate::pipeline::meta::Meta;
 use crate::pipeline::sql_text::{guard_trigger, strip_definer};
 use dts_common::mysql::{quote_ident, quote_table};
-use dts_common::spec::{ObjectSelector, TaskSpec};
+use dts_common::spec::{ObjectSelector, SyncMode, TaskSpec};
 use mysql_async::prelude::Queryable;
 use tracing::info;
 
 pub async fn run(
     spec: &TaskSpec,
     tables: &[Table],
+    meta: &Meta,
     src: &mut mysql_async::Conn,
     dst: &mut mysql_async::Conn,
 ) -> SyncResult<()> {
     for object in &spec.objects {
         create_database(object, src, dst).await?;
     }
+    // The full copy adds the deferred indexes back as each table completes.
+    let defer_indexes = spec.has_mode(SyncMode::Full).then_some(meta);
     for table in tables {
-        create_table(table, src, dst).await?;
+        create_table(table, defer_indexes, src, dst).await?;
     }
     for object in spec.objects.iter().filter(|o| o.tables.is_empty()) {
         create_views(&object.database, src, dst).await?;
@@ -54,12 +59,25 @@ async fn create_database(
 
 /// Creates the table unless it exists (prechecks refused existing tables
 /// unless conflict_mode is "ignore", in which case the existing one is kept).
+/// With `defer_indexes`, its plain indexes are recorded there and left out,
+/// unless the table is in a foreign-key relation.
 async fn create_table(
     table: &Table,
+    defer_indexes: Option<&Meta>,
     src: &mut mysql_async::Conn,
     dst: &mut mysql_async::Conn,
 ) -> SyncResult<()> {
     let ctx = format!("creating table `{}`.`{}`", table.db, table.name);
+    let exists: Option<String> = dst
+        .exec_first(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&table.db, &table.name),
+        )
+        .await
+        .on(Side::Destination, &ctx)?;
+    if exists.is_some() {
+        return Ok(());
+    }
     let row: Option<(String, String)> = src
         .query_first(format!("SHOW CREATE TABLE {}", table.qualified()))
         .await
@@ -67,13 +85,51 @@ async fn create_table(
     let Some((_, create)) = row else {
         return Ok(());
     };
-    let create = create.replacen("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1);
+    let mut create = create.replacen("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1);
+    if let Some(meta) = defer_indexes {
+        if !in_foreign_key_relation(table, &create, src).await? {
+            let auto_increment = table.columns.iter().find(|c| c.auto_increment);
+            let (without, deferred) = deferred_index::split_plain_indexes(
+                &create,
+                auto_increment.map(|c| c.name.as_str()),
+            );
+            deferred_index::record(meta, dst, &table.db, &table.name, &deferred).await?;
+            create = without;
+        }
+    }
     dst.query_drop(format!("USE {}", quote_ident(&table.db)))
         .await
         .on(Side::Destination, &ctx)?;
     dst.query_drop(create).await.on(Side::Destination, &ctx)?;
     info!(table = %quote_table(&table.db, &table.name), "table created on the destination");
     Ok(())
+}
+
+/// Whether the table has a foreign key or another table's foreign key refers
+/// to it: its indexes may be what the constraint needs, so none is deferred.
+async fn in_foreign_key_relation(
+    table: &Table,
+    create: &str,
+    src: &mut mysql_async::Conn,
+) -> SyncResult<bool> {
+    if create.contains("FOREIGN KEY") {
+        return Ok(true);
+    }
+    let referring: Option<String> = src
+        .exec_first(
+            "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
+             WHERE UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ? LIMIT 1",
+            (&table.db, &table.name),
+        )
+        .await
+        .on(
+            Side::Source,
+            &format!(
+                "reading the foreign keys that refer to `{}`.`{}`",
+                table.db, table.name
+            ),
+        )?;
+    Ok(referring.is_some())
 }
 
 async fn create_views(
