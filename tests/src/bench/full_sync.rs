@@ -4,9 +4,10 @@
 //! inherits another's warmed buffer pool.
 //!
 //! dts writes the copied rows to the destination's binlog (a replica or a
-//! cascaded task downstream needs them), and so does `mariadb | mariadb`.
+//! cascaded task downstream needs them), and so does `mariadb-dump | mariadb`.
 //! myloader does not unless asked (`--enable-binlog`): it runs both ways, and
-//! dts is compared with the one doing the same work.
+//! dts is compared with the one doing the same work. The contenders take
+//! turns for a number of rounds and each is reported by its median.
 
 use super::report::Report;
 use super::tools::{cpu_seconds, run, run_shell, Sysbench, SERVER_OPTIONS};
@@ -34,8 +35,8 @@ struct Run {
 pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::Result<()> {
     let rows = u64::from(settings.tables) * settings.table_size;
     println!(
-        "== {SCENARIO}: {} tables x {} rows, {} threads",
-        settings.tables, settings.table_size, settings.threads
+        "== {SCENARIO}: {} tables x {} rows, {} threads, {} rounds",
+        settings.tables, settings.table_size, settings.threads, settings.full_sync_rounds
     );
     let source = MariaDb::start_with(1, SERVER_OPTIONS).await?;
     source.exec("CREATE DATABASE sbtest").await?;
@@ -50,11 +51,17 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         .collect();
     let pairs: Vec<(&str, &str)> = tables.iter().map(|t| ("sbtest", t.as_str())).collect();
 
-    let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
-    let mut runs = vec![copy_with_dts(settings, &source, &destination).await?];
-    assert_same_rows(&source, &destination, &pairs).await?;
-    drop(destination);
-
+    // The contenders take turns, round after round, so that a slow spell of
+    // the machine falls on all of them alike.
+    let mut runs = Vec::new();
+    for round in 0..settings.full_sync_rounds {
+        let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
+        runs.push(copy_with_dts(settings, &source, &destination, round == 0).await?);
+        assert_same_rows(&source, &destination, &pairs).await?;
+        drop(destination);
+        runs.extend(copy_with_mydumper(settings, &source, &pairs).await?);
+    }
+    // Far behind the others: once is enough.
     let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
     let (took, cpu) = measured(&[("destination", &destination)], || {
         run_shell(
@@ -74,75 +81,48 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     });
     drop(destination);
 
-    // One dump, loaded twice; its time counts in both.
-    let dump_dir = tempfile::Builder::new()
-        .prefix("dts-bench-dump-")
-        .tempdir()?;
-    let threads = settings.threads.to_string();
-    let (dump, source_cpu) = measured(&[("source", &source)], || {
-        run(
-            "mydumper",
-            Command::new("mydumper").args([
-                "--host=127.0.0.1",
-                &format!("--port={}", source.port),
-                "--user=root",
-                "--database=sbtest",
-                &format!("--threads={threads}"),
-                "--rows=50000",
-                &format!("--outputdir={}", dump_dir.path().display()),
-            ]),
-        )
-        .map(|(took, _)| took)
-    })?;
-    for (subject, binlog) in [(MYLOADER_BINLOG, true), (MYLOADER, false)] {
-        let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
-        let mut args = vec![
-            "--host=127.0.0.1".to_string(),
-            format!("--port={}", destination.port),
-            "--user=root".to_string(),
-            format!("--threads={threads}"),
-            "--overwrite-tables".to_string(),
-            format!("--directory={}", dump_dir.path().display()),
-        ];
-        if binlog {
-            args.push("--enable-binlog".to_string());
-        }
-        let (load, mut cpu) = measured(&[("destination", &destination)], || {
-            run("myloader", Command::new("myloader").args(&args)).map(|(took, _)| took)
-        })?;
-        assert_same_rows(&source, &destination, &pairs).await?;
-        cpu.extend(source_cpu.iter().copied());
-        runs.push(Run {
-            subject,
-            took: dump + load,
-            cpu,
-        });
-    }
-
-    for run in &runs {
-        let secs = run.took.as_secs_f64();
-        report.add(SCENARIO, run.subject, "seconds", secs, "s");
-        report.add(
-            SCENARIO,
-            run.subject,
-            "rows/s",
-            rows as f64 / secs,
-            "rows/s",
-        );
-        for (process, seconds) in &run.cpu {
+    let mut medians = Vec::new();
+    for subject in [DTS, MYLOADER_BINLOG, MYLOADER, DUMP] {
+        let mine: Vec<&Run> = runs.iter().filter(|r| r.subject == subject).collect();
+        let mut seconds: Vec<f64> = mine.iter().map(|r| r.took.as_secs_f64()).collect();
+        let each = seconds
+            .iter()
+            .map(|s| format!("{s:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let secs = median(&mut seconds);
+        let note = if mine.len() > 1 {
+            format!("median of {each}")
+        } else {
+            String::new()
+        };
+        report.add_noted(SCENARIO, subject, "seconds", secs, "s", &note);
+        report.add(SCENARIO, subject, "rows/s", rows as f64 / secs, "rows/s");
+        let processes: Vec<&str> = mine
+            .first()
+            .map(|r| r.cpu.iter().map(|(p, _)| *p).collect())
+            .unwrap_or_default();
+        for process in processes {
+            let mut used: Vec<f64> = mine
+                .iter()
+                .flat_map(|r| r.cpu.iter().filter(|(p, _)| *p == process))
+                .map(|(_, s)| *s)
+                .collect();
             report.add(
                 SCENARIO,
-                run.subject,
+                subject,
                 &format!("{process} CPU"),
-                *seconds,
+                median(&mut used),
                 "s",
             );
         }
+        medians.push((subject, secs));
     }
     let seconds = |subject: &str| {
-        runs.iter()
-            .find(|r| r.subject == subject)
-            .map(|r| r.took.as_secs_f64())
+        medians
+            .iter()
+            .find(|(s, _)| *s == subject)
+            .map(|(_, secs)| *secs)
             .unwrap_or(f64::NAN)
     };
     let dts = seconds(DTS);
@@ -165,11 +145,76 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     Ok(())
 }
 
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// One mydumper dump, loaded by myloader twice, with and without the
+/// destination binlog, each into a fresh server; the dump counts in both.
+async fn copy_with_mydumper(
+    settings: &Settings,
+    source: &MariaDb,
+    pairs: &[(&str, &str)],
+) -> anyhow::Result<Vec<Run>> {
+    let dump_dir = tempfile::Builder::new()
+        .prefix("dts-bench-dump-")
+        .tempdir()?;
+    let threads = settings.threads.to_string();
+    let (dump, source_cpu) = measured(&[("source", source)], || {
+        run(
+            "mydumper",
+            Command::new("mydumper").args([
+                "--host=127.0.0.1",
+                &format!("--port={}", source.port),
+                "--user=root",
+                "--database=sbtest",
+                &format!("--threads={threads}"),
+                "--rows=50000",
+                &format!("--outputdir={}", dump_dir.path().display()),
+            ]),
+        )
+        .map(|(took, _)| took)
+    })?;
+    let mut runs = Vec::new();
+    for (subject, binlog) in [(MYLOADER_BINLOG, true), (MYLOADER, false)] {
+        let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
+        let mut args = vec![
+            "--host=127.0.0.1".to_string(),
+            format!("--port={}", destination.port),
+            "--user=root".to_string(),
+            format!("--threads={threads}"),
+            "--overwrite-tables".to_string(),
+            format!("--directory={}", dump_dir.path().display()),
+        ];
+        if binlog {
+            args.push("--enable-binlog".to_string());
+        }
+        let (load, mut cpu) = measured(&[("destination", &destination)], || {
+            run("myloader", Command::new("myloader").args(&args)).map(|(took, _)| took)
+        })?;
+        assert_same_rows(source, &destination, pairs).await?;
+        cpu.extend(source_cpu.iter().copied());
+        runs.push(Run {
+            subject,
+            took: dump + load,
+            cpu,
+        });
+    }
+    Ok(runs)
+}
+
 /// dts: a schema + full task on a one-worker cluster with `threads` DU.
+/// Only the first round is profiled (with `--profile`).
 async fn copy_with_dts(
     settings: &Settings,
     source: &MariaDb,
     destination: &MariaDb,
+    profile: bool,
 ) -> anyhow::Result<Run> {
     let cluster = TestCluster::builder()
         .coordinators(1)
@@ -191,7 +236,12 @@ async fn copy_with_dts(
     ];
     let cpu_before: Vec<f64> = pids.iter().map(|(_, pid)| cpu_seconds(*pid)).collect();
     // Timed inside, so that starting and stopping a profiler does not count.
-    let took = super::profiled(settings, "full-sync", &pids, async {
+    let unprofiled = Settings {
+        profile_dir: None,
+        ..settings.clone()
+    };
+    let profiling = if profile { settings } else { &unprofiled };
+    let took = super::profiled(profiling, "full-sync", &pids, async {
         let started = Instant::now();
         let task = cluster.create_task(&spec, true).await?.id;
         cluster
@@ -205,7 +255,7 @@ async fn copy_with_dts(
         .zip(cpu_before)
         .map(|((name, pid), before)| (*name, cpu_seconds(*pid) - before))
         .collect();
-    if let Some(dir) = &settings.profile_dir {
+    if let Some(dir) = &profiling.profile_dir {
         let log = dir.join("full-sync-worker.log");
         std::fs::write(&log, cluster.worker_log(&cluster.workers[0].id))?;
         println!("  worker log: {}", log.display());

@@ -15,6 +15,9 @@ pub mod tools;
 pub struct Settings {
     pub tables: u32,
     pub table_size: u64,
+    /// Full-sync rounds: the contenders take turns this many times and each
+    /// is reported by its median, since the machine's speed drifts.
+    pub full_sync_rounds: u32,
     /// Threads for every contender (dts DU, mydumper/myloader threads, sysbench).
     pub threads: u32,
     pub catch_up_table_size: u64,
@@ -35,6 +38,7 @@ impl Settings {
         Self {
             tables: 4,
             table_size: 250_000,
+            full_sync_rounds: 3,
             threads: 4,
             catch_up_table_size: 100_000,
             backlog_events: 50_000,
@@ -53,6 +57,7 @@ impl Settings {
         Self {
             tables: 4,
             table_size: 50_000,
+            full_sync_rounds: 1,
             threads: 4,
             catch_up_table_size: 20_000,
             backlog_events: 10_000,

@@ -256,6 +256,9 @@ pub fn write_unquoted(out: &mut Vec<u8>, value: &Value) {
     // Writing into a Vec cannot fail.
     let _ = match value {
         Value::Bytes(bytes) => out.write_all(bytes),
+        // The common case of a full copy, without the formatting machinery.
+        Value::Int(i) => out.write_all(itoa::Buffer::new().format(*i).as_bytes()),
+        Value::UInt(u) => out.write_all(itoa::Buffer::new().format(*u).as_bytes()),
         _ => write!(out, "{}", Unquoted(value)),
     };
 }
