@@ -330,3 +330,32 @@ async fn drain_moves_tasks_off_and_pause_resume_stop_follow_the_user() -> anyhow
     assert!(stopped.worker_id.is_empty() || cluster.task(&task).await?.status == "stopped");
     Ok(())
 }
+
+/// A worker hears of a new task from its watch on the leader, not at its next
+/// heartbeat: with beats 10 s apart, a task created just after another
+/// started still starts within a few seconds.
+#[tokio::test]
+async fn a_new_task_reaches_its_worker_without_waiting_for_a_heartbeat() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker_lease_ms(30_000, 10_000)
+        .worker(4)
+        .start()
+        .await?;
+    // Whatever beats registration brought are spent on the first task: the
+    // next regular beat is about 10 s after it started.
+    let first = cluster.create_task(&task_file("first", 1), true).await?.id;
+    cluster
+        .wait_for_task_running(&first, Duration::from_secs(15))
+        .await?;
+    let second = cluster.create_task(&task_file("second", 1), true).await?.id;
+    let started = Instant::now();
+    cluster
+        .wait_for_task_running(&second, Duration::from_secs(5))
+        .await?;
+    println!(
+        "second task running {:?} after it was created",
+        started.elapsed()
+    );
+    Ok(())
+}

@@ -42,6 +42,9 @@ pub struct Coordinator {
     pub reports: ReportBatcher,
     /// Wakes the scheduler driver early (a task was created, a worker joined, ...).
     pub schedule_now: Notify,
+    /// The workers whose assignments a committed scheduling plan changed
+    /// (see the WatchAssignments RPC).
+    pub assignments_changed: tokio::sync::broadcast::Sender<Arc<Vec<String>>>,
 }
 
 impl Coordinator {
@@ -90,6 +93,7 @@ impl Coordinator {
             state,
             liveness: Liveness::default(),
             schedule_now: Notify::new(),
+            assignments_changed: tokio::sync::broadcast::channel(64).0,
         });
         coordinator.initialize_if_fresh().await?;
         Ok(coordinator)

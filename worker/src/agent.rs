@@ -1,6 +1,7 @@
 //! The worker's control loop: register, heartbeat, reconcile the runtimes it
 //! runs with the assignments the leader returns, and fence itself off when the
-//! coordinators have been out of reach for longer than the lease.
+//! coordinators have been out of reach for longer than the lease. A watch on
+//! the leader makes it heartbeat at once when its assignments change.
 
 use crate::config::WorkerConfig;
 use crate::runtime::{self, RuntimeContext, RuntimeHandle};
@@ -25,6 +26,9 @@ pub enum AgentError {
 
 const WATCHDOG_TICK: Duration = Duration::from_millis(50);
 const REGISTER_BACKOFF: Duration = Duration::from_millis(300);
+/// Before watching the leader again after a watch ended (the leader
+/// changed) or could not start; heartbeats carry on meanwhile.
+const WATCH_RETRY: Duration = Duration::from_secs(1);
 
 struct Agent {
     worker_id: String,
@@ -37,6 +41,8 @@ struct Agent {
     fenced: Mutex<HashSet<(String, u64)>>,
     /// Until when the last acknowledged heartbeat lets this worker run tasks.
     lease_until: Mutex<Option<Instant>>,
+    /// Set when the leader says this worker's assignments changed.
+    heartbeat_now: tokio::sync::Notify,
 }
 
 /// Runs the worker until `shutdown` resolves, then stops every task.
@@ -72,14 +78,17 @@ pub async fn run(
         runtimes: Mutex::new(HashMap::new()),
         fenced: Mutex::new(HashSet::new()),
         lease_until: Mutex::new(None),
+        heartbeat_now: tokio::sync::Notify::new(),
     });
     info!(worker_id = %agent.worker_id, du = agent.du, "worker starting");
     let watchdog = tokio::spawn(watchdog(agent.clone()));
+    let watch = tokio::spawn(watch_assignments(agent.clone()));
     tokio::select! {
         _ = shutdown => {}
         _ = control_loop(agent.clone()) => {}
     }
     watchdog.abort();
+    watch.abort();
     let handles: Vec<RuntimeHandle> = agent.lock_runtimes().drain().map(|(_, h)| h).collect();
     for handle in handles {
         handle.stop().await;
@@ -214,7 +223,39 @@ async fn control_loop(agent: Arc<Agent>) {
             }
             Err(status) => warn!(error = %status.message(), "heartbeat failed"),
         }
-        tokio::time::sleep_until(sent_at + interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(sent_at + interval) => {}
+            _ = agent.heartbeat_now.notified() => {}
+        }
+    }
+}
+
+/// Keeps a watch open on the leader and wakes the control loop whenever it
+/// fires: a task created or moved here starts without waiting for a beat.
+async fn watch_assignments(agent: Arc<Agent>) {
+    loop {
+        let request = pb::WatchAssignmentsRequest {
+            worker_id: agent.worker_id.clone(),
+        };
+        let watch = agent
+            .client
+            .call(|channel| {
+                let request = request.clone();
+                async move {
+                    WorkerControlClient::new(channel)
+                        .watch_assignments(request)
+                        .await
+                }
+            })
+            .await;
+        if let Ok(mut changes) = watch {
+            // A change made while no watch was open is picked up now.
+            agent.heartbeat_now.notify_one();
+            while let Ok(Some(_)) = changes.message().await {
+                agent.heartbeat_now.notify_one();
+            }
+        }
+        tokio::time::sleep(WATCH_RETRY).await;
     }
 }
 

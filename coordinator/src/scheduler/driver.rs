@@ -43,13 +43,33 @@ pub async fn run(node: Arc<Coordinator>) {
                 }
             }
         }
+        // Each placement concerns the task's worker before and after it.
+        let affected: Vec<String> = {
+            let data = node.state.read();
+            plan.placements
+                .iter()
+                .flat_map(|p| {
+                    let before = data
+                        .state
+                        .tasks
+                        .get(&p.task_id)
+                        .and_then(|t| t.assigned_worker.clone());
+                    before.into_iter().chain(p.worker.clone())
+                })
+                .collect()
+        };
         let command = Command::ApplyPlan {
             lost_workers: plan.lost_workers,
             placements: plan.placements,
             at_ms: dts_common::time::now_ms(),
         };
-        if let Err(e) = node.write(command).await {
-            warn!(error = %e, "could not commit the scheduling plan");
+        match node.write(command).await {
+            // No receiver (no worker watching) is not an error.
+            Ok(_) if !affected.is_empty() => {
+                let _ = node.assignments_changed.send(Arc::new(affected));
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "could not commit the scheduling plan"),
         }
     }
 }

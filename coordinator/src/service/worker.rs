@@ -1,5 +1,6 @@
-//! The service workers call: register, heartbeat (which returns assignments)
-//! and progress reports (fenced by epoch).
+//! The service workers call: register, heartbeat (which returns assignments),
+//! progress reports (fenced by epoch), and a watch that tells a worker when
+//! to heartbeat early.
 
 use crate::error::{Error, Result};
 use crate::liveness::RunningTask;
@@ -131,8 +132,58 @@ impl WorkerService {
     }
 }
 
+/// How often a watch checks that its node still leads: a watch on a node
+/// that no longer schedules would never fire, so it ends and the worker
+/// watches the new leader.
+const LEADERSHIP_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+type AssignmentWatch = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<pb::AssignmentsChanged, Status>> + Send>,
+>;
+
 #[tonic::async_trait]
 impl WorkerControl for WorkerService {
+    type WatchAssignmentsStream = AssignmentWatch;
+
+    #[instrument(skip_all, fields(worker_id = %request.get_ref().worker_id))]
+    async fn watch_assignments(
+        &self,
+        request: Request<pb::WatchAssignmentsRequest>,
+    ) -> Result<Response<AssignmentWatch>, Status> {
+        self.node.ensure_leader()?;
+        let worker_id = request.into_inner().worker_id;
+        let mut changes = self.node.assignments_changed.subscribe();
+        let node = self.node.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            let mut check = tokio::time::interval(LEADERSHIP_CHECK);
+            loop {
+                let nudge = tokio::select! {
+                    change = changes.recv() => match change {
+                        Ok(workers) => workers.iter().any(|w| *w == worker_id),
+                        // Some were missed: one may have been this worker's.
+                        Err(RecvError::Lagged(_)) => true,
+                        Err(RecvError::Closed) => return,
+                    },
+                    _ = check.tick() => {
+                        if !node.is_leader() {
+                            return;
+                        }
+                        false
+                    }
+                    _ = tx.closed() => return,
+                };
+                if nudge && tx.send(Ok(pb::AssignmentsChanged {})).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     #[instrument(skip_all, fields(worker_id = %request.get_ref().worker_id))]
     async fn register(
         &self,
