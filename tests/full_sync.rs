@@ -312,6 +312,70 @@ async fn worker_killed_mid_copy_resumes_without_copying_done_chunks_again() -> a
     Ok(())
 }
 
+/// With `full_sync_binlog = false` the copied rows stay out of the
+/// destination's binlog, while the schema (the deferred index's ALTER too)
+/// is still logged.
+#[tokio::test]
+async fn full_sync_binlog_off_keeps_copied_rows_out_of_the_destination_binlog() -> anyhow::Result<()>
+{
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE quiet; USE quiet; CREATE TABLE quiet.rows (id INT PRIMARY KEY, v INT, KEY by_v (v)); \
+             INSERT INTO quiet.rows SELECT seq, seq % 97 FROM seq_1_to_20000",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "quiet",
+        source.port,
+        destination.port,
+        &["schema", "full"],
+        "[[objects]]\ndatabase = \"quiet\"",
+        2,
+    )
+    .replacen("du = 2", "du = 2\nfull_sync_binlog = false", 1);
+    let task = cluster.create_task(&spec, true).await?.id;
+    cluster
+        .wait_for_task_phase(&task, "done", SYNC_TIMEOUT)
+        .await?;
+    assert_same_rows(&source, &destination, &[("quiet", "rows")]).await?;
+
+    use mysql_async::prelude::Queryable;
+    let mut conn = destination.conn().await?;
+    let files: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await?;
+    let mut events = Vec::new();
+    for file in files {
+        let name: String = file.get(0).unwrap_or_default();
+        let rows: Vec<mysql_async::Row> = conn
+            .query(format!("SHOW BINLOG EVENTS IN '{name}'"))
+            .await?;
+        for row in rows {
+            let kind: String = row.get(2).unwrap_or_default();
+            let info: String = row.get(5).unwrap_or_default();
+            events.push(format!("{kind}: {info}"));
+        }
+    }
+    let about_rows = |e: &&String| e.contains("`quiet`.`rows`") || e.contains("quiet.rows");
+    assert!(
+        !events
+            .iter()
+            .filter(about_rows)
+            .any(|e| e.starts_with("Table_map")),
+        "copied rows were logged: {events:#?}"
+    );
+    assert!(
+        events.iter().any(|e| e.contains("ADD KEY `by_v`")),
+        "the deferred index's ALTER was not logged: {events:#?}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn bad_input_fails_the_task_with_a_precise_message() -> anyhow::Result<()> {
     let source = MariaDb::start(1).await?;
@@ -325,6 +389,12 @@ async fn bad_input_fails_the_task_with_a_precise_message() -> anyhow::Result<()>
         .await?;
     destination
         .exec("CREATE DATABASE shop; CREATE TABLE shop.keyed (id INT PRIMARY KEY)")
+        .await?;
+    destination
+        .exec(
+            "CREATE USER 'nolog'@'%' IDENTIFIED BY 'pw'; GRANT ALL ON *.* TO 'nolog'@'%'; \
+             REVOKE SUPER, BINLOG ADMIN ON *.* FROM 'nolog'@'%'",
+        )
         .await?;
     let cluster = TestCluster::builder()
         .coordinators(1)
@@ -364,6 +434,18 @@ async fn bad_input_fails_the_task_with_a_precise_message() -> anyhow::Result<()>
                 1,
             ),
             "lacks a privilege",
+        ),
+        (
+            base(&objects("\"keyed\""), &["full"])
+                .replacen("du = 1", "du = 1\nfull_sync_binlog = false", 1)
+                .replace(
+                    &format!("port = {}\nuser = \"root\"", destination.port),
+                    &format!(
+                        "port = {}\nuser = \"nolog\"\npassword = \"pw\"",
+                        destination.port
+                    ),
+                ),
+            "full_sync_binlog = false sets sql_log_bin = 0",
         ),
     ];
     let mut ids = Vec::new();

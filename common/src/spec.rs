@@ -161,6 +161,13 @@ pub struct TaskSpec {
     /// write privileges on the source.
     #[serde(default)]
     pub source_heartbeat: bool,
+    /// Whether the full copy's rows go to the destination's binlog. `false`
+    /// copies with `sql_log_bin = 0` (needs SUPER or BINLOG ADMIN there), as
+    /// myloader does by default: faster, but replicas of the destination and
+    /// tasks reading its binlog never see the copied rows. Schema, catch-up
+    /// and incremental writes are always logged.
+    #[serde(default = "default_full_sync_binlog")]
+    pub full_sync_binlog: bool,
 }
 
 pub const MAX_DU: u32 = 1024;
@@ -168,6 +175,9 @@ const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_s
 
 fn default_port() -> u16 {
     3306
+}
+fn default_full_sync_binlog() -> bool {
+    true
 }
 fn default_du() -> u32 {
     2
@@ -436,6 +446,7 @@ mod tests {
         assert_eq!(spec.meta_schema, "dts_meta");
         assert_eq!(spec.conflict_mode, ConflictMode::PrecheckError);
         assert_eq!(spec.apply_consistency, ApplyConsistency::Transaction);
+        assert!(spec.full_sync_binlog);
         assert_eq!(spec.retry, RetryPolicy::default());
         assert!(spec.has_mode(SyncMode::Full));
     }
@@ -448,6 +459,15 @@ mod tests {
         let err = error_of(&VALID.replace("du = 4", "du = 4\napply_consistency = \"rows\""));
         assert_eq!(err.field, "apply_consistency");
         assert!(err.reason.contains("transaction"), "{err}");
+    }
+
+    #[test]
+    fn full_sync_binlog_is_read_and_a_wrong_one_names_the_field() {
+        let off = VALID.replace("du = 4", "du = 4\nfull_sync_binlog = false");
+        let spec = TaskSpec::from_toml(&off).expect("valid spec");
+        assert!(!spec.full_sync_binlog);
+        let err = error_of(&VALID.replace("du = 4", "du = 4\nfull_sync_binlog = \"no\""));
+        assert_eq!(err.field, "full_sync_binlog");
     }
 
     #[test]

@@ -156,6 +156,7 @@ async fn run_phases(
                     tables: &tables,
                     parallelism: spec.du as usize,
                     keep_existing: spec.conflict_mode == ConflictMode::Ignore,
+                    binlog: spec.full_sync_binlog,
                     progress: &ctx.progress,
                     cancel: &ctx.cancel,
                 }

@@ -6,7 +6,8 @@
 //! dts writes the copied rows to the destination's binlog (a replica or a
 //! cascaded task downstream needs them), and so does `mariadb-dump | mariadb`.
 //! myloader does not unless asked (`--enable-binlog`): it runs both ways, and
-//! dts is compared with the one doing the same work. The contenders take
+//! dts is compared with the one doing the same work; dts also runs with
+//! `full_sync_binlog = false`, to compare with myloader's default. The contenders take
 //! turns for a number of rounds and each is reported by its median.
 
 use super::report::Report;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 
 const SCENARIO: &str = "full sync";
 const DTS: &str = "dts";
+const DTS_QUIET: &str = "dts, full_sync_binlog = false";
 const DUMP: &str = "mariadb-dump piped to mariadb";
 const MYLOADER_BINLOG: &str = "mydumper/myloader --enable-binlog";
 const MYLOADER: &str = "mydumper/myloader, destination binlog off (its default)";
@@ -56,7 +58,11 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     let mut runs = Vec::new();
     for round in 0..settings.full_sync_rounds {
         let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
-        runs.push(copy_with_dts(settings, &source, &destination, round == 0).await?);
+        runs.push(copy_with_dts(settings, &source, &destination, true, round == 0).await?);
+        assert_same_rows(&source, &destination, &pairs).await?;
+        drop(destination);
+        let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
+        runs.push(copy_with_dts(settings, &source, &destination, false, false).await?);
         assert_same_rows(&source, &destination, &pairs).await?;
         drop(destination);
         runs.extend(copy_with_mydumper(settings, &source, &pairs).await?);
@@ -82,7 +88,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     drop(destination);
 
     let mut medians = Vec::new();
-    for subject in [DTS, MYLOADER_BINLOG, MYLOADER, DUMP] {
+    for subject in [DTS, DTS_QUIET, MYLOADER_BINLOG, MYLOADER, DUMP] {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.subject == subject).collect();
         let mut seconds: Vec<f64> = mine.iter().map(|r| r.took.as_secs_f64()).collect();
         let each = seconds
@@ -133,6 +139,14 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         seconds(MYLOADER_BINLOG) / dts,
         "x",
         "both writing the destination binlog; goal >= 1.5",
+    );
+    report.add_noted(
+        SCENARIO,
+        DTS_QUIET,
+        "speed vs myloader's default",
+        seconds(MYLOADER) / seconds(DTS_QUIET),
+        "x",
+        "neither writing the destination binlog",
     );
     report.add_noted(
         SCENARIO,
@@ -209,11 +223,13 @@ async fn copy_with_mydumper(
 }
 
 /// dts: a schema + full task on a one-worker cluster with `threads` DU.
-/// Only the first round is profiled (with `--profile`).
+/// `binlog`: the task's full_sync_binlog. Only the first round of the
+/// default is profiled (with `--profile`).
 async fn copy_with_dts(
     settings: &Settings,
     source: &MariaDb,
     destination: &MariaDb,
+    binlog: bool,
     profile: bool,
 ) -> anyhow::Result<Run> {
     let cluster = TestCluster::builder()
@@ -228,6 +244,11 @@ async fn copy_with_dts(
         &["schema", "full"],
         "[[objects]]\ndatabase = \"sbtest\"",
         settings.threads,
+    )
+    .replacen(
+        "\nmodes",
+        &format!("\nfull_sync_binlog = {binlog}\nmodes"),
+        1,
     );
     let pids = [
         ("worker", cluster.workers[0].process.pid().unwrap_or(0)),
@@ -261,7 +282,7 @@ async fn copy_with_dts(
         println!("  worker log: {}", log.display());
     }
     Ok(Run {
-        subject: DTS,
+        subject: if binlog { DTS } else { DTS_QUIET },
         took,
         cpu,
     })

@@ -48,6 +48,8 @@ pub struct FullSync<'a> {
     pub parallelism: usize,
     /// Keep destination rows that already have the key (conflict_mode = "ignore").
     pub keep_existing: bool,
+    /// Write the copied rows to the destination's binlog (full_sync_binlog).
+    pub binlog: bool,
     pub progress: &'a Progress,
     pub cancel: &'a CancellationToken,
 }
@@ -253,6 +255,28 @@ impl FullSync<'_> {
             .await
             .on(Side::Source, "preparing a session for copying rows")?;
         let mut dst = self.destination.conn().await?;
+        if !self.binlog {
+            // Undone when the connection goes back to the pool (mysql_async
+            // resets pooled sessions), and explicitly below.
+            dst.query_drop("SET SESSION sql_log_bin = 0")
+                .await
+                .on(Side::Destination, "turning the binlog off for the copy")?;
+        }
+        let copied = self.copy_until_done(copy, &mut src, &mut dst).await;
+        if !self.binlog && copied.is_ok() {
+            dst.query_drop("SET SESSION sql_log_bin = 1")
+                .await
+                .on(Side::Destination, "turning the binlog back on")?;
+        }
+        copied
+    }
+
+    async fn copy_until_done(
+        &self,
+        copy: &Copy,
+        src: &mut mysql_async::Conn,
+        dst: &mut mysql_async::Conn,
+    ) -> SyncResult<()> {
         loop {
             if self.cancel.is_cancelled() {
                 return Err(SyncError::Stopped);
@@ -271,11 +295,14 @@ impl FullSync<'_> {
                 }
                 Some(Work::Copy(chunk)) => {
                     let _copying = Copying(&copy.copying[chunk.table]);
-                    let rows = self.copy_chunk(copy, &chunk, &mut src, &mut dst).await?;
+                    let rows = self.copy_chunk(copy, &chunk, src, dst).await?;
                     let table = &self.tables[chunk.table];
                     self.progress.chunk_done(&table_label(table), rows);
                     if copy.remaining[chunk.table].fetch_sub(1, Ordering::SeqCst) == 1 {
-                        deferred_index::restore(self.meta, &mut dst, &table.db, &table.name)
+                        // Not on `dst`: an ALTER is schema, logged even
+                        // when the copy's rows are not.
+                        let mut conn = self.destination.conn().await?;
+                        deferred_index::restore(self.meta, &mut conn, &table.db, &table.name)
                             .await?;
                     }
                 }

@@ -18,6 +18,9 @@ pub async fn run(
     if spec.has_mode(SyncMode::Incremental) {
         check_binlog(&mut src).await?;
     }
+    if spec.has_mode(SyncMode::Full) && !spec.full_sync_binlog {
+        check_binlog_off_allowed(&mut dst).await?;
+    }
     let tables = catalog::load_tables(&mut src, &spec.objects).await?;
     if spec.has_mode(SyncMode::Schema) && spec.conflict_mode == ConflictMode::PrecheckError {
         check_conflicts(&mut dst, &tables).await?;
@@ -46,6 +49,26 @@ async fn check_binlog(src: &mut mysql_async::Conn) -> SyncResult<()> {
         .await
         .on(Side::Source, ctx)?;
     Ok(())
+}
+
+/// `full_sync_binlog = false` needs the right to turn the binlog off for a
+/// session; found out now rather than at the first chunk.
+async fn check_binlog_off_allowed(dst: &mut mysql_async::Conn) -> SyncResult<()> {
+    let ctx = "checking that full_sync_binlog = false may set sql_log_bin";
+    match dst.query_drop("SET SESSION sql_log_bin = 0").await {
+        Err(e) => Err(match SyncError::from_driver(Side::Destination, ctx, e) {
+            SyncError::MissingPrivilege { side, user, detail } => SyncError::MissingPrivilege {
+                side,
+                user,
+                detail: format!("full_sync_binlog = false sets sql_log_bin = 0: {detail}"),
+            },
+            other => other,
+        }),
+        Ok(()) => dst
+            .query_drop("SET SESSION sql_log_bin = 1")
+            .await
+            .on(Side::Destination, ctx),
+    }
 }
 
 async fn check_conflicts(dst: &mut mysql_async::Conn, tables: &[Table]) -> SyncResult<()> {
