@@ -40,7 +40,7 @@ impl Load {
                 )
                 .await?;
                 tx.exec_drop("UPDATE load_db.items SET price = price + 1, updated = NOW(6) WHERE grp = ? AND id > ? - 40", (n % 13, n)).await?;
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     tx.exec_drop("DELETE FROM load_db.items WHERE id = ?", (n - 2,))
                         .await?;
                 }

@@ -161,7 +161,7 @@ impl WorkerControl for WorkerService {
             loop {
                 let nudge = tokio::select! {
                     change = changes.recv() => match change {
-                        Ok(workers) => workers.iter().any(|w| *w == worker_id),
+                        Ok(workers) => workers.contains(&worker_id),
                         // Some were missed: one may have been this worker's.
                         Err(RecvError::Lagged(_)) => true,
                         Err(RecvError::Closed) => return,

@@ -105,17 +105,6 @@ pub fn parse_writes(output: &str) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no write count in sysbench output:\n{output}"))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_write_count_is_read_from_sysbench_output() -> anyhow::Result<()> {
-        let out = "SQL statistics:\n    queries performed:\n        read:  0\n        write:  4000\n        other: 2000\n";
-        assert_eq!(super::parse_writes(out)?, 4000);
-        assert!(super::parse_writes("nothing").is_err());
-        Ok(())
-    }
-}
-
 /// CPU seconds (user + system) a process has used so far, from /proc.
 pub fn cpu_seconds(pid: i32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -192,4 +181,15 @@ fn interrupt(pid: i32) -> anyhow::Result<()> {
         .status()?;
     anyhow::ensure!(status.success(), "could not stop perf ({pid})");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_write_count_is_read_from_sysbench_output() -> anyhow::Result<()> {
+        let out = "SQL statistics:\n    queries performed:\n        read:  0\n        write:  4000\n        other: 2000\n";
+        assert_eq!(super::parse_writes(out)?, 4000);
+        assert!(super::parse_writes("nothing").is_err());
+        Ok(())
+    }
 }

@@ -372,9 +372,12 @@ mod tests {
         }
     }
 
+    /// A statement, what it is, and the tables it names (database, table).
+    type DdlCase<'a> = (&'a str, DdlKind, Vec<(Option<&'a str>, &'a str)>);
+
     #[test]
     fn recognizes_the_supported_ddl() {
-        let cases: Vec<(&str, DdlKind, Vec<(Option<&str>, &str)>)> = vec![
+        let cases: Vec<DdlCase> = vec![
             ("ALTER TABLE `shop`.`t` ADD COLUMN c INT", DdlKind::AlterTable, vec![(Some("shop"), "t")]),
             ("alter online table t add index (a)", DdlKind::AlterTable, vec![(None, "t")]),
             ("CREATE TABLE IF NOT EXISTS t2 (id int primary key)", DdlKind::CreateTable, vec![(None, "t2")]),

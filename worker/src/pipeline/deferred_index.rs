@@ -171,6 +171,8 @@ pub async fn restore(
         .map(|(_, definition)| definition.as_str())
         .collect();
     if !missing.is_empty() {
+        // Minutes on a big table: said before, not only after.
+        info!(table = %quote_table(db, table), indexes = missing.len(), "adding deferred indexes");
         let started = std::time::Instant::now();
         let adds: Vec<String> = missing.iter().map(|d| format!("ADD {d}")).collect();
         dst.query_drop(format!(

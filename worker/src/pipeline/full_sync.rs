@@ -582,7 +582,54 @@ fn params_of(values: Vec<Value>) -> Params {
 
 #[cfg(test)]
 mod tests {
-    use super::interleave;
+    use super::{interleave, Chunk, Copy, Copying, Work};
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::sync::{Mutex, OnceLock};
+
+    fn chunk(table: usize, number: i64) -> Work {
+        Work::Copy(Chunk {
+            table,
+            number,
+            lower: None,
+            upper: None,
+        })
+    }
+
+    fn copy_of(tables: usize, queue: Vec<Work>) -> Copy {
+        Copy {
+            queue: Mutex::new(queue.into()),
+            planning: AtomicUsize::new(0),
+            planned: tokio::sync::Notify::new(),
+            writers: (0..tables).map(|_| OnceLock::new()).collect(),
+            loading: (0..tables).map(|_| AtomicBool::new(false)).collect(),
+            load_refused: AtomicBool::new(false),
+            copying: (0..tables).map(|_| AtomicUsize::new(0)).collect(),
+            remaining: (0..tables).map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    fn taken(work: Option<Work>) -> (usize, i64) {
+        match work {
+            Some(Work::Copy(c)) => (c.table, c.number),
+            Some(Work::Plan(t)) => panic!("took the plan of table {t}"),
+            None => panic!("took nothing"),
+        }
+    }
+
+    #[test]
+    fn copiers_take_chunks_of_the_table_fewest_copiers_are_on() {
+        let copy = copy_of(2, vec![chunk(0, 0), chunk(0, 1), chunk(1, 0), chunk(1, 1)]);
+        assert_eq!(taken(copy.take()), (0, 0));
+        // Table 0 has a copier now: the next one goes to table 1, though
+        // table 0's chunk comes first in the queue.
+        assert_eq!(taken(copy.take()), (1, 0));
+        // Both busy alike: queue order.
+        assert_eq!(taken(copy.take()), (0, 1));
+        // A copier leaving table 1 makes it the least busy.
+        drop(Copying(&copy.copying[1]));
+        assert_eq!(taken(copy.take()), (1, 1));
+        assert!(copy.take().is_none());
+    }
 
     #[test]
     fn interleaving_takes_one_of_each_in_turn() {
