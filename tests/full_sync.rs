@@ -2,7 +2,7 @@
 //! cluster: every column type round-trips exactly, a worker killed mid-copy
 //! loses only its in-flight chunks, and bad input fails with a precise message.
 
-use dts_tests::compare::assert_same_rows;
+use dts_tests::compare::{assert_same_definition, assert_same_rows};
 use dts_tests::fixtures::{sync_task, EVERY_TYPE_SCHEMA};
 use dts_tests::{wait_for, MariaDb, TestCluster};
 use std::time::Duration;
@@ -114,13 +114,7 @@ async fn every_type_full_sync(destination_options: &[&str]) -> anyhow::Result<St
         );
     }
     for table in ["all_types", "child"] {
-        let show = format!("SHOW CREATE TABLE typed.{table}");
-        let mut s = source.conn().await?;
-        let mut d = destination.conn().await?;
-        use mysql_async::prelude::Queryable;
-        let a: Option<(String, String)> = s.query_first(&show).await?;
-        let b: Option<(String, String)> = d.query_first(&show).await?;
-        assert_eq!(a, b, "table definitions differ");
+        assert_same_definition(&source, &destination, "typed", table).await?;
     }
     // The trigger came along, fires for an application's writes on the
     // destination, and did not fire for dts's own (the hashes above match).
@@ -295,13 +289,8 @@ async fn worker_killed_mid_copy_resumes_without_copying_done_chunks_again() -> a
         .unwrap_or(0);
     assert_eq!(all_done, total);
     assert_same_rows(&source, &destination, &[("big", "rows")]).await?;
-    let show = "SHOW CREATE TABLE big.rows";
-    let mut s = source.conn().await?;
-    let mut d = destination.conn().await?;
-    use mysql_async::prelude::Queryable;
-    let a: Option<(String, String)> = s.query_first(show).await?;
-    let b: Option<(String, String)> = d.query_first(show).await?;
-    assert_eq!(a, b, "the deferred index was not added back");
+    // The deferred index was added back.
+    assert_same_definition(&source, &destination, "big", "rows").await?;
     assert_eq!(
         destination
             .query_value("SELECT COUNT(*) FROM dts_meta.deferred_indexes")

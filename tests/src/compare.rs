@@ -3,6 +3,27 @@
 
 use crate::MariaDb;
 
+/// Fails unless SHOW CREATE TABLE says the same on both servers (columns,
+/// indexes in their order, options).
+pub async fn assert_same_definition(
+    source: &MariaDb,
+    destination: &MariaDb,
+    db: &str,
+    table: &str,
+) -> anyhow::Result<()> {
+    use mysql_async::prelude::Queryable;
+    let show = format!("SHOW CREATE TABLE `{db}`.`{table}`");
+    let mut s = source.conn().await?;
+    let mut d = destination.conn().await?;
+    let a: Option<(String, String)> = s.query_first(&show).await?;
+    let b: Option<(String, String)> = d.query_first(&show).await?;
+    anyhow::ensure!(
+        a == b,
+        "definitions of `{db}`.`{table}` differ: {a:?} vs {b:?}"
+    );
+    Ok(())
+}
+
 pub async fn assert_same_rows(
     source: &MariaDb,
     destination: &MariaDb,
