@@ -4,7 +4,7 @@
 //! same binlog range onto their own copy of the starting data.
 
 use super::report::Report;
-use super::tools::{cpu_seconds, run_shell, Sysbench, SERVER_OPTIONS};
+use super::tools::{cpu_seconds, quiesce, run_shell, Sysbench, SERVER_OPTIONS};
 use super::Settings;
 use crate::compare::assert_same_rows;
 use crate::converge::wait_caught_up;
@@ -91,8 +91,12 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     let (end_file, end_pos) = master_position(&source).await?;
     println!("  backlog: {writes} row writes, binlog {file}:{pos} .. {end_file}:{end_pos}");
 
+    // Before each contender, every server (an earlier contender's copy too)
+    // has finished purging what came before.
+    let everything: Vec<&MariaDb> = std::iter::once(&source).chain(&copies).collect();
     let mut results = Vec::new();
     for (task, (consistency, copy)) in tasks.iter().zip(variants) {
+        quiesce(&everything).await?;
         let took = catch_up(settings, &cluster, task, consistency, &source, copy, report).await?;
         let subject = match consistency {
             "transaction" => format!("dts ({} DU)", settings.threads),
@@ -102,6 +106,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     }
 
     for (copy, threads) in [(&copies[2], 0u32), (&copies[3], 4)] {
+        quiesce(&everything).await?;
         let took = replicate(copy, &source, (&file, pos), (&end_file, end_pos), threads).await?;
         let subject = if threads == 0 {
             "native replication, parallel=0".to_string()

@@ -11,7 +11,7 @@
 //! turns for a number of rounds and each is reported by its median.
 
 use super::report::Report;
-use super::tools::{cpu_seconds, run, run_shell, Sysbench, SERVER_OPTIONS};
+use super::tools::{cpu_seconds, quiesce, run, run_shell, Sysbench, SERVER_OPTIONS};
 use super::Settings;
 use crate::compare::assert_same_rows;
 use crate::fixtures::sync_task;
@@ -57,6 +57,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     // the machine falls on all of them alike.
     let mut runs = Vec::new();
     for round in 0..settings.full_sync_rounds {
+        quiesce(&[&source]).await?;
         let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
         runs.push(copy_with_dts(settings, &source, &destination, true, round == 0).await?);
         assert_same_rows(&source, &destination, &pairs).await?;

@@ -105,6 +105,34 @@ pub fn parse_writes(output: &str) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no write count in sysbench output:\n{output}"))
 }
 
+/// Waits until InnoDB has purged the undo history of every server's past
+/// writes (sysbench's, say), so that the contender timed next does not share
+/// the CPU with purging what came before it: 50,000 transactions take the
+/// purge threads a second or two.
+pub async fn quiesce(servers: &[&crate::MariaDb]) -> anyhow::Result<()> {
+    crate::wait_for(
+        "the servers to purge their undo history",
+        Duration::from_secs(300),
+        || async {
+            for server in servers {
+                let history: u64 = server
+                    .query_value(
+                        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                         WHERE VARIABLE_NAME = 'INNODB_HISTORY_LIST_LENGTH'",
+                    )
+                    .await?
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if history > 0 {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        },
+    )
+    .await
+}
+
 /// CPU seconds (user + system) a process has used so far, from /proc.
 pub fn cpu_seconds(pid: i32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
