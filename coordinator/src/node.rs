@@ -32,6 +32,9 @@ pub enum StartError {
     Raft(String),
 }
 
+/// How long a read waits for the quorum to confirm this node still leads.
+const LINEARIZABLE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct Coordinator {
     pub id: NodeId,
     pub address: String,
@@ -170,6 +173,37 @@ impl Coordinator {
                 leader: self.leader(),
             })
         }
+    }
+
+    /// Reads after this see every write committed before it. A leader
+    /// confirms it still leads with a quorum and waits until its state
+    /// machine has applied everything committed: a node just elected (after
+    /// a whole-cluster restart, say) may not have yet, and would otherwise
+    /// answer from an older state. A leader cut off from its quorum answers
+    /// "not the leader" after a while instead of waiting for one.
+    pub async fn linearizable(&self) -> Result<()> {
+        let confirmed =
+            tokio::time::timeout(LINEARIZABLE_READ_TIMEOUT, self.raft.ensure_linearizable()).await;
+        match confirmed {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::NotLeader {
+                leader: self.leader().filter(|(id, _)| *id != self.id),
+            }),
+        }
+    }
+
+    /// Waits until this node's view of the membership (what cluster status
+    /// reports) includes the change committed at `log_id`.
+    pub async fn membership_visible(&self, log_id: openraft::LogId<NodeId>) -> Result<()> {
+        self.raft
+            .wait(Some(std::time::Duration::from_secs(10)))
+            .metrics(
+                |m| m.membership_config.log_id().as_ref() >= Some(&log_id),
+                "the membership change to be visible",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Raft(e.to_string()))
     }
 
     /// Proposes a command and waits until it is committed and applied.

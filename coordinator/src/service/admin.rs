@@ -148,19 +148,23 @@ impl AdminService {
             }
         }
         info!(node_id = req.id, address = %req.address, "adding coordinator as learner");
-        self.node
+        let mut changed = self
+            .node
             .raft
             .add_learner(req.id, openraft::BasicNode::new(req.address.clone()), true)
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;
         if !req.learner_only {
             info!(node_id = req.id, "promoting coordinator to voter");
-            self.node
+            changed = self
+                .node
                 .raft
                 .change_membership(ChangeMembers::AddVoterIds([req.id].into()), false)
                 .await
                 .map_err(|e| Error::Raft(e.to_string()))?;
         }
+        // The answer, and a status asked for right after, show the change.
+        self.node.membership_visible(changed.log_id).await?;
         Ok(pb::MembershipResponse {
             coordinators: self.coordinators().await,
         })
@@ -190,11 +194,13 @@ impl AdminService {
             ChangeMembers::RemoveNodes([req.id].into())
         };
         info!(node_id = req.id, "removing coordinator");
-        self.node
+        let changed = self
+            .node
             .raft
             .change_membership(change, false)
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;
+        self.node.membership_visible(changed.log_id).await?;
         Ok(pb::MembershipResponse {
             coordinators: self.coordinators().await,
         })
@@ -379,6 +385,7 @@ impl Admin for AdminService {
         _: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
         self.node.ensure_leader()?;
+        self.node.linearizable().await?;
         let data = self.node.state.read();
         Ok(Response::new(pb::ListWorkersResponse {
             workers: workers_to_pb(&data.state, Some(&self.node.liveness)),
@@ -410,6 +417,7 @@ impl Admin for AdminService {
         _: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
         self.node.ensure_leader()?;
+        self.node.linearizable().await?;
         let data = self.node.state.read();
         let mut tasks: Vec<&TaskRecord> = data.state.tasks.values().collect();
         tasks.sort_by_key(|t| (t.created_at_ms, t.id));
@@ -423,6 +431,7 @@ impl Admin for AdminService {
         request: Request<pb::GetTaskRequest>,
     ) -> Result<Response<pb::TaskInfo>, Status> {
         self.node.ensure_leader()?;
+        self.node.linearizable().await?;
         let id = request.into_inner().task_id;
         Ok(Response::new(self.with_task(&id, |t| Ok(task_to_pb(t)))?))
     }
