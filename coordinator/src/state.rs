@@ -280,8 +280,14 @@ impl ClusterState {
                 ..checkpoint
             });
         }
+        // A failure stands with its reason until the task is started again:
+        // a report the worker sent before its fatal one may arrive after it.
+        if task.failed {
+            task.updated_at_ms = at_ms;
+            return true;
+        }
         // The worker says what is wrong now: a retried error that healed clears.
-        task.failed |= report.fatal && report.error.is_some();
+        task.failed = report.fatal && report.error.is_some();
         task.last_error = report.error;
         task.updated_at_ms = at_ms;
         true
@@ -433,6 +439,25 @@ pub(crate) mod tests {
         assert_eq!(
             state.tasks[&Uuid::from_u128(1)].assigned_worker.as_deref(),
             Some("w1")
+        );
+    }
+
+    #[test]
+    fn a_report_arriving_after_the_fatal_one_keeps_the_failure_and_its_reason() {
+        let mut state = task_one_placed_on_w1();
+        let mut fatal = report(1, "w1", 1);
+        fatal.error = Some("table `shop`.`keyed` already exists".into());
+        fatal.fatal = true;
+        let earlier = report(1, "w1", 1);
+        state.apply(Command::Reports {
+            reports: vec![fatal, earlier],
+            at_ms: 2,
+        });
+        let task = &state.tasks[&Uuid::from_u128(1)];
+        assert_eq!(task.status(), TaskStatus::Failed);
+        assert_eq!(
+            task.last_error.as_deref(),
+            Some("table `shop`.`keyed` already exists")
         );
     }
 
