@@ -88,8 +88,7 @@ impl FullSync<'_> {
         copy.remaining[index].store(chunks.len(), Ordering::SeqCst);
         if chunks.is_empty() {
             // Copied before a restart, perhaps up to its indexes.
-            let mut dst = self.destination.conn().await?;
-            deferred_index::restore(self.meta, &mut dst, &table.db, &table.name).await?;
+            self.add_deferred_indexes(table).await?;
         }
         info!(
             table = %table_label(table),
@@ -104,6 +103,14 @@ impl FullSync<'_> {
         queue.extend(plans);
         queue.extend(interleave(vec![queued, chunks]));
         Ok(())
+    }
+
+    /// Adds the indexes schema sync deferred on a table whose rows are all in.
+    /// On a connection of its own, not a copier's: an ALTER is schema, logged
+    /// even when the copy's rows are not (full_sync_binlog = false).
+    async fn add_deferred_indexes(&self, table: &Table) -> SyncResult<()> {
+        let mut conn = self.destination.conn().await?;
+        deferred_index::restore(self.meta, &mut conn, &table.db, &table.name).await
     }
 
     /// Loads the table's chunk plan from the ledger, or makes and stores one.
@@ -299,11 +306,7 @@ impl FullSync<'_> {
                     let table = &self.tables[chunk.table];
                     self.progress.chunk_done(&table_label(table), rows);
                     if copy.remaining[chunk.table].fetch_sub(1, Ordering::SeqCst) == 1 {
-                        // Not on `dst`: an ALTER is schema, logged even
-                        // when the copy's rows are not.
-                        let mut conn = self.destination.conn().await?;
-                        deferred_index::restore(self.meta, &mut conn, &table.db, &table.name)
-                            .await?;
+                        self.add_deferred_indexes(table).await?;
                     }
                 }
                 None if copy.planning.load(Ordering::SeqCst) == 0 => return Ok(()),
