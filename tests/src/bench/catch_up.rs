@@ -20,8 +20,9 @@ const LONG: Duration = Duration::from_secs(3600);
 
 pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::Result<()> {
     println!(
-        "== {SCENARIO}: backlog of {} oltp_write_only transactions on {} x {} rows",
-        settings.backlog_events, settings.tables, settings.catch_up_table_size
+        "== {SCENARIO}: backlog of {} oltp_write_only transactions on {} x {} rows, \
+         keys by sysbench --rand-type={}",
+        settings.backlog_events, settings.tables, settings.catch_up_table_size, settings.rand_type
     );
     let source = MariaDb::start_with(1, SERVER_OPTIONS).await?;
     source.exec("CREATE DATABASE sbtest").await?;
@@ -29,6 +30,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         port: source.port,
         tables: settings.tables,
         table_size: settings.catch_up_table_size,
+        rand_type: settings.rand_type.clone(),
     };
     sysbench.prepare(settings.threads)?;
     let (file, pos) = master_position(&source).await?;

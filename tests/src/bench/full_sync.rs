@@ -46,6 +46,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         port: source.port,
         tables: settings.tables,
         table_size: settings.table_size,
+        rand_type: settings.rand_type.clone(),
     }
     .prepare(settings.threads)?;
     let tables: Vec<String> = (1..=settings.tables)

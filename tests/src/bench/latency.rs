@@ -25,6 +25,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         port: source.port,
         tables: settings.tables,
         table_size: 10_000,
+        rand_type: settings.rand_type.clone(),
     };
     sysbench.prepare(settings.threads)?;
     let cluster = TestCluster::builder()

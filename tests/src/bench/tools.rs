@@ -43,6 +43,9 @@ pub struct Sysbench {
     pub port: u16,
     pub tables: u32,
     pub table_size: u64,
+    /// sysbench's `--rand-type`: how the rows a transaction touches are
+    /// picked (its default, `special`, sends 75% of them to 1% of the rows).
+    pub rand_type: String,
 }
 
 impl Sysbench {
@@ -58,6 +61,7 @@ impl Sysbench {
             &format!("--tables={}", self.tables),
             &format!("--table-size={}", self.table_size),
             &format!("--threads={threads}"),
+            &format!("--rand-type={}", self.rand_type),
         ]);
         c
     }

@@ -33,6 +33,11 @@ struct Args {
     /// Seconds per latency rate [default: 60; quick 15].
     #[arg(long)]
     latency_seconds: Option<u64>,
+    /// sysbench's --rand-type for the catch-up and latency workloads:
+    /// special (75% of the changes on 1% of the rows), uniform, gaussian,
+    /// pareto [default: special, sysbench's own].
+    #[arg(long)]
+    rand_type: Option<String>,
     /// Record perf profiles of the dts worker and destination server during
     /// the full sync and catch-up runs (into <out>/profiles/).
     #[arg(long)]
@@ -56,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
     settings.threads = args.threads.unwrap_or(settings.threads);
     settings.backlog_events = args.backlog.unwrap_or(settings.backlog_events);
     settings.latency_seconds = args.latency_seconds.unwrap_or(settings.latency_seconds);
+    if let Some(rand_type) = args.rand_type {
+        settings.rand_type = rand_type;
+    }
     settings.profile_dir = args.profile.then(|| args.out.join("profiles"));
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
 

@@ -4,12 +4,12 @@
 //! [`Applier`] with its own connection and checkpoint row), so no lane ever
 //! commits part of a source transaction (with `apply_consistency = "row"`,
 //! the row changes of tables whose changes commute across keys are routed
-//! one by one instead: see [`ROW_ROUTING`]). A transaction goes to the lane that
-//! already holds any of its unique-key values in the current batch, or by the
-//! hash of its first key; a transaction whose keys are held by two lanes
-//! merges those lanes' queues (nothing is applied before the batch commits).
-//! Huge transactions stream through lane 1 alone (bounded memory), and DDL is
-//! a barrier.
+//! one by one instead: see [`ROW_ROUTING`]). Transactions of a batch that
+//! share a unique-key value form one group, applied in binlog order by one
+//! lane; the groups are dealt to the lanes by size when the batch is handed
+//! over (nothing is applied before), so a few shared rows tie together only
+//! the transactions that touch them. Huge transactions stream through lane 1
+//! alone (bounded memory), and DDL is a barrier.
 //!
 //! All lanes commit together at batch ends, each writing the batch end into
 //! its own checkpoint row. A crash between two lanes' commits leaves lanes at
@@ -30,6 +30,7 @@ use crate::pipeline::error::{SyncError, SyncResult};
 use crate::pipeline::position::BinlogPosition;
 use mysql_async::Conn;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,7 +53,14 @@ use tracing::{debug, Instrument};
 /// - 2 ([`ROW_ROUTING`]): as 1, except that a transaction touching only
 ///   tables whose changes commute across keys (see `compact`) is split, each
 ///   row change going to the lane of its own key.
-pub const ROUTING: u8 = 1;
+/// - 3: keys hashed as 1, but a transaction sharing a key with transactions
+///   already in the batch joins their group instead of merging whole lanes,
+///   and the groups are dealt to lanes when the batch is handed over (see
+///   [`Groups::deal`]). With random keys, routing 1 merged lanes a few
+///   hundred times a batch, so most batches ran in one lane.
+pub const ROUTING: u8 = GROUP_ROUTING;
+/// Routing 3, by groups of transactions sharing keys.
+const GROUP_ROUTING: u8 = 3;
 /// The routing of `apply_consistency = "row"`. With random keys, one
 /// transaction in a few hundred shares a row with another in the batch and
 /// so merges two lanes: at 20,000 rows a batch all of sysbench's batches ran
@@ -243,8 +251,10 @@ pub struct Lanes {
     /// ever runs ahead of a change another lane has not committed.
     in_flight: Option<InFlight>,
     mode: Mode,
-    /// Unique-key hash -> lane, for the current batch.
+    /// Unique-key hash -> lane, for the current batch (routings 0 to 2).
     causality: HashMap<u64, usize>,
+    /// The current batch's transactions by shared keys (routing 3).
+    groups: Groups,
     /// End of the last transaction routed in this batch.
     batch_end: Option<BinlogPosition>,
     batch_rows: usize,
@@ -330,6 +340,7 @@ impl Lanes {
             in_flight: None,
             mode,
             causality: HashMap::new(),
+            groups: Groups::default(),
             batch_end: None,
             batch_rows: 0,
             transaction: Vec::new(),
@@ -512,9 +523,14 @@ impl Lanes {
         let works = std::mem::take(&mut self.transaction);
         let change_keys = std::mem::take(&mut self.transaction_change_keys);
         let mut committed = None;
-        if self.routing >= ROW_ROUTING && self.transaction_foldable {
+        if self.routing == ROW_ROUTING && self.transaction_foldable {
             for (work, keys) in works.into_iter().zip(change_keys) {
                 self.route_rows(work, keys);
+            }
+        } else if self.routing == GROUP_ROUTING {
+            if !works.is_empty() {
+                let keys = change_keys.into_iter().flatten().flatten();
+                self.groups.add(works, self.transaction_rows, keys);
             }
         } else if !works.is_empty() {
             let keys: Vec<u64> = change_keys.iter().flatten().flatten().copied().collect();
@@ -579,6 +595,12 @@ impl Lanes {
             return Ok(None);
         };
         let committed = self.settle().await?;
+        if !self.groups.is_empty() {
+            let shares = self.groups.deal(self.lanes.len());
+            for (lane, share) in self.lanes.iter_mut().zip(shares) {
+                lane.pending.extend(share);
+            }
+        }
         if tracing::enabled!(tracing::Level::DEBUG) {
             // Each lane's share: one lane holding nearly all of it means
             // the batch's transactions merged the lanes.
@@ -737,6 +759,91 @@ impl Lanes {
     }
 }
 
+/// The transactions of a batch in groups that share no unique-key value with
+/// each other (routing 3): a union-find over the transactions' indexes.
+#[derive(Default)]
+struct Groups {
+    transactions: Vec<Vec<RowsWork>>,
+    rows: Vec<usize>,
+    parent: Vec<usize>,
+    /// Key hash -> a transaction of the batch that touched it.
+    holder: HashMap<u64, usize>,
+}
+
+impl Groups {
+    fn is_empty(&self) -> bool {
+        self.transactions.is_empty()
+    }
+
+    /// Adds the next transaction of the batch, with its row count and key
+    /// hashes, to the group of every transaction sharing a key with it.
+    fn add(&mut self, works: Vec<RowsWork>, rows: usize, keys: impl IntoIterator<Item = u64>) {
+        let index = self.transactions.len();
+        self.transactions.push(works);
+        self.rows.push(rows);
+        self.parent.push(index);
+        for key in keys {
+            match self.holder.entry(key) {
+                Entry::Occupied(holder) => {
+                    let other = *holder.get();
+                    self.join(other, index);
+                }
+                Entry::Vacant(free) => {
+                    free.insert(index);
+                }
+            }
+        }
+    }
+
+    fn root(&mut self, mut index: usize) -> usize {
+        while self.parent[index] != index {
+            // Path halving keeps later lookups short.
+            self.parent[index] = self.parent[self.parent[index]];
+            index = self.parent[index];
+        }
+        index
+    }
+
+    fn join(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.root(a), self.root(b));
+        if a != b {
+            self.parent[a.max(b)] = a.min(b);
+        }
+    }
+
+    /// Deals the groups to `lanes` lanes and empties the batch: largest
+    /// group first, each to the lane with the fewest rows so far (the lowest
+    /// number on a tie), so that one hot group does not land on a lane
+    /// already full. Each lane gets its transactions in binlog order. A pure
+    /// function of the transactions added, so a replay deals them alike.
+    fn deal(&mut self, lanes: usize) -> Vec<Vec<RowsWork>> {
+        let count = self.transactions.len();
+        let roots: Vec<usize> = (0..count).map(|index| self.root(index)).collect();
+        let mut group_rows = vec![0usize; count];
+        for (index, &root) in roots.iter().enumerate() {
+            group_rows[root] += self.rows[index];
+        }
+        let mut groups: Vec<usize> = (0..count).filter(|&i| roots[i] == i).collect();
+        groups.sort_by_key(|&group| (std::cmp::Reverse(group_rows[group]), group));
+        let mut load = vec![0usize; lanes.max(1)];
+        let mut lane_of_group = vec![0usize; count];
+        for group in groups {
+            // The first of the least loaded: `min_by_key` keeps the first.
+            let lane = (0..load.len()).min_by_key(|&lane| load[lane]).unwrap_or(0);
+            load[lane] += group_rows[group];
+            lane_of_group[group] = lane;
+        }
+        let mut shares: Vec<Vec<RowsWork>> = load.iter().map(|_| Vec::new()).collect();
+        for (index, works) in std::mem::take(&mut self.transactions).into_iter().enumerate() {
+            shares[lane_of_group[roots[index]]].extend(works);
+        }
+        self.rows.clear();
+        self.parent.clear();
+        self.holder.clear();
+        shares
+    }
+}
+
 /// Merges two queues, each in binlog order, into one in binlog order.
 fn merge_in_binlog_order(a: Vec<RowsWork>, b: Vec<RowsWork>) -> Vec<RowsWork> {
     let mut merged = Vec::with_capacity(a.len() + b.len());
@@ -828,6 +935,92 @@ mod tests {
         );
         let order: Vec<u64> = merged.iter().map(|w| w.position.pos).collect();
         assert_eq!(order, [10, 20, 30, 40, 50, 60]);
+    }
+
+    fn work_at(pos: u64) -> super::RowsWork {
+        super::RowsWork {
+            db: "d".into(),
+            table: "t".into(),
+            kind: crate::pipeline::binlog::RowKind::Update,
+            columns: 1,
+            changes: Vec::new(),
+            position: crate::pipeline::position::BinlogPosition {
+                file: "b.000001".into(),
+                pos,
+                gtid: None,
+            },
+        }
+    }
+
+    /// Deals transactions (binlog position, rows, keys) to `lanes` lanes;
+    /// returns each lane's positions in order.
+    fn dealt(lanes: usize, transactions: &[(u64, usize, &[u64])]) -> Vec<Vec<u64>> {
+        let mut groups = super::Groups::default();
+        for (pos, rows, keys) in transactions {
+            groups.add(vec![work_at(*pos)], *rows, keys.iter().copied());
+        }
+        let shares = groups.deal(lanes);
+        assert!(groups.is_empty(), "dealing empties the batch");
+        shares
+            .iter()
+            .map(|share| share.iter().map(|w| w.position.pos).collect())
+            .collect()
+    }
+
+    #[test]
+    fn transactions_sharing_a_key_go_to_one_lane_in_binlog_order_and_the_rest_spread() {
+        // 10 and 30 share key 1; 50 links 20 (key 2) and 40 (key 3).
+        let lanes = dealt(
+            3,
+            &[
+                (10, 1, &[1]),
+                (20, 1, &[2]),
+                (30, 1, &[1, 4]),
+                (40, 1, &[3]),
+                (50, 1, &[2, 3]),
+                (60, 1, &[5]),
+            ],
+        );
+        assert_eq!(lanes, [vec![20, 40, 50], vec![10, 30], vec![60]]);
+    }
+
+    #[test]
+    fn a_shared_row_ties_only_its_own_transactions_and_the_biggest_group_is_dealt_first() {
+        // Routing 1 would have merged the lanes of 10 and 20 when 30 touched
+        // both keys, and sent 40 to that merged lane if its key hashed there.
+        let lanes = dealt(
+            2,
+            &[(10, 2, &[7]), (20, 2, &[8]), (30, 2, &[7, 8]), (40, 1, &[9]), (50, 1, &[10])],
+        );
+        assert_eq!(lanes, [vec![10, 20, 30], vec![40, 50]]);
+        // The same batch deals the same way (a replay relies on it).
+        assert_eq!(
+            lanes,
+            dealt(
+                2,
+                &[(10, 2, &[7]), (20, 2, &[8]), (30, 2, &[7, 8]), (40, 1, &[9]), (50, 1, &[10])],
+            )
+        );
+    }
+
+    #[test]
+    fn independent_transactions_fill_the_lanes_evenly() {
+        let transactions: Vec<(u64, usize, Vec<u64>)> =
+            (0..100u64).map(|i| (i, 1 + (i % 3) as usize, vec![i])).collect();
+        let borrowed: Vec<(u64, usize, &[u64])> = transactions
+            .iter()
+            .map(|(pos, rows, keys)| (*pos, *rows, keys.as_slice()))
+            .collect();
+        let lanes = dealt(4, &borrowed);
+        let loads: Vec<usize> = lanes
+            .iter()
+            .map(|lane| lane.iter().map(|&pos| 1 + (pos % 3) as usize).sum())
+            .collect();
+        let (least, most) = (loads.iter().min(), loads.iter().max());
+        assert!(most.zip(least).is_some_and(|(m, l)| m - l <= 1), "{loads:?}");
+        for lane in &lanes {
+            assert!(lane.windows(2).all(|w| w[0] < w[1]), "binlog order: {lane:?}");
+        }
     }
 
     #[test]
