@@ -1,5 +1,6 @@
 //! Incremental sync through real processes: writes during the whole full sync
-//! converge, DDL is followed, every column type survives the binlog.
+//! converge, DDL is followed, every column type survives the binlog, and a
+//! destination that lost a row the source updates is caught.
 //! (Failover under load lives in failover.rs.)
 
 use dts_tests::compare::assert_same_rows;
@@ -143,6 +144,81 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
         "checkpoint: {:?}",
         info.checkpoint.map(|c| (c.display, c.position))
     );
+    Ok(())
+}
+
+/// Strict apply writes the net updates of a batch in one upsert and counts
+/// the rows it changed, instead of counting the rows first: a row that
+/// already has its new values must still pass, and a row the destination
+/// lacks must stop the task without being inserted.
+#[tokio::test]
+async fn an_update_the_destination_already_has_passes_and_one_of_a_missing_row_is_caught(
+) -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE app; USE app; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); \
+             INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three')",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "strict-updates",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"app\"",
+        1,
+    );
+    let task = cluster.create_task(&spec, true).await?.id;
+    cluster
+        .wait_for_task_phase(&task, "incremental", TIMEOUT)
+        .await?;
+
+    // Row 2 already holds what the source is about to write: the upsert
+    // counts it as found, not changed, and the lane must check and go on.
+    destination
+        .exec("UPDATE app.t SET v = 'second' WHERE id = 2")
+        .await?;
+    source
+        .exec(
+            "USE app; START TRANSACTION; UPDATE t SET v = 'first' WHERE id = 1; \
+             UPDATE t SET v = 'second' WHERE id = 2; COMMIT",
+        )
+        .await?;
+    wait_caught_up(&source, &destination, 1, TIMEOUT).await?;
+    assert_healthy(&cluster, &task).await?;
+    assert_same_rows(&source, &destination, &[("app", "t")]).await?;
+
+    // Row 3 is gone from the destination: its update must not bring it back.
+    destination.exec("DELETE FROM app.t WHERE id = 3").await?;
+    source
+        .exec("UPDATE app.t SET v = 'third' WHERE id = 3")
+        .await?;
+    let info = wait_for("the lost row to be reported", TIMEOUT, || async {
+        let t = cluster.task(&task).await?;
+        Ok(t.last_error.contains("updated rows were not there").then_some(t))
+    })
+    .await?;
+    println!("reported: {}", info.last_error);
+    assert!(
+        info.last_error.contains("`app`.`t`"),
+        "the error names the table: {}",
+        info.last_error
+    );
+    let row_3 = destination
+        .query_value("SELECT COUNT(*) FROM app.t WHERE id = 3")
+        .await?;
+    assert_eq!(row_3.as_deref(), Some("0"), "the missing row was inserted");
+    let row_1 = destination
+        .query_value("SELECT v FROM app.t WHERE id = 1")
+        .await?;
+    assert_eq!(row_1.as_deref(), Some("first"));
     Ok(())
 }
 
