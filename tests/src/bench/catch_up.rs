@@ -5,7 +5,7 @@
 
 use super::report::Report;
 use super::tools::{cpu_seconds, quiesce, run_shell, Sysbench, SERVER_OPTIONS};
-use super::Settings;
+use super::{median, Settings};
 use crate::compare::assert_same_rows;
 use crate::converge::wait_caught_up;
 use crate::fixtures::sync_task;
@@ -21,9 +21,95 @@ const LONG: Duration = Duration::from_secs(3600);
 pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::Result<()> {
     println!(
         "== {SCENARIO}: backlog of {} oltp_write_only transactions on {} x {} rows, \
-         keys by sysbench --rand-type={}",
-        settings.backlog_events, settings.tables, settings.catch_up_table_size, settings.rand_type
+         keys by sysbench --rand-type={}, {} round(s)",
+        settings.backlog_events,
+        settings.tables,
+        settings.catch_up_table_size,
+        settings.rand_type,
+        settings.rounds
     );
+    let mut writes = 0;
+    let mut rounds = Vec::new();
+    for round in 1..=settings.rounds {
+        if settings.rounds > 1 {
+            println!("  round {round} of {}", settings.rounds);
+        }
+        // The CPU shares come from the last round: one line each in the table.
+        let cpu_report = (round == settings.rounds).then_some(&mut *report);
+        let (round_writes, results) = one_round(settings, cpu_report).await?;
+        writes = round_writes;
+        rounds.push(results);
+    }
+    report_rounds(report, writes, &rounds);
+    Ok(())
+}
+
+/// What each contender took in one round, in the order dts (transaction),
+/// dts (row), native single-threaded, native 4 threads optimistic.
+type Round = Vec<(String, Duration)>;
+
+/// Medians over the rounds; each ratio is of medians, with the rounds' own
+/// ratios in its note.
+fn report_rounds(report: &mut Report, writes: u64, rounds: &[Round]) {
+    let Some(first) = rounds.first() else {
+        return;
+    };
+    let seconds_of = |index: usize| -> Vec<f64> {
+        rounds
+            .iter()
+            .filter_map(|round| round.get(index))
+            .map(|(_, took)| took.as_secs_f64())
+            .collect()
+    };
+    let mut medians = Vec::new();
+    for (index, (subject, _)) in first.iter().enumerate() {
+        let mut seconds = seconds_of(index);
+        let each: Vec<String> = seconds.iter().map(|s| format!("{s:.2}")).collect();
+        let secs = median(&mut seconds);
+        let note = if rounds.len() > 1 {
+            format!("median of {}", each.join(", "))
+        } else {
+            String::new()
+        };
+        report.add_noted(SCENARIO, subject, "seconds", secs, "s", &note);
+        report.add(
+            SCENARIO,
+            subject,
+            "row events/s",
+            writes as f64 / secs,
+            "events/s",
+        );
+        medians.push(secs);
+    }
+    let (single, optimistic) = (medians[2], medians[3]);
+    for (index, (subject, _)) in first.iter().enumerate().take(2) {
+        let dts = medians[index];
+        for (versus, native, native_index, goal) in [
+            ("speed vs native parallel=0", single, 2, "goal >= 2"),
+            ("speed vs native parallel=4 optimistic", optimistic, 3, "goal > 1"),
+        ] {
+            let per_round: Vec<String> = seconds_of(native_index)
+                .iter()
+                .zip(seconds_of(index))
+                .map(|(native, dts)| format!("{:.2}", native / dts))
+                .collect();
+            let note = if rounds.len() > 1 {
+                format!("{goal}; rounds {}", per_round.join(", "))
+            } else {
+                goal.to_string()
+            };
+            report.add_noted(SCENARIO, subject, versus, native / dts, "x", &note);
+        }
+    }
+}
+
+/// One round: a fresh source, its backlog, and fresh copies of the starting
+/// data for every contender; returns the backlog's row writes and each
+/// contender's time.
+async fn one_round(
+    settings: &Settings,
+    mut cpu_report: Option<&mut Report>,
+) -> anyhow::Result<(u64, Round)> {
     let source = MariaDb::start_with(1, SERVER_OPTIONS).await?;
     source.exec("CREATE DATABASE sbtest").await?;
     let sysbench = Sysbench {
@@ -99,7 +185,16 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     let mut results = Vec::new();
     for (task, (consistency, copy)) in tasks.iter().zip(variants) {
         quiesce(&everything).await?;
-        let took = catch_up(settings, &cluster, task, consistency, &source, copy, report).await?;
+        let took = catch_up(
+            settings,
+            &cluster,
+            task,
+            consistency,
+            &source,
+            copy,
+            cpu_report.as_deref_mut(),
+        )
+        .await?;
         let subject = match consistency {
             "transaction" => format!("dts ({} DU)", settings.threads),
             _ => format!("dts ({} DU, row-level apply)", settings.threads),
@@ -126,39 +221,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         assert_same_rows(&source, copy, &pairs).await?;
     }
 
-    let native = |i: usize| results[i].1.as_secs_f64();
-    let (single, optimistic) = (native(2), native(3));
-    for (subject, took) in &results {
-        let secs = took.as_secs_f64();
-        report.add(SCENARIO, subject, "seconds", secs, "s");
-        report.add(
-            SCENARIO,
-            subject,
-            "row events/s",
-            writes as f64 / secs,
-            "events/s",
-        );
-    }
-    for (subject, took) in &results[..2] {
-        let dts = took.as_secs_f64();
-        report.add_noted(
-            SCENARIO,
-            subject,
-            "speed vs native parallel=0",
-            single / dts,
-            "x",
-            "goal >= 2",
-        );
-        report.add_noted(
-            SCENARIO,
-            subject,
-            "speed vs native parallel=4 optimistic",
-            optimistic / dts,
-            "x",
-            "goal > 1",
-        );
-    }
-    Ok(())
+    Ok((writes, results))
 }
 
 /// Resumes a paused dts task and times it until its destination has caught
@@ -170,7 +233,7 @@ async fn catch_up(
     consistency: &str,
     source: &MariaDb,
     copy: &MariaDb,
-    report: &mut Report,
+    report: Option<&mut Report>,
 ) -> anyhow::Result<Duration> {
     // Either worker may take the task when it resumes (the other one idles):
     // their CPU is counted together.
@@ -231,6 +294,9 @@ async fn catch_up(
         std::fs::write(&log, cluster.worker_log(&owner))?;
         println!("  worker log: {}", log.display());
     }
+    let Some(report) = report else {
+        return Ok(took);
+    };
     for ((process, _), used) in groups.iter().zip(cpu_used) {
         report.add_noted(
             SCENARIO,

@@ -12,7 +12,7 @@
 
 use super::report::Report;
 use super::tools::{cpu_seconds, quiesce, run, run_shell, Sysbench, SERVER_OPTIONS};
-use super::Settings;
+use super::{median, Settings};
 use crate::compare::assert_same_rows;
 use crate::fixtures::sync_task;
 use crate::{MariaDb, TestCluster};
@@ -38,7 +38,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     let rows = u64::from(settings.tables) * settings.table_size;
     println!(
         "== {SCENARIO}: {} tables x {} rows, {} threads, {} rounds",
-        settings.tables, settings.table_size, settings.threads, settings.full_sync_rounds
+        settings.tables, settings.table_size, settings.threads, settings.rounds
     );
     let source = MariaDb::start_with(1, SERVER_OPTIONS).await?;
     source.exec("CREATE DATABASE sbtest").await?;
@@ -57,7 +57,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     // The contenders take turns, round after round, so that a slow spell of
     // the machine falls on all of them alike.
     let mut runs = Vec::new();
-    for round in 0..settings.full_sync_rounds {
+    for round in 0..settings.rounds {
         quiesce(&[&source]).await?;
         let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
         runs.push(copy_with_dts(settings, &source, &destination, true, round == 0).await?);
@@ -159,15 +159,6 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         "myloader without the destination binlog, dts with it",
     );
     Ok(())
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 /// One mydumper dump, loaded by myloader twice, with and without the

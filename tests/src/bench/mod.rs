@@ -15,9 +15,10 @@ pub mod tools;
 pub struct Settings {
     pub tables: u32,
     pub table_size: u64,
-    /// Full-sync rounds: the contenders take turns this many times and each
-    /// is reported by its median, since the machine's speed drifts.
-    pub full_sync_rounds: u32,
+    /// Full-sync and catch-up rounds: the contenders take turns this many
+    /// times and each is reported by its median, since the machine's speed
+    /// drifts.
+    pub rounds: u32,
     /// Threads for every contender (dts DU, mydumper/myloader threads, sysbench).
     pub threads: u32,
     pub catch_up_table_size: u64,
@@ -40,7 +41,7 @@ impl Settings {
         Self {
             tables: 4,
             table_size: 250_000,
-            full_sync_rounds: 3,
+            rounds: 3,
             threads: 4,
             catch_up_table_size: 100_000,
             backlog_events: 50_000,
@@ -60,7 +61,7 @@ impl Settings {
         Self {
             tables: 4,
             table_size: 50_000,
-            full_sync_rounds: 1,
+            rounds: 1,
             threads: 4,
             catch_up_table_size: 20_000,
             backlog_events: 10_000,
@@ -100,4 +101,14 @@ pub async fn profiled<T>(
         println!("  profile: {}", summary.display());
     }
     result
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }

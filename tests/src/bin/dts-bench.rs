@@ -21,7 +21,7 @@ struct Args {
     /// Rows per sysbench table for the full sync [default: 250000; quick 50000].
     #[arg(long)]
     table_size: Option<u64>,
-    /// Full-sync rounds, contenders taking turns; medians are reported [default: 3; quick 1].
+    /// Full-sync and catch-up rounds, contenders taking turns; medians are reported [default: 3; quick 1].
     #[arg(long)]
     rounds: Option<u32>,
     /// Threads for every contender [default: 4].
@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     };
     settings.tables = args.tables.unwrap_or(settings.tables);
     settings.table_size = args.table_size.unwrap_or(settings.table_size);
-    settings.full_sync_rounds = args.rounds.unwrap_or(settings.full_sync_rounds).max(1);
+    settings.rounds = args.rounds.unwrap_or(settings.rounds).max(1);
     settings.threads = args.threads.unwrap_or(settings.threads);
     settings.backlog_events = args.backlog.unwrap_or(settings.backlog_events);
     settings.latency_seconds = args.latency_seconds.unwrap_or(settings.latency_seconds);
