@@ -5,6 +5,7 @@
 //! row hashes match, and the counters sum to the committed transactions
 //! (nothing lost, nothing applied twice; strict apply mode raised nothing).
 
+use dts_tests::compare::assert_same_rows;
 use dts_tests::converge::{assert_healthy, assert_load_converged, wait_caught_up};
 use dts_tests::fixtures::sync_task;
 use dts_tests::load::{Load, LOAD_SCHEMA};
@@ -210,6 +211,99 @@ async fn worker_sigkill_mid_incremental_hands_over_and_applies_again_within_seco
     )
     .await;
     assert_eq!(lanes, 2);
+    Ok(())
+}
+
+/// The replay after a crash between two lanes' commits, made to happen: a
+/// row lock held on the destination stops the lane that must insert row 7
+/// while the other lane commits the batch, and the worker is SIGKILLed
+/// then. The new owner replays the batch from the stopped lane's checkpoint;
+/// routing must send every transaction to the lane it went to before, or a
+/// row comes twice (strict apply fails the task) or never.
+#[tokio::test]
+async fn a_crash_between_two_lanes_commits_replays_the_batch_and_applies_nothing_twice(
+) -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))")
+        .await?;
+    let mut cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .worker(2)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "split-commit",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"app\"",
+        2,
+    );
+    let task = cluster.create_task(&spec, true).await?.id;
+    let first = cluster
+        .wait_for_task_phase(&task, "incremental", TIMEOUT)
+        .await?;
+    // A first change through, so that both lanes have a checkpoint.
+    source.exec("INSERT INTO app.t VALUES (0, 'first')").await?;
+    wait_caught_up(&source, &destination, 2, TIMEOUT).await?;
+
+    // Row 7, inserted and not committed on the destination, makes the lane
+    // inserting it wait for this transaction.
+    let mut blocker = destination.conn().await?;
+    blocker
+        .query_drop("START TRANSACTION; INSERT INTO app.t VALUES (7, 'blocker')")
+        .await?;
+    let inserts: Vec<String> = (1..=200)
+        .map(|id| format!("INSERT INTO app.t VALUES ({id}, 'row-{id}')"))
+        .collect();
+    source.exec(&inserts.join("; ")).await?;
+    // Lanes also differ for a moment between two commits; with a lane
+    // waiting for the lock they stay so: the batch cannot end.
+    let split = wait_for("one lane to commit past the stopped one", TIMEOUT, || async {
+        let waiting = count(
+            &destination,
+            "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'",
+        )
+        .await;
+        let positions = count(
+            &destination,
+            "SELECT COUNT(DISTINCT position) FROM dts_meta.checkpoints WHERE lane >= 1",
+        )
+        .await;
+        let routing = destination
+            .query_value(
+                "SELECT GROUP_CONCAT(DISTINCT JSON_VALUE(position, '$.routing')) \
+                 FROM dts_meta.checkpoints WHERE lane >= 1",
+            )
+            .await?;
+        Ok((waiting == 1 && positions == 2).then_some(routing))
+    })
+    .await?;
+    assert_eq!(split.as_deref(), Some("3"), "checkpoints record the group routing");
+    let applied_before = count(&destination, "SELECT COUNT(*) FROM app.t WHERE id > 0").await;
+    assert!(
+        applied_before > 0 && applied_before < 200,
+        "one lane's share is in, the other's is not: {applied_before} rows"
+    );
+
+    cluster.worker(&first.worker_id)?.process.kill();
+    blocker.query_drop("ROLLBACK").await?;
+    drop(blocker);
+    let moved = cluster
+        .wait_for_task_moved(&task, &first.worker_id, TIMEOUT)
+        .await?;
+    assert_eq!(moved.epoch, first.epoch + 1);
+    source
+        .exec("INSERT INTO app.t VALUES (201, 'after the crash')")
+        .await?;
+    wait_caught_up(&source, &destination, 2, TIMEOUT)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+    assert_healthy(&cluster, &task).await?;
+    assert_same_rows(&source, &destination, &[("app", "t")]).await?;
     Ok(())
 }
 
