@@ -262,27 +262,35 @@ async fn a_crash_between_two_lanes_commits_replays_the_batch_and_applies_nothing
     source.exec(&inserts.join("; ")).await?;
     // Lanes also differ for a moment between two commits; with a lane
     // waiting for the lock they stay so: the batch cannot end.
-    let split = wait_for("one lane to commit past the stopped one", TIMEOUT, || async {
-        let waiting = count(
-            &destination,
-            "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'",
-        )
-        .await;
-        let positions = count(
-            &destination,
-            "SELECT COUNT(DISTINCT position) FROM dts_meta.checkpoints WHERE lane >= 1",
-        )
-        .await;
-        let routing = destination
-            .query_value(
-                "SELECT GROUP_CONCAT(DISTINCT JSON_VALUE(position, '$.routing')) \
-                 FROM dts_meta.checkpoints WHERE lane >= 1",
+    let split = wait_for(
+        "one lane to commit past the stopped one",
+        TIMEOUT,
+        || async {
+            let waiting = count(
+                &destination,
+                "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'",
             )
-            .await?;
-        Ok((waiting == 1 && positions == 2).then_some(routing))
-    })
+            .await;
+            let positions = count(
+                &destination,
+                "SELECT COUNT(DISTINCT position) FROM dts_meta.checkpoints WHERE lane >= 1",
+            )
+            .await;
+            let routing = destination
+                .query_value(
+                    "SELECT GROUP_CONCAT(DISTINCT JSON_VALUE(position, '$.routing')) \
+                 FROM dts_meta.checkpoints WHERE lane >= 1",
+                )
+                .await?;
+            Ok((waiting == 1 && positions == 2).then_some(routing))
+        },
+    )
     .await?;
-    assert_eq!(split.as_deref(), Some("3"), "checkpoints record the group routing");
+    assert_eq!(
+        split.as_deref(),
+        Some("3"),
+        "checkpoints record the group routing"
+    );
     let applied_before = count(&destination, "SELECT COUNT(*) FROM app.t WHERE id > 0").await;
     assert!(
         applied_before > 0 && applied_before < 200,

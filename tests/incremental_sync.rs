@@ -202,7 +202,9 @@ async fn an_update_the_destination_already_has_passes_and_one_of_a_missing_row_i
         .await?;
     let info = wait_for("the lost row to be reported", TIMEOUT, || async {
         let t = cluster.task(&task).await?;
-        Ok(t.last_error.contains("updated rows were not there").then_some(t))
+        Ok(t.last_error
+            .contains("updated rows were not there")
+            .then_some(t))
     })
     .await?;
     println!("reported: {}", info.last_error);

@@ -86,7 +86,12 @@ fn report_rounds(report: &mut Report, writes: u64, rounds: &[Round]) {
         let dts = medians[index];
         for (versus, native, native_index, goal) in [
             ("speed vs native parallel=0", single, 2, "goal >= 2"),
-            ("speed vs native parallel=4 optimistic", optimistic, 3, "goal > 1"),
+            (
+                "speed vs native parallel=4 optimistic",
+                optimistic,
+                3,
+                "goal > 1",
+            ),
         ] {
             let per_round: Vec<String> = seconds_of(native_index)
                 .iter()

@@ -303,17 +303,18 @@ impl Applier {
             .query_drop("SAVEPOINT dts_update")
             .await
             .on(Side::Destination, &context)?;
-        let wanted = rows.len();
-        let keys = self.keys_of_rows(table, &rows);
-        if self.write_rows(table, "INSERT", &rows, &upsert).await? == 2 * wanted {
+        if self.write_rows(table, "INSERT", &rows, &upsert).await? == 2 * rows.len() {
             return Ok(());
         }
         self.conn
             .query_drop("ROLLBACK TO SAVEPOINT dts_update")
             .await
             .on(Side::Destination, &context)?;
+        let keys = self.keys_of_rows(table, &rows);
         self.count_existing(table, &keys).await?;
-        self.write_rows(table, "INSERT", &rows, &upsert).await.map(|_| ())
+        self.write_rows(table, "INSERT", &rows, &upsert)
+            .await
+            .map(|_| ())
     }
 
     /// The key values of rows given as writable columns, in key order.

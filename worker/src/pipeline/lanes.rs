@@ -56,8 +56,8 @@ use tracing::{debug, Instrument};
 /// - 3: keys hashed as 1, but a transaction sharing a key with transactions
 ///   already in the batch joins their group instead of merging whole lanes,
 ///   and the groups are dealt to lanes when the batch is handed over (see
-///   [`Groups::deal`]). With random keys, routing 1 merged lanes a few
-///   hundred times a batch, so most batches ran in one lane.
+///   [`Groups::deal`]). With uniform sysbench keys, routing 1 merged lanes
+///   a few hundred times a batch, so most batches ran in one lane.
 pub const ROUTING: u8 = GROUP_ROUTING;
 /// Routing 3, by groups of transactions sharing keys.
 const GROUP_ROUTING: u8 = 3;
@@ -603,7 +603,8 @@ impl Lanes {
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
             // Each lane's share: one lane holding nearly all of it means
-            // the batch's transactions merged the lanes.
+            // hot rows tied the batch's transactions into one group (or,
+            // before routing 3, merged the lanes).
             let shares: Vec<usize> = self
                 .lanes
                 .iter()
@@ -834,7 +835,10 @@ impl Groups {
             lane_of_group[group] = lane;
         }
         let mut shares: Vec<Vec<RowsWork>> = load.iter().map(|_| Vec::new()).collect();
-        for (index, works) in std::mem::take(&mut self.transactions).into_iter().enumerate() {
+        for (index, works) in std::mem::take(&mut self.transactions)
+            .into_iter()
+            .enumerate()
+        {
             shares[lane_of_group[roots[index]]].extend(works);
         }
         self.rows.clear();
@@ -990,7 +994,13 @@ mod tests {
         // both keys, and sent 40 to that merged lane if its key hashed there.
         let lanes = dealt(
             2,
-            &[(10, 2, &[7]), (20, 2, &[8]), (30, 2, &[7, 8]), (40, 1, &[9]), (50, 1, &[10])],
+            &[
+                (10, 2, &[7]),
+                (20, 2, &[8]),
+                (30, 2, &[7, 8]),
+                (40, 1, &[9]),
+                (50, 1, &[10]),
+            ],
         );
         assert_eq!(lanes, [vec![10, 20, 30], vec![40, 50]]);
         // The same batch deals the same way (a replay relies on it).
@@ -998,15 +1008,22 @@ mod tests {
             lanes,
             dealt(
                 2,
-                &[(10, 2, &[7]), (20, 2, &[8]), (30, 2, &[7, 8]), (40, 1, &[9]), (50, 1, &[10])],
+                &[
+                    (10, 2, &[7]),
+                    (20, 2, &[8]),
+                    (30, 2, &[7, 8]),
+                    (40, 1, &[9]),
+                    (50, 1, &[10])
+                ],
             )
         );
     }
 
     #[test]
     fn independent_transactions_fill_the_lanes_evenly() {
-        let transactions: Vec<(u64, usize, Vec<u64>)> =
-            (0..100u64).map(|i| (i, 1 + (i % 3) as usize, vec![i])).collect();
+        let transactions: Vec<(u64, usize, Vec<u64>)> = (0..100u64)
+            .map(|i| (i, 1 + (i % 3) as usize, vec![i]))
+            .collect();
         let borrowed: Vec<(u64, usize, &[u64])> = transactions
             .iter()
             .map(|(pos, rows, keys)| (*pos, *rows, keys.as_slice()))
@@ -1017,9 +1034,15 @@ mod tests {
             .map(|lane| lane.iter().map(|&pos| 1 + (pos % 3) as usize).sum())
             .collect();
         let (least, most) = (loads.iter().min(), loads.iter().max());
-        assert!(most.zip(least).is_some_and(|(m, l)| m - l <= 1), "{loads:?}");
+        assert!(
+            most.zip(least).is_some_and(|(m, l)| m - l <= 1),
+            "{loads:?}"
+        );
         for lane in &lanes {
-            assert!(lane.windows(2).all(|w| w[0] < w[1]), "binlog order: {lane:?}");
+            assert!(
+                lane.windows(2).all(|w| w[0] < w[1]),
+                "binlog order: {lane:?}"
+            );
         }
     }
 
