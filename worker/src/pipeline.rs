@@ -20,6 +20,7 @@ pub mod meta;
 pub mod position;
 pub mod precheck;
 pub mod progress;
+pub mod row_image;
 pub mod schema_sync;
 pub mod sql_text;
 

@@ -6,6 +6,7 @@
 use crate::pipeline::endpoint::Database;
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::pipeline::position::BinlogPosition;
+use crate::pipeline::row_image;
 use futures::{FutureExt, StreamExt};
 use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::binlog::value::BinlogValue;
@@ -331,18 +332,25 @@ pub async fn read(
                         RowKind::Delete
                     }
                 };
-                let mut changes = Vec::new();
-                for row in rows.rows(tme) {
-                    let (before, after) = row.map_err(|e| SyncError::Query {
-                        side: Side::Source,
-                        context: format!("decoding a row of `{db}`.`{table}`"),
-                        detail: e.to_string(),
-                    })?;
-                    changes.push(RowChange {
-                        before: before.map(|r| r.unwrap()),
-                        after: after.map(|r| r.unwrap()),
-                    });
-                }
+                let undecodable = |e: std::io::Error| SyncError::Query {
+                    side: Side::Source,
+                    context: format!("decoding a row of `{db}`.`{table}`"),
+                    detail: e.to_string(),
+                };
+                let changes = match row_image::decode(&rows, tme).map_err(undecodable)? {
+                    Some(changes) => changes,
+                    None => {
+                        let mut changes = Vec::new();
+                        for row in rows.rows(tme) {
+                            let (before, after) = row.map_err(undecodable)?;
+                            changes.push(RowChange {
+                                before: before.map(|r| r.unwrap()),
+                                after: after.map(|r| r.unwrap()),
+                            });
+                        }
+                        changes
+                    }
+                };
                 let columns = tme.columns_count() as usize;
                 let position = position(&file, &gtid);
                 out.push(Item::Rows {
