@@ -12,7 +12,7 @@
 
 use super::report::Report;
 use super::tools::{cpu_seconds, quiesce, run, run_shell, Sysbench, SERVER_OPTIONS};
-use super::{median, Settings};
+use super::{median, median_seconds, Settings};
 use crate::compare::assert_same_rows;
 use crate::fixtures::sync_task;
 use crate::{MariaDb, TestCluster};
@@ -92,18 +92,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     let mut medians = Vec::new();
     for subject in [DTS, DTS_QUIET, MYLOADER_BINLOG, MYLOADER, DUMP] {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.subject == subject).collect();
-        let mut seconds: Vec<f64> = mine.iter().map(|r| r.took.as_secs_f64()).collect();
-        let each = seconds
-            .iter()
-            .map(|s| format!("{s:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let secs = median(&mut seconds);
-        let note = if mine.len() > 1 {
-            format!("median of {each}")
-        } else {
-            String::new()
-        };
+        let (secs, note) = median_seconds(mine.iter().map(|r| r.took.as_secs_f64()).collect());
         report.add_noted(SCENARIO, subject, "seconds", secs, "s", &note);
         report.add(SCENARIO, subject, "rows/s", rows as f64 / secs, "rows/s");
         let processes: Vec<&str> = mine

@@ -103,6 +103,18 @@ pub async fn profiled<T>(
     result
 }
 
+/// The median of a contender's seconds over the rounds, and the note that
+/// lists each round's (empty for a single round).
+pub fn median_seconds(mut seconds: Vec<f64>) -> (f64, String) {
+    let each: Vec<String> = seconds.iter().map(|s| format!("{s:.2}")).collect();
+    let note = if seconds.len() > 1 {
+        format!("median of {}", each.join(", "))
+    } else {
+        String::new()
+    };
+    (median(&mut seconds), note)
+}
+
 /// The middle value (the mean of the two middle ones for an even count).
 pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
