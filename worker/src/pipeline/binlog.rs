@@ -332,25 +332,11 @@ pub async fn read(
                         RowKind::Delete
                     }
                 };
-                let undecodable = |e: std::io::Error| SyncError::Query {
+                let changes = row_image::decode(&rows, tme).map_err(|e| SyncError::Query {
                     side: Side::Source,
                     context: format!("decoding a row of `{db}`.`{table}`"),
                     detail: e.to_string(),
-                };
-                let changes = match row_image::decode(&rows, tme).map_err(undecodable)? {
-                    Some(changes) => changes,
-                    None => {
-                        let mut changes = Vec::new();
-                        for row in rows.rows(tme) {
-                            let (before, after) = row.map_err(undecodable)?;
-                            changes.push(RowChange {
-                                before: before.map(|r| r.unwrap()),
-                                after: after.map(|r| r.unwrap()),
-                            });
-                        }
-                        changes
-                    }
-                };
+                })?;
                 let columns = tme.columns_count() as usize;
                 let position = position(&file, &gtid);
                 out.push(Item::Rows {

@@ -992,31 +992,17 @@ mod tests {
     fn a_shared_row_ties_only_its_own_transactions_and_the_biggest_group_is_dealt_first() {
         // Routing 1 would have merged the lanes of 10 and 20 when 30 touched
         // both keys, and sent 40 to that merged lane if its key hashed there.
-        let lanes = dealt(
-            2,
-            &[
-                (10, 2, &[7]),
-                (20, 2, &[8]),
-                (30, 2, &[7, 8]),
-                (40, 1, &[9]),
-                (50, 1, &[10]),
-            ],
-        );
+        let batch: [(u64, usize, &[u64]); 5] = [
+            (10, 2, &[7]),
+            (20, 2, &[8]),
+            (30, 2, &[7, 8]),
+            (40, 1, &[9]),
+            (50, 1, &[10]),
+        ];
+        let lanes = dealt(2, &batch);
         assert_eq!(lanes, [vec![10, 20, 30], vec![40, 50]]);
         // The same batch deals the same way (a replay relies on it).
-        assert_eq!(
-            lanes,
-            dealt(
-                2,
-                &[
-                    (10, 2, &[7]),
-                    (20, 2, &[8]),
-                    (30, 2, &[7, 8]),
-                    (40, 1, &[9]),
-                    (50, 1, &[10])
-                ],
-            )
-        );
+        assert_eq!(lanes, dealt(2, &batch));
     }
 
     #[test]

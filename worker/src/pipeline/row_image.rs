@@ -21,23 +21,19 @@ struct ColumnDecoding<'a> {
     unsigned: bool,
 }
 
-/// The row changes of `rows`, or `None` for a partial update, which the
-/// caller decodes with mysql_common.
-pub fn decode(
-    rows: &RowsEventData<'_>,
-    table: &TableMapEvent<'_>,
-) -> io::Result<Option<Vec<RowChange>>> {
+/// The row changes of `rows`.
+pub fn decode(rows: &RowsEventData<'_>, table: &TableMapEvent<'_>) -> io::Result<Vec<RowChange>> {
     if matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)) {
-        return Ok(None);
+        return decode_with_mysql_common(rows, table);
     }
     let decodings = column_decodings(table, rows.num_columns() as usize)?;
-    // Which columns each image holds, the same for every row of the event.
-    let before_present: Option<Vec<bool>> = rows
+    // The columns each image holds, the same for every row of the event.
+    let before_present: Option<Vec<usize>> = rows
         .columns_before_image()
-        .map(|bits| bits.iter().map(|bit| *bit).collect());
-    let after_present: Option<Vec<bool>> = rows
+        .map(|bits| bits.iter_ones().collect());
+    let after_present: Option<Vec<usize>> = rows
         .columns_after_image()
-        .map(|bits| bits.iter().map(|bit| *bit).collect());
+        .map(|bits| bits.iter_ones().collect());
     let mut buf = ParseBuf(rows.rows_data());
     let mut changes = Vec::new();
     while !buf.is_empty() {
@@ -51,7 +47,23 @@ pub fn decode(
             .transpose()?;
         changes.push(RowChange { before, after });
     }
-    Ok(Some(changes))
+    Ok(changes)
+}
+
+/// Partial JSON updates (MySQL 8), through mysql_common's rows.
+fn decode_with_mysql_common(
+    rows: &RowsEventData<'_>,
+    table: &TableMapEvent<'_>,
+) -> io::Result<Vec<RowChange>> {
+    rows.rows(table)
+        .map(|row| {
+            let (before, after) = row?;
+            Ok(RowChange {
+                before: before.map(|r| r.unwrap()),
+                after: after.map(|r| r.unwrap()),
+            })
+        })
+        .collect()
 }
 
 /// Type, metadata and sign of each of the first `columns` columns, read
@@ -81,23 +93,20 @@ fn column_decodings<'a>(
         .collect()
 }
 
-/// One image: a null bitmap over the columns present, then the value of
-/// each present column that is not null.
+/// One image: a null bitmap over the columns present (their indexes,
+/// ascending), then the value of each present column that is not null.
 fn image<'a>(
     buf: &mut ParseBuf<'a>,
-    present: &[bool],
+    present: &[usize],
     decodings: &[ColumnDecoding<'a>],
 ) -> io::Result<Vec<BinlogValue<'static>>> {
-    let count = present.iter().filter(|bit| **bit).count();
-    let nulls: &[u8] = buf.parse(count.div_ceil(8))?;
-    let mut values = Vec::with_capacity(count);
-    let mut image_index = 0;
-    for (index, decoding) in decodings.iter().enumerate() {
-        if !present.get(index).copied().unwrap_or(false) {
-            continue;
-        }
+    let nulls: &[u8] = buf.parse(present.len().div_ceil(8))?;
+    let mut values = Vec::with_capacity(present.len());
+    for (image_index, &column) in present.iter().enumerate() {
+        let decoding = decodings
+            .get(column)
+            .ok_or_else(|| invalid(format!("an image holds column {column}, beyond the table")))?;
         let null = nulls[image_index / 8] & (1 << (image_index % 8)) != 0;
-        image_index += 1;
         if null {
             values.push(BinlogValue::Value(mysql_async::Value::NULL));
             continue;
