@@ -71,7 +71,7 @@ async fn single_node_grows_to_three_through_dtsctl_and_shrinks_back() -> anyhow:
         .create_task(&task_file("before-growth", 1), false)
         .await?;
     for id in [2u64, 3] {
-        let port = dts_tests::process::free_port()?;
+        let port = dts_tests::ports::free_port()?;
         cluster.spawn_coordinator(id, port, vec!["--join".to_string()])?;
         let address = format!("127.0.0.1:{port}");
         let id_text = id.to_string();

@@ -1,7 +1,8 @@
 //! A local dts cluster of real processes: coordinators (a Raft group on free
 //! ports) and workers, each with its own temporary directory and log.
 
-use crate::process::{binary, free_port, Process};
+use crate::ports::free_port;
+use crate::process::{binary, Process};
 use crate::wait::wait_for;
 use anyhow::Context;
 use dts_common::client::CallPolicy;

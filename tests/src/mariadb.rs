@@ -1,7 +1,8 @@
 //! Throwaway MariaDB servers: a fresh data dir, a free loopback port, binlog in
 //! ROW format with FULL row images, gone when dropped.
 
-use crate::process::{free_port, Process};
+use crate::ports::free_port;
+use crate::process::Process;
 use anyhow::Context;
 use mysql_async::prelude::Queryable;
 use std::path::PathBuf;
@@ -140,9 +141,9 @@ impl MariaDb {
             "mariadb-install-db failed: {}",
             String::from_utf8_lossy(&install.stderr)
         );
-        // A port free when picked can be taken before the server binds it (by
-        // another process's outgoing connection, say): then the server exits,
-        // and we try again on another port.
+        // The picked port is ours among test processes and outside the range
+        // outgoing connections use, but a listener of some other program can
+        // still take it first: then the server exits, and we try another.
         let mut last_error = None;
         for _ in 0..3 {
             let port = free_port()?;
