@@ -95,9 +95,16 @@ mod tests {
         let mut distinct = ports.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        assert_eq!(distinct.len(), ports.len(), "a port was picked twice: {ports:?}");
+        assert_eq!(
+            distinct.len(),
+            ports.len(),
+            "a port was picked twice: {ports:?}"
+        );
         let ceiling = ephemeral_start();
-        assert!(ports.iter().all(|p| (LOWEST..ceiling).contains(p)), "{ports:?}");
+        assert!(
+            ports.iter().all(|p| (LOWEST..ceiling).contains(p)),
+            "{ports:?}"
+        );
         // What keeps another test process (or a later pick) off them.
         let dir = lock_dir()?;
         for port in ports {
