@@ -5,6 +5,7 @@
 use dts_tests::compare::{assert_same_definition, assert_same_rows};
 use dts_tests::fixtures::{sync_task, EVERY_TYPE_SCHEMA};
 use dts_tests::{wait_for, MariaDb, TestCluster};
+use mysql_async::prelude::Queryable;
 use std::time::Duration;
 
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
@@ -756,6 +757,113 @@ async fn a_pool_with_every_connection_taken_says_so_not_unreachable() -> anyhow:
         }
         Err(other) => anyhow::bail!("expected a pool error, got: {other}"),
         Ok(_) => anyhow::bail!("a second connection came from a pool of one"),
+    }
+    Ok(())
+}
+
+/// DDL on a table while dts copies it. The copy's first chunk is held on a
+/// destination row lock while the source table changes, so the rest of the
+/// table is read after the change. A dropped column breaks the copy's own
+/// reads; a changed character set does not, and the rows read after it
+/// arrive as latin1-labelled UTF-8 that replaying the ALTER would double-
+/// encode. Both fail the task with the table and the reason, and the ALTER
+/// is not replayed over the copied rows.
+#[tokio::test]
+async fn ddl_on_a_table_during_its_copy_fails_the_task_with_the_table_and_the_reason(
+) -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(1)
+        .start()
+        .await?;
+    let cases = [
+        (
+            "dropped",
+            "ALTER TABLE dropped.t DROP COLUMN extra",
+            "Unknown column",
+        ),
+        (
+            "recoded",
+            "ALTER TABLE recoded.t MODIFY v VARCHAR(20) CHARACTER SET utf8mb4",
+            "ALTER TABLE recoded.t MODIFY v",
+        ),
+    ];
+    for (db, ddl, reason) in cases {
+        let table = format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, \
+             v VARCHAR(20) CHARACTER SET latin1, extra INT)"
+        );
+        source
+            .exec(&format!(
+                "{table}; USE {db}; INSERT INTO t SELECT seq, CONCAT('café-', seq), seq FROM seq_1_to_12000"
+            ))
+            .await?;
+        destination.exec(&table).await?;
+        // Holds the first chunk's LOAD on the key of row 1 until rolled back.
+        let mut blocker = destination.conn().await?;
+        blocker
+            .query_drop(format!(
+                "START TRANSACTION; INSERT INTO {db}.t VALUES (1, 'blocker', 0)"
+            ))
+            .await?;
+        let spec = format!(
+            "conflict_mode = \"ignore\"\n{}",
+            sync_task(
+                db,
+                source.port,
+                destination.port,
+                &["full", "incremental"],
+                &format!("[[objects]]\ndatabase = \"{db}\""),
+                1,
+            )
+        );
+        let task = cluster.create_task(&spec, true).await?.id;
+        // The chunk's rows were read before its LOAD began; the next chunk's
+        // are read after this LOAD commits, which the blocker holds off.
+        wait_for(
+            "the first chunk's LOAD to wait for the blocker",
+            Duration::from_secs(30),
+            || async {
+                let loading = destination
+                    .query_value(&format!(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                     WHERE INFO LIKE 'LOAD DATA%`{db}`.`t`%'"
+                    ))
+                    .await?;
+                Ok((loading.as_deref() == Some("1")).then_some(()))
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+        source.exec(ddl).await?;
+        blocker.query_drop("ROLLBACK").await?;
+        drop(blocker);
+
+        let failed = cluster
+            .wait_for_task_status(&task, "failed", SYNC_TIMEOUT)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+        for expected in [
+            &format!("table `{db}`.`t` changed while dts copied it"),
+            reason,
+            "does not support DDL on a table during its full sync",
+        ] {
+            assert!(
+                failed.last_error.contains(expected),
+                "expected `{expected}` in: {}",
+                failed.last_error
+            );
+        }
+        // The destination kept the definition the copy wrote under.
+        let definition = destination
+            .query_value(&format!(
+                "SELECT CHARACTER_SET_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 't' AND COLUMN_NAME = 'v'"
+            ))
+            .await?;
+        assert_eq!(definition.as_deref(), Some("latin1"), "{db}");
     }
     Ok(())
 }

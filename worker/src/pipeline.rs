@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod compact;
 pub mod convert;
 pub mod copy_rows;
+pub mod copy_window;
 pub mod ddl;
 pub mod deferred_index;
 pub mod endpoint;
@@ -158,6 +159,9 @@ async fn run_phases(
                     parallelism: spec.du as usize,
                     keep_existing: spec.conflict_mode == ConflictMode::Ignore,
                     binlog: spec.full_sync_binlog,
+                    // The catch-up checks DDL against them; without one,
+                    // the source need not even have a binlog.
+                    record_copy_ends: spec.has_mode(SyncMode::Incremental),
                     progress: &ctx.progress,
                     cancel: &ctx.cancel,
                 }

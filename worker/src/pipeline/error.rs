@@ -68,6 +68,20 @@ pub enum SyncError {
          drop it, or set conflict_mode = \"ignore\" to sync into it"
     )]
     TableConflict { db: String, table: String },
+    /// DDL on a table between the start of the copy (P0) and the end of
+    /// its own copy: rows read after the change need not match the
+    /// definition the destination had, and replaying the DDL would not fix
+    /// them.
+    #[error(
+        "source: table `{db}`.`{table}` changed while dts copied it ({detail}); \
+         dts does not support DDL on a table during its full sync: drop the task and \
+         the table on the destination, and create the task again when no DDL runs on it"
+    )]
+    ChangedDuringCopy {
+        db: String,
+        table: String,
+        detail: String,
+    },
     #[error("fenced off: the destination says epoch {current} owns this task; this runtime has epoch {mine}")]
     Fenced { mine: u64, current: u64 },
     #[error("{side}: {detail} (while: {context})")]

@@ -3,15 +3,18 @@
 //! each chunk's rows and its `done` mark committed in one fenced transaction.
 //! A runtime that dies loses only the chunks it had in flight; whoever owns
 //! the task next copies exactly the chunks not marked done. A table's last
-//! chunk is followed by the indexes schema sync deferred.
+//! chunk is followed by the end of its copy window (see copy_window) and the
+//! indexes schema sync deferred.
 
 use crate::pipeline::catalog::Table;
 use crate::pipeline::copy_rows::RowWriter;
+use crate::pipeline::copy_window;
 use crate::pipeline::deferred_index;
 use crate::pipeline::endpoint::Database;
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::pipeline::keyset::{after, at_or_before, decode_bound, encode_bound, order_by};
 use crate::pipeline::meta::Meta;
+use crate::pipeline::position;
 use crate::pipeline::progress::{Progress, TableProgress};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
@@ -50,8 +53,27 @@ pub struct FullSync<'a> {
     pub keep_existing: bool,
     /// Write the copied rows to the destination's binlog (full_sync_binlog).
     pub binlog: bool,
+    /// Record where each table's copy ended in the source binlog.
+    pub record_copy_ends: bool,
     pub progress: &'a Progress,
     pub cancel: &'a CancellationToken,
+}
+
+/// A read of the table's rows or keys failed. Of the columns and the table
+/// it names, one being gone means the table changed after it was planned:
+/// waiting and retrying would read under another definition, if at all.
+fn read_error(table: &Table, context: &str, err: mysql_async::Error) -> SyncError {
+    match err {
+        // ER_BAD_FIELD_ERROR, ER_NO_SUCH_TABLE
+        mysql_async::Error::Server(e) if e.code == 1054 || e.code == 1146 => {
+            SyncError::ChangedDuringCopy {
+                db: table.db.clone(),
+                table: table.name.clone(),
+                detail: format!("{context}: {}", e.message),
+            }
+        }
+        other => SyncError::from_driver(Side::Source, context, other),
+    }
 }
 
 fn table_label(table: &Table) -> String {
@@ -79,7 +101,13 @@ impl FullSync<'_> {
     }
 
     /// Plans a table and queues its chunks among the others.
-    async fn plan_table(&self, copy: &Copy, index: usize) -> SyncResult<()> {
+    async fn plan_table(
+        &self,
+        copy: &Copy,
+        index: usize,
+        src: &mut mysql_async::Conn,
+        dst: &mut mysql_async::Conn,
+    ) -> SyncResult<()> {
         let table = &self.tables[index];
         let started = std::time::Instant::now();
         let charsets = self.destination_charsets(table).await?;
@@ -88,7 +116,7 @@ impl FullSync<'_> {
         copy.remaining[index].store(chunks.len(), Ordering::SeqCst);
         if chunks.is_empty() {
             // Copied before a restart, perhaps up to its indexes.
-            self.add_deferred_indexes(table).await?;
+            self.table_copied(table, src, dst).await?;
         }
         info!(
             table = %table_label(table),
@@ -103,6 +131,22 @@ impl FullSync<'_> {
         queue.extend(plans);
         queue.extend(interleave(vec![queued, chunks]));
         Ok(())
+    }
+
+    /// The table's rows are all in: the end of its copy window is where the
+    /// source binlog is now (a restart may record it later than it was,
+    /// which only widens the window), then its deferred indexes go on.
+    async fn table_copied(
+        &self,
+        table: &Table,
+        src: &mut mysql_async::Conn,
+        dst: &mut mysql_async::Conn,
+    ) -> SyncResult<()> {
+        if self.record_copy_ends {
+            let end = position::current(src).await?;
+            copy_window::record(self.meta, dst, &table.db, &table.name, &end).await?;
+        }
+        self.add_deferred_indexes(table).await
     }
 
     /// Adds the indexes schema sync deferred on a table whose rows are all in.
@@ -223,7 +267,7 @@ impl FullSync<'_> {
             let row: Option<Row> = src
                 .exec_first(sql, params_of(params))
                 .await
-                .on(Side::Source, &ctx)?;
+                .map_err(|e| read_error(table, &ctx, e))?;
             match row {
                 Some(row) => bounds.push(row.unwrap()),
                 None => return Ok(bounds),
@@ -295,7 +339,7 @@ impl FullSync<'_> {
             planned.as_mut().enable();
             match copy.take() {
                 Some(Work::Plan(index)) => {
-                    let planned = self.plan_table(copy, index).await;
+                    let planned = self.plan_table(copy, index, src, dst).await;
                     copy.planning.fetch_sub(1, Ordering::SeqCst);
                     copy.planned.notify_waiters();
                     planned?;
@@ -306,7 +350,7 @@ impl FullSync<'_> {
                     let table = &self.tables[chunk.table];
                     self.progress.chunk_done(&table_label(table), rows);
                     if copy.remaining[chunk.table].fetch_sub(1, Ordering::SeqCst) == 1 {
-                        self.add_deferred_indexes(table).await?;
+                        self.table_copied(table, src, dst).await?;
                     }
                 }
                 None if copy.planning.load(Ordering::SeqCst) == 0 => return Ok(()),
@@ -362,7 +406,7 @@ impl FullSync<'_> {
         let rows: Vec<Row> = src
             .exec(select, params_of(params))
             .await
-            .on(Side::Source, &ctx)?;
+            .map_err(|e| read_error(table, &ctx, e))?;
         let rows: Vec<Vec<Value>> = rows.into_iter().map(Row::unwrap).collect();
         let count = rows.len() as u64;
 

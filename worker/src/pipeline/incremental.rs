@@ -6,6 +6,7 @@
 
 use crate::pipeline::apply::{Applier, Mode};
 use crate::pipeline::binlog::{self, Item, ItemChunk, TableFilter};
+use crate::pipeline::copy_window::CopyWindows;
 use crate::pipeline::ddl::{self, Statement};
 use crate::pipeline::endpoint::Database;
 use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
@@ -74,6 +75,15 @@ pub struct Incremental<'a> {
     pub cancel: &'a CancellationToken,
     /// Idempotent until this position (the end of the full copy), if any.
     pub catchup_until: Option<BinlogPosition>,
+}
+
+/// A statement as the source logged it: the default schema it ran in, its
+/// text, and where its event ends.
+#[derive(Clone, Copy)]
+struct Logged<'a> {
+    schema: &'a str,
+    sql: &'a str,
+    position: &'a BinlogPosition,
 }
 
 /// A replica server id unique to the task, far from ids people pick.
@@ -249,6 +259,13 @@ impl Incremental<'_> {
                 checkpoint,
             ));
         }
+        // DDL the catch-up meets is checked against the tables' copy windows.
+        let windows = if mode == Mode::Idempotent {
+            let mut conn = self.destination.conn().await?;
+            CopyWindows::load(self.meta, &mut conn).await?
+        } else {
+            CopyWindows::default()
+        };
         let catalog_conn = self.destination.conn().await?;
         let routing = match self.spec.apply_consistency {
             ApplyConsistency::Transaction => lanes::ROUTING,
@@ -353,15 +370,13 @@ impl Incremental<'_> {
                         timestamp,
                     } => {
                         last_timestamp = timestamp;
+                        let logged = Logged {
+                            schema: &schema,
+                            sql: &sql,
+                            position: &position,
+                        };
                         let ran = self
-                            .statement(
-                                &mut lanes,
-                                selection,
-                                &schema,
-                                &sql,
-                                &position,
-                                first_statement,
-                            )
+                            .statement(&mut lanes, selection, &windows, logged, first_statement)
                             .await?;
                         first_statement &= !ran;
                         self.committed(Some(position), last_timestamp, &lanes);
@@ -376,26 +391,33 @@ impl Incremental<'_> {
         &self,
         lanes: &mut Lanes,
         selection: &Selection,
-        schema: &str,
-        sql: &str,
-        position: &BinlogPosition,
+        windows: &CopyWindows,
+        logged: Logged<'_>,
         first: bool,
     ) -> SyncResult<bool> {
+        let Logged {
+            schema,
+            sql,
+            position,
+        } = logged;
         let relevant = match ddl::classify(sql) {
             Statement::Ignored => false,
-            Statement::Ddl { kind, objects } => objects.iter().any(|o| {
-                let db = o.db.as_deref().unwrap_or(schema);
-                let creates_in_whole_database = matches!(
-                    kind,
-                    ddl::DdlKind::CreateTable
-                        | ddl::DdlKind::RenameTable
-                        | ddl::DdlKind::CreateView
-                        | ddl::DdlKind::AlterView
-                        | ddl::DdlKind::CreateFunction
-                        | ddl::DdlKind::CreateProcedure
-                ) && selection.whole_database(db);
-                selection.wants(db, &o.name) || creates_in_whole_database
-            }),
+            Statement::Ddl { kind, objects } => {
+                windows.check(kind, &objects, schema, position, sql)?;
+                objects.iter().any(|o| {
+                    let db = o.db.as_deref().unwrap_or(schema);
+                    let creates_in_whole_database = matches!(
+                        kind,
+                        ddl::DdlKind::CreateTable
+                            | ddl::DdlKind::RenameTable
+                            | ddl::DdlKind::CreateView
+                            | ddl::DdlKind::AlterView
+                            | ddl::DdlKind::CreateFunction
+                            | ddl::DdlKind::CreateProcedure
+                    ) && selection.whole_database(db);
+                    selection.wants(db, &o.name) || creates_in_whole_database
+                })
+            }
             Statement::Unsupported(head) => {
                 if selection.wants_database(schema) || schema.is_empty() {
                     warn!(statement = %head, schema, "skipping unsupported DDL");

@@ -1,6 +1,7 @@
 //! The task's metadata schema on the destination (`dts_meta` by default): who
 //! owns the task (the epoch fence), checkpoints, the full-sync chunk ledger,
-//! and the indexes deferred until a table's rows are copied.
+//! the indexes deferred until a table's rows are copied, and where the
+//! source binlog was when each table's copy ended.
 //! Rows here are written in the same transaction as the data they describe,
 //! which is what makes apply exactly-once.
 
@@ -60,6 +61,14 @@ impl Meta {
                  tbl VARCHAR(64) NOT NULL, index_name VARCHAR(64) NOT NULL, ordinal INT NOT NULL, \
                  definition TEXT NOT NULL, PRIMARY KEY (task_id, db, tbl, index_name)) ENGINE=InnoDB",
                 self.table("deferred_indexes")
+            ),
+            // Where the source binlog was when each table's copy ended (see
+            // copy_window).
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task_id CHAR(36) NOT NULL, db VARCHAR(64) NOT NULL, \
+                 tbl VARCHAR(64) NOT NULL, copy_end TEXT NOT NULL, \
+                 PRIMARY KEY (task_id, db, tbl)) ENGINE=InnoDB",
+                self.table("table_copies")
             ),
         ];
         for sql in statements {
