@@ -50,8 +50,7 @@ async fn every_type_full_sync(destination_options: &[&str]) -> anyhow::Result<St
     let task = cluster.create_task(&spec, true).await?.id;
     let done = cluster
         .wait_for_task_phase(&task, "done", SYNC_TIMEOUT)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+        .await?;
     assert!(done.last_error.is_empty(), "{}", done.last_error);
 
     assert_same_rows(
@@ -170,11 +169,7 @@ async fn text_is_converted_into_an_existing_column_of_another_charset() -> anyho
                 1,
             )
         );
-        let task = cluster.create_task(&spec, true).await?.id;
-        cluster
-            .wait_for_task_phase(&task, "done", SYNC_TIMEOUT)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+        cluster.run_task_until(&spec, "done", SYNC_TIMEOUT).await?;
         for (sql, expected) in [
             ("SELECT HEX(s) FROM cs.t WHERE id = 1", Some("636166C3A9")),
             ("SELECT HEX(u) FROM cs.t WHERE id = 1", Some("FC6EEF")),
@@ -330,10 +325,7 @@ async fn full_sync_binlog_off_keeps_copied_rows_out_of_the_destination_binlog() 
         2,
     )
     .replacen("du = 2", "du = 2\nfull_sync_binlog = false", 1);
-    let task = cluster.create_task(&spec, true).await?.id;
-    cluster
-        .wait_for_task_phase(&task, "done", SYNC_TIMEOUT)
-        .await?;
+    cluster.run_task_until(&spec, "done", SYNC_TIMEOUT).await?;
     assert_same_rows(&source, &destination, &[("quiet", "rows")]).await?;
 
     use mysql_async::prelude::Queryable;
@@ -541,9 +533,8 @@ async fn binlog_off_purged_positions_and_destination_write_errors_are_precise() 
         objects,
         1,
     );
-    let id = cluster.create_task(&spec, true).await?.id;
-    cluster
-        .wait_for_task_phase(&id, "incremental", Duration::from_secs(60))
+    let id = cluster
+        .run_task_until(&spec, "incremental", Duration::from_secs(60))
         .await?;
     source.exec("INSERT INTO shop.t VALUES (1, 1)").await?;
     wait_for(
@@ -634,9 +625,8 @@ async fn binlog_off_purged_positions_and_destination_write_errors_are_precise() 
         "[[objects]]\ndatabase = \"other\"",
         1,
     );
-    let id = cluster.create_task(&spec, true).await?.id;
-    cluster
-        .wait_for_task_phase(&id, "incremental", Duration::from_secs(60))
+    let id = cluster
+        .run_task_until(&spec, "incremental", Duration::from_secs(60))
         .await?;
     // The destination lacks the table (no schema mode): every apply fails.
     source.exec("INSERT INTO other.t VALUES (1)").await?;
@@ -843,8 +833,7 @@ async fn ddl_on_a_table_during_its_copy_fails_the_task_with_the_table_and_the_re
 
         let failed = cluster
             .wait_for_task_status(&task, "failed", SYNC_TIMEOUT)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+            .await?;
         for expected in [
             &format!("table `{db}`.`t` changed while dts copied it"),
             reason,

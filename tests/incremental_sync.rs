@@ -34,14 +34,9 @@ async fn writes_during_the_whole_full_sync_converge() -> anyhow::Result<()> {
         "[[objects]]\ndatabase = \"load_db\"",
         2,
     );
-    let task = cluster.create_task(&spec, true).await?.id;
-    wait_for("the task to reach incremental", TIMEOUT, || async {
-        let t = cluster.task(&task).await?;
-        anyhow::ensure!(t.status != "failed", "task failed: {}", t.last_error);
-        Ok((t.phase == "incremental").then_some(()))
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
     // Keep writing in strict mode for a while, then stop and compare.
     let target = load.committed() + 300;
     wait_for("more source transactions", TIMEOUT, || async {
@@ -85,9 +80,8 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
         "[[objects]]\ndatabase = \"app\"",
         1,
     );
-    let task = cluster.create_task(&spec, true).await?.id;
-    cluster
-        .wait_for_task_phase(&task, "incremental", TIMEOUT)
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
         .await?;
     source
         .exec(
@@ -175,9 +169,8 @@ async fn an_update_the_destination_already_has_passes_and_one_of_a_missing_row_i
         "[[objects]]\ndatabase = \"app\"",
         1,
     );
-    let task = cluster.create_task(&spec, true).await?.id;
-    cluster
-        .wait_for_task_phase(&task, "incremental", TIMEOUT)
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
         .await?;
 
     // Row 2 already holds what the source is about to write: the upsert
@@ -243,9 +236,8 @@ async fn every_column_type_round_trips_through_the_binlog() -> anyhow::Result<()
         "[[objects]]\ndatabase = \"typed\"",
         2,
     );
-    let task = cluster.create_task(&spec, true).await?.id;
-    cluster
-        .wait_for_task_phase(&task, "incremental", TIMEOUT)
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
         .await?;
     // Every value now travels as a binlog row image.
     source.exec(EVERY_TYPE_ROWS).await?;

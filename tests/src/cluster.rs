@@ -381,7 +381,7 @@ impl TestCluster {
     }
 
     /// Waits until the task reports `phase`; a task that fails meanwhile ends
-    /// the wait at once with its error.
+    /// the wait at once with its error. Either failure carries the cluster's logs.
     pub async fn wait_for_task_phase(
         &self,
         id: &str,
@@ -398,6 +398,20 @@ impl TestCluster {
             },
         )
         .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", self.logs()))
+    }
+
+    /// Creates and starts a task from `spec_toml` and waits until it reports
+    /// `phase`; returns the task's id.
+    pub async fn run_task_until(
+        &self,
+        spec_toml: &str,
+        phase: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let id = self.create_task(spec_toml, true).await?.id;
+        self.wait_for_task_phase(&id, phase, timeout).await?;
+        Ok(id)
     }
 
     /// Waits until the task has `status` (e.g. "failed").

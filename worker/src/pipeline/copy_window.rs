@@ -169,49 +169,34 @@ mod tests {
     }
 
     #[test]
-    fn ddl_after_the_copy_or_on_other_tables_or_on_indexes_passes() {
+    fn only_definition_ddl_on_a_copied_table_before_its_copy_ended_fails() {
+        use DdlKind::*;
         let windows = windows();
-        let alter = DdlKind::AlterTable;
-        // The event that ends exactly at the recorded end was logged before it.
-        assert!(windows
-            .check(alter, &[named(Some("app"), "t")], "", &at(1_000), "")
-            .is_err());
-        assert!(windows
-            .check(alter, &[named(Some("app"), "t")], "", &at(1_001), "")
-            .is_ok());
-        assert!(windows
-            .check(alter, &[named(None, "t")], "other", &at(900), "")
-            .is_ok());
-        assert!(windows
-            .check(alter, &[named(Some("app"), "u")], "app", &at(900), "")
-            .is_ok());
-        assert!(windows
-            .check(
-                DdlKind::CreateIndex,
-                &[named(None, "t")],
+        // (kind, tables named, default schema, event end, fails)
+        let cases = [
+            // The event that ends exactly at the recorded end was logged before it.
+            (AlterTable, vec![named(Some("app"), "t")], "", 1_000, true),
+            (AlterTable, vec![named(Some("app"), "t")], "", 1_001, false),
+            (AlterTable, vec![named(None, "t")], "other", 900, false),
+            (AlterTable, vec![named(Some("app"), "u")], "app", 900, false),
+            (CreateIndex, vec![named(None, "t")], "app", 900, false),
+            (TruncateTable, vec![named(None, "t")], "app", 900, false),
+            // RENAME names the table it moves away from, too.
+            (
+                RenameTable,
+                vec![named(None, "t"), named(None, "t_old")],
                 "app",
-                &at(900),
-                ""
-            )
-            .is_ok());
-        assert!(windows
-            .check(
-                DdlKind::TruncateTable,
-                &[named(None, "t")],
-                "app",
-                &at(900),
-                ""
-            )
-            .is_ok());
-        // RENAME names the table it moves away from, too.
-        assert!(windows
-            .check(
-                DdlKind::RenameTable,
-                &[named(None, "t"), named(None, "t_old")],
-                "app",
-                &at(900),
-                ""
-            )
-            .is_err());
+                900,
+                true,
+            ),
+        ];
+        for (kind, objects, schema, end, fails) in cases {
+            let checked = windows.check(kind, &objects, schema, &at(end), "");
+            assert_eq!(
+                checked.is_err(),
+                fails,
+                "{kind:?} {objects:?} in {schema:?} ending at {end}"
+            );
+        }
     }
 }
