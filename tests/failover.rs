@@ -645,6 +645,74 @@ async fn destination_restart_is_retried_and_a_destination_left_down_fails_the_ta
     Ok(())
 }
 
+/// The source's address moves to another server, as in a failover to a
+/// replica. Binlog positions mean nothing in another server's binlog (the
+/// harness servers even share file names), so the task fails naming both
+/// servers instead of reading the new one from the old server's position.
+#[tokio::test]
+async fn a_source_replaced_behind_its_address_fails_the_task_instead_of_reading_another_binlog(
+) -> anyhow::Result<()> {
+    let old = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    let new = MariaDb::start(3).await?;
+    let schema = "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20)); \
+                  INSERT INTO app.t VALUES (1, 'one'), (2, 'two')";
+    old.exec(schema).await?;
+    // The new server has the data, and a change the old one never had.
+    new.exec(&format!(
+        "{schema}; INSERT INTO app.t VALUES (50, 'only on new')"
+    ))
+    .await?;
+    let address = FaultProxy::start(&format!("127.0.0.1:{}", old.port))?;
+    let address_port: u16 = address
+        .address()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no port in {}", address.address()))?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "moved-source",
+        address_port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"app\"",
+        1,
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
+    old.exec("INSERT INTO app.t VALUES (3, 'three')").await?;
+    wait_caught_up(&old, &destination, 1, TIMEOUT).await?;
+
+    // The address goes dark, then answers from the other server.
+    address.cut();
+    wait_for("the worker to lose the source", TIMEOUT, || async {
+        let t = cluster.task(&task).await?;
+        Ok((!t.last_error.is_empty()).then_some(()))
+    })
+    .await?;
+    address.retarget(&format!("127.0.0.1:{}", new.port))?;
+    address.heal();
+    let failed = cluster
+        .wait_for_task_status(&task, "failed", TIMEOUT)
+        .await?;
+    assert!(
+        failed
+            .last_error
+            .contains("is now the server with server_id 3, not server_id 1"),
+        "unclear error: {}",
+        failed.last_error
+    );
+    // Nothing of the new server's binlog was applied.
+    assert_same_rows(&old, &destination, &[("app", "t")]).await?;
+    Ok(())
+}
+
 /// xorshift64*: a seeded, printed random schedule that a failing run can replay
 /// with `DTS_CHAOS_SEED`.
 struct Rng(u64);

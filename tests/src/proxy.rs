@@ -28,6 +28,7 @@ pub enum Link {
 pub struct FaultProxy {
     address: SocketAddr,
     link: watch::Sender<Link>,
+    target: watch::Sender<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -42,6 +43,7 @@ impl FaultProxy {
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
         let (link, link_rx) = watch::channel(Link::Open);
+        let (target, target_rx) = watch::channel(target);
         let (shutdown, shutdown_rx) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -54,7 +56,7 @@ impl FaultProxy {
                         return;
                     };
                     tokio::select! {
-                        _ = accept_loop(listener, target, link_rx) => {}
+                        _ = accept_loop(listener, target_rx, link_rx) => {}
                         _ = shutdown_rx => {}
                     }
                 });
@@ -63,6 +65,7 @@ impl FaultProxy {
         Ok(Self {
             address,
             link,
+            target,
             shutdown: Some(shutdown),
             thread: Some(thread),
         })
@@ -92,6 +95,16 @@ impl FaultProxy {
     pub fn delay(&self, by: Duration) {
         self.set(Link::Delayed(by));
     }
+
+    /// New connections go to `target` from now on, as when an address moves
+    /// to another server (a failover); open ones stay where they are.
+    pub fn retarget(&self, target: &str) -> anyhow::Result<()> {
+        let target: SocketAddr = target
+            .parse()
+            .with_context(|| format!("proxy target `{target}`"))?;
+        self.target.send_replace(target);
+        Ok(())
+    }
 }
 
 impl Drop for FaultProxy {
@@ -105,9 +118,14 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: SocketAddr, link: watch::Receiver<Link>) {
+async fn accept_loop(
+    listener: TcpListener,
+    target: watch::Receiver<SocketAddr>,
+    link: watch::Receiver<Link>,
+) {
     while let Ok((client, _)) = listener.accept().await {
-        tokio::spawn(serve(client, target, link.clone()));
+        let to = *target.borrow();
+        tokio::spawn(serve(client, to, link.clone()));
     }
 }
 

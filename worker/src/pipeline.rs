@@ -114,6 +114,7 @@ async fn run_phases(
             copy_start: None,
             copy_end: None,
             applied: None,
+            source_server_id: None,
         },
     };
     // Tables this task created earlier are not conflicts.
@@ -123,6 +124,9 @@ async fn run_phases(
         precheck_spec.conflict_mode = ConflictMode::Ignore;
     }
     let tables = precheck::run(&precheck_spec, source, destination).await?;
+    if spec.has_mode(SyncMode::Incremental) {
+        check_source_server(&mut checkpoint, source, &meta, &mut dst).await?;
+    }
     ctx.progress.set_error(None);
     info!(
         tables = tables.len(),
@@ -225,6 +229,31 @@ async fn run_phases(
             }
         }
         save(&meta, &mut dst, &checkpoint).await?;
+    }
+}
+
+/// Binlog positions are only good on the server that wrote them: the first
+/// run records the source's server_id, every later run checks it, so that a
+/// source replaced behind the same address (a failover) fails the task rather
+/// than being read from a position in another server's binlog.
+async fn check_source_server(
+    checkpoint: &mut TaskCheckpoint,
+    source: &Database,
+    meta: &Meta,
+    dst: &mut mysql_async::Conn,
+) -> SyncResult<()> {
+    let found = position::server_id(&mut source.conn().await?).await?;
+    match checkpoint.source_server_id {
+        Some(recorded) if recorded != found => Err(SyncError::SourceReplaced {
+            address: source.address(),
+            recorded,
+            found,
+        }),
+        Some(_) => Ok(()),
+        None => {
+            checkpoint.source_server_id = Some(found);
+            save(meta, dst, checkpoint).await
+        }
     }
 }
 

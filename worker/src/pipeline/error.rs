@@ -82,6 +82,16 @@ pub enum SyncError {
         table: String,
         detail: String,
     },
+    #[error(
+        "source: {address} is now the server with server_id {found}, not server_id {recorded} \
+         whose binlog this task's positions are in; positions do not carry over to another \
+         server (a replica promoted by a failover, say): create the task again against the new source"
+    )]
+    SourceReplaced {
+        address: String,
+        recorded: u32,
+        found: u32,
+    },
     #[error("fenced off: the destination says epoch {current} owns this task; this runtime has epoch {mine}")]
     Fenced { mine: u64, current: u64 },
     #[error("{side}: {detail} (while: {context})")]

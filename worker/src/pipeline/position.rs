@@ -63,6 +63,17 @@ pub async fn current(conn: &mut mysql_async::Conn) -> SyncResult<BinlogPosition>
     Ok(BinlogPosition { file, pos, gtid })
 }
 
+/// The source's `@@server_id`: which server's binlog a position is in.
+/// File names and offsets mean nothing on another server, even one that
+/// replicates the same data (a replica promoted by a failover).
+pub async fn server_id(conn: &mut mysql_async::Conn) -> SyncResult<u32> {
+    let id: Option<u32> = conn
+        .query_first("SELECT @@server_id")
+        .await
+        .on(Side::Source, "reading the source's server_id")?;
+    Ok(id.unwrap_or_default())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -100,6 +111,9 @@ pub struct TaskCheckpoint {
     /// Last binlog position applied (incremental).
     #[serde(default)]
     pub applied: Option<BinlogPosition>,
+    /// `@@server_id` of the source whose binlog the positions are in.
+    #[serde(default)]
+    pub source_server_id: Option<u32>,
 }
 
 #[cfg(test)]
