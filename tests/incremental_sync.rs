@@ -294,3 +294,57 @@ async fn every_column_type_round_trips_through_the_binlog() -> anyhow::Result<()
     }
     Ok(())
 }
+
+/// A rows event whose images lack columns (binlog_row_image = MINIMAL, here
+/// set by the writing session alone, after the prechecks saw FULL): applied,
+/// it would write what it lacks as NULL. The task fails instead, naming the
+/// table and the position, and the destination keeps the row as it was.
+#[tokio::test]
+async fn a_partial_row_image_fails_the_task_instead_of_writing_what_it_lacks() -> anyhow::Result<()>
+{
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, a INT, b VARCHAR(20)); \
+             INSERT INTO app.t VALUES (1, 10, 'kept'), (2, 20, 'also kept')",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "minimal-image",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"app\"",
+        1,
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
+    source
+        .exec("SET SESSION binlog_row_image = 'MINIMAL'; UPDATE app.t SET a = 11 WHERE id = 1")
+        .await?;
+    let failed = cluster
+        .wait_for_task_status(&task, "failed", TIMEOUT)
+        .await?;
+    for expected in ["`app`.`t`", "partial row image", "binlog_row_image"] {
+        assert!(
+            failed.last_error.contains(expected),
+            "expected `{expected}` in: {}",
+            failed.last_error
+        );
+    }
+    assert_eq!(
+        destination
+            .query_value("SELECT CONCAT_WS(',', id, a, b) FROM app.t ORDER BY id LIMIT 1")
+            .await?
+            .as_deref(),
+        Some("1,10,kept")
+    );
+    Ok(())
+}

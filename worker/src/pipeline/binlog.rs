@@ -332,6 +332,13 @@ pub async fn read(
                         RowKind::Delete
                     }
                 };
+                if !row_image::is_full(&rows) {
+                    return Err(SyncError::PartialRowImage {
+                        db,
+                        table,
+                        position: position(&file, &gtid).to_string(),
+                    });
+                }
                 let changes = row_image::decode(&rows, tme).map_err(|e| SyncError::Query {
                     side: Side::Source,
                     context: format!("decoding a row of `{db}`.`{table}`"),

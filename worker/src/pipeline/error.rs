@@ -52,6 +52,18 @@ pub enum SyncError {
         "source: binlog_row_image is {0}; dts needs FULL (SET GLOBAL binlog_row_image = 'FULL')"
     )]
     BinlogRowImage(String),
+    #[error(
+        "source: the rows event for `{db}`.`{table}` ending at binlog position {position} has a \
+         partial row image (binlog_row_image MINIMAL or NOBLOB, set globally or by the session \
+         that wrote it); dts needs FULL images, or it would write the columns they leave out as \
+         NULL: set binlog_row_image = 'FULL' everywhere, and create the task again (this change \
+         cannot be applied exactly)"
+    )]
+    PartialRowImage {
+        db: String,
+        table: String,
+        position: String,
+    },
     #[error("source: binlog position {position} is no longer available (purged from the source?): {detail}")]
     BinlogPurged { position: String, detail: String },
     #[error("source: database `{0}` does not exist")]

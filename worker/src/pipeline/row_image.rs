@@ -21,6 +21,22 @@ struct ColumnDecoding<'a> {
     unsigned: bool,
 }
 
+/// Whether every image of the event holds every column, as with
+/// binlog_row_image = FULL. MINIMAL and NOBLOB leave columns out, and a
+/// session may set either for itself whatever the server's global setting:
+/// so it is checked per event, not only when the task starts.
+pub fn is_full(rows: &RowsEventData<'_>) -> bool {
+    if matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)) {
+        // JSON diffs stand for their columns (MySQL 8's PARTIAL_JSON).
+        return true;
+    }
+    let columns = rows.num_columns() as usize;
+    let before = rows.columns_before_image();
+    let after = rows.columns_after_image();
+    before.is_none_or(|bits| bits.count_ones() == columns)
+        && after.is_none_or(|bits| bits.count_ones() == columns)
+}
+
 /// The row changes of `rows`.
 pub fn decode(rows: &RowsEventData<'_>, table: &TableMapEvent<'_>) -> io::Result<Vec<RowChange>> {
     if matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)) {
