@@ -348,3 +348,79 @@ async fn a_partial_row_image_fails_the_task_instead_of_writing_what_it_lacks() -
     );
     Ok(())
 }
+
+/// DML logged as a statement (a session that set binlog_format STATEMENT for
+/// itself, after the prechecks saw ROW) carries no rows: skipped, its change
+/// would be lost. The task fails instead, naming the statement and position.
+/// A LOAD DATA so logged travels in events of its own and fails it too.
+#[tokio::test]
+async fn statement_logged_dml_fails_the_task_instead_of_being_skipped() -> anyhow::Result<()> {
+    let source = MariaDb::start_with(1, &["--secure-file-priv="]).await?;
+    let destination = MariaDb::start(2).await?;
+    let data = tempfile::NamedTempFile::new()?;
+    std::fs::write(data.path(), "3\t30\tloaded\n")?;
+    let cases = [
+        (
+            "updated",
+            "UPDATE updated.t SET a = 11 WHERE id = 1".to_string(),
+            "UPDATE",
+        ),
+        (
+            "loaded",
+            format!(
+                "LOAD DATA INFILE '{}' INTO TABLE loaded.t",
+                data.path().display()
+            ),
+            "LOAD",
+        ),
+    ];
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    for (db, dml, verb) in cases {
+        source
+            .exec(&format!(
+                "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, a INT, b VARCHAR(20)); \
+                 INSERT INTO {db}.t VALUES (1, 10, 'kept'), (2, 20, 'also kept')"
+            ))
+            .await?;
+        let spec = sync_task(
+            db,
+            source.port,
+            destination.port,
+            &["schema", "full", "incremental"],
+            &format!("[[objects]]\ndatabase = \"{db}\""),
+            1,
+        );
+        let task = cluster
+            .run_task_until(&spec, "incremental", TIMEOUT)
+            .await?;
+        source
+            .exec(&format!("SET SESSION binlog_format = 'STATEMENT'; {dml}"))
+            .await?;
+        let failed = cluster
+            .wait_for_task_status(&task, "failed", TIMEOUT)
+            .await?;
+        let statement = format!("statement-logged {verb}");
+        for expected in [statement.as_str(), "binlog_format"] {
+            assert!(
+                failed.last_error.contains(expected),
+                "expected `{expected}` in: {}",
+                failed.last_error
+            );
+        }
+        assert_eq!(
+            destination
+                .query_value(&format!(
+                    "SELECT GROUP_CONCAT(CONCAT_WS(',', id, a, b) ORDER BY id SEPARATOR ' | ') FROM {db}.t"
+                ))
+                .await?
+                .as_deref(),
+            Some("1,10,kept | 2,20,also kept"),
+            "{db}"
+        );
+    }
+    Ok(())
+}

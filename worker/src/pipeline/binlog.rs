@@ -296,6 +296,18 @@ pub async fn read(
                     }
                 }
             }
+            // LOAD DATA logged as a statement (its file travels in the
+            // Begin_load_query and Append_block events before it): passed on
+            // as a statement, which the applier refuses rather than skips.
+            EventData::ExecuteLoadQueryEvent(load) => {
+                out.push(Item::Statement {
+                    schema: load.schema().to_string(),
+                    sql: load.query().to_string(),
+                    position: position(&file, &gtid),
+                    timestamp,
+                })
+                .await?;
+            }
             EventData::GtidEvent(ev) => {
                 // MySQL: the GTID opens the transaction (BEGIN follows).
                 gtid = Some(mysql_gtid(&ev.sid(), ev.gno()));

@@ -33,6 +33,13 @@ pub enum Statement {
     },
     /// DDL dts does not apply (CREATE TRIGGER, GRANT, CREATE USER, ...): the first words.
     Unsupported(String),
+    /// DML logged as a statement (binlog_format STATEMENT or MIXED): its verb
+    /// (INSERT, UPDATE, DELETE, REPLACE, LOAD) and the names that qualify
+    /// others in it (`db` of `db.t`), among them the databases it touches.
+    Dml {
+        verb: String,
+        qualifiers: Vec<String>,
+    },
     /// Not DDL: transaction control, SET, and the like.
     Ignored,
 }
@@ -217,6 +224,20 @@ impl Cursor {
     }
 }
 
+/// The names followed by a dot: databases of qualified tables, and tables or
+/// aliases of qualified columns.
+fn qualifiers(tokens: &[Token]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for pair in tokens.windows(2) {
+        if let [Token::Word(name) | Token::Quoted(name), Token::Symbol('.')] = pair {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+    }
+    names
+}
+
 pub fn classify(sql: &str) -> Statement {
     let tokens = tokenize(sql);
     let head: Vec<String> = tokens
@@ -343,6 +364,14 @@ pub fn classify(sql: &str) -> Statement {
         c.eat("TABLE");
         return one(DdlKind::TruncateTable, c.name());
     }
+    if let Some(verb @ ("INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD")) =
+        head.first().map(String::as_str)
+    {
+        return Statement::Dml {
+            verb: verb.to_string(),
+            qualifiers: qualifiers(&c.tokens),
+        };
+    }
     match head.first().map(String::as_str) {
         Some(
             "GRANT" | "REVOKE" | "ANALYZE" | "OPTIMIZE" | "REPAIR" | "FLUSH" | "SET" | "INSTALL"
@@ -420,5 +449,29 @@ mod tests {
         ));
         assert_eq!(classify("SAVEPOINT s1"), Statement::Ignored);
         assert_eq!(classify("  "), Statement::Ignored);
+    }
+
+    #[test]
+    fn statement_logged_dml_is_named_with_its_qualifiers() {
+        let dml = |verb: &str, qualifiers: &[&str]| Statement::Dml {
+            verb: verb.into(),
+            qualifiers: qualifiers.iter().map(|q| q.to_string()).collect(),
+        };
+        assert_eq!(
+            classify("update `app`.t set t.a = 1 where id = 2"),
+            dml("UPDATE", &["app", "t"])
+        );
+        assert_eq!(
+            classify("/* app */ INSERT INTO t VALUES (1)"),
+            dml("INSERT", &[])
+        );
+        assert_eq!(
+            classify("LOAD DATA INFILE '/tmp/x' INTO TABLE shop.t"),
+            dml("LOAD", &["shop"])
+        );
+        assert_eq!(
+            classify("DELETE a FROM a JOIN other.b USING (id)"),
+            dml("DELETE", &["other"])
+        );
     }
 }

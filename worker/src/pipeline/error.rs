@@ -64,6 +64,17 @@ pub enum SyncError {
         table: String,
         position: String,
     },
+    #[error(
+        "source: a statement-logged {verb} at binlog position {position} (`{statement}`, from \
+         a session with binlog_format STATEMENT or MIXED) touches a database this task syncs; \
+         its rows are not in the binlog, so dts cannot apply it exactly, and skipping it would \
+         lose it: keep binlog_format = 'ROW' for every session, and create the task again"
+    )]
+    StatementLoggedDml {
+        verb: String,
+        statement: String,
+        position: String,
+    },
     #[error("source: binlog position {position} is no longer available (purged from the source?): {detail}")]
     BinlogPurged { position: String, detail: String },
     #[error("source: database `{0}` does not exist")]

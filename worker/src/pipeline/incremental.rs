@@ -418,6 +418,22 @@ impl Incremental<'_> {
                     selection.wants(db, &o.name) || creates_in_whole_database
                 })
             }
+            Statement::Dml { verb, qualifiers } => {
+                // Its rows are not in the binlog: there is nothing to apply,
+                // and skipping it would lose its change. Which tables it
+                // touched cannot be told from its text in general, so any
+                // in a selected database fails the task.
+                let touches_selection = selection.wants_database(schema)
+                    || qualifiers.iter().any(|q| selection.wants_database(q));
+                if touches_selection {
+                    return Err(SyncError::StatementLoggedDml {
+                        verb,
+                        statement: sql.chars().take(120).collect(),
+                        position: position.to_string(),
+                    });
+                }
+                false
+            }
             Statement::Unsupported(head) => {
                 if selection.wants_database(schema) || schema.is_empty() {
                     warn!(statement = %head, schema, "skipping unsupported DDL");
