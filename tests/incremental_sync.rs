@@ -424,3 +424,121 @@ async fn statement_logged_dml_fails_the_task_instead_of_being_skipped() -> anyho
     }
     Ok(())
 }
+
+/// Statements inside a source transaction belong to it: a SAVEPOINT (as
+/// nested transactions in ORMs write), or, under MIXED, another database's
+/// DML logged as a statement between row-logged changes (UUID() makes this
+/// database's statements unsafe, so they are logged as rows). None may end
+/// the transaction early and drop the rows before it.
+#[tokio::test]
+async fn statements_inside_a_transaction_keep_its_rows() -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, a INT, b VARCHAR(20)); \
+             CREATE DATABASE other; CREATE TABLE other.x (id INT PRIMARY KEY)",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "in-transaction",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"app\"",
+        2,
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
+    source
+        .exec(
+            "USE app; \
+             BEGIN; INSERT INTO t VALUES (1, 1, 'before'); SAVEPOINT s1; \
+             INSERT INTO t VALUES (2, 2, 'rolled back'); ROLLBACK TO SAVEPOINT s1; \
+             INSERT INTO t VALUES (3, 3, 'after'); COMMIT; \
+             BEGIN; INSERT INTO t VALUES (4, 4, 'before'); SAVEPOINT s2; \
+             UPDATE t SET a = 40 WHERE id = 4; RELEASE SAVEPOINT s2; COMMIT; \
+             SET SESSION binlog_format = 'MIXED'; \
+             BEGIN; INSERT INTO t VALUES (5, 5, LEFT(UUID(), 8)); \
+             USE other; INSERT INTO x VALUES (1); USE app; \
+             UPDATE t SET a = 50, b = LEFT(UUID(), 8) WHERE id = 5; COMMIT",
+        )
+        .await?;
+    wait_caught_up(&source, &destination, 2, TIMEOUT).await?;
+    assert_healthy(&cluster, &task).await?;
+    assert_same_rows(&source, &destination, &[("app", "t")]).await?;
+    assert_eq!(
+        destination
+            .query_value("SELECT GROUP_CONCAT(CONCAT(id, ':', a) ORDER BY id) FROM app.t")
+            .await?
+            .as_deref(),
+        Some("1:1,3:3,4:40,5:50")
+    );
+    Ok(())
+}
+
+/// An XA transaction committed in one phase is an ordinary transaction in
+/// the binlog and arrives; a two-phase one (prepared, its outcome in a later
+/// event group) fails the task with the table and position, and nothing of
+/// it is applied.
+#[tokio::test]
+async fn a_two_phase_xa_transaction_fails_the_task_and_a_one_phase_one_arrives(
+) -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, a INT)")
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "xa",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"app\"",
+        1,
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
+    source
+        .exec("XA START 'one'; INSERT INTO app.t VALUES (1, 1); XA END 'one'; XA COMMIT 'one' ONE PHASE")
+        .await?;
+    wait_caught_up(&source, &destination, 1, TIMEOUT).await?;
+    assert_same_rows(&source, &destination, &[("app", "t")]).await?;
+
+    source
+        .exec(
+            "XA START 'two'; INSERT INTO app.t VALUES (2, 2); XA END 'two'; XA PREPARE 'two'; \
+             XA COMMIT 'two'",
+        )
+        .await?;
+    let failed = cluster
+        .wait_for_task_status(&task, "failed", TIMEOUT)
+        .await?;
+    for expected in ["two-phase XA transaction changed `app`.`t`", "ONE PHASE"] {
+        assert!(
+            failed.last_error.contains(expected),
+            "expected `{expected}` in: {}",
+            failed.last_error
+        );
+    }
+    assert_eq!(
+        destination
+            .query_value("SELECT GROUP_CONCAT(id) FROM app.t")
+            .await?
+            .as_deref(),
+        Some("1")
+    );
+    Ok(())
+}

@@ -273,8 +273,24 @@ pub async fn read(
             }
             EventData::QueryEvent(query) => {
                 let sql = query.query().to_string();
-                match sql.trim().to_ascii_uppercase().as_str() {
+                let upper = sql.trim().to_ascii_uppercase();
+                match upper.as_str() {
+                    // MySQL opens an XA transaction with XA START instead
+                    // of BEGIN (MariaDB's GTID event opens both).
                     "BEGIN" => out.push(Item::Begin).await?,
+                    _ if upper.starts_with("XA START") || upper.starts_with("XA BEGIN") => {
+                        out.push(Item::Begin).await?
+                    }
+                    // The outcome of an XA transaction prepared earlier: a
+                    // group of its own, with no XID event to end it.
+                    _ if upper.starts_with("XA COMMIT") || upper.starts_with("XA ROLLBACK") => {
+                        let position = position(&file, &gtid);
+                        out.push(Item::Commit {
+                            position,
+                            timestamp,
+                        })
+                        .await?;
+                    }
                     "COMMIT" => {
                         let position = position(&file, &gtid);
                         out.push(Item::Commit {

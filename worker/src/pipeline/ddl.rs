@@ -33,6 +33,9 @@ pub enum Statement {
     },
     /// DDL dts does not apply (CREATE TRIGGER, GRANT, CREATE USER, ...): the first words.
     Unsupported(String),
+    /// `XA END`: the rows before it belong to an XA transaction, committed
+    /// (or rolled back) in a later event group when it was prepared.
+    XaEnd,
     /// DML logged as a statement (binlog_format STATEMENT or MIXED): its verb
     /// (INSERT, UPDATE, DELETE, REPLACE, LOAD) and the names that qualify
     /// others in it (`db` of `db.t`), among them the databases it touches.
@@ -364,6 +367,9 @@ pub fn classify(sql: &str) -> Statement {
         c.eat("TABLE");
         return one(DdlKind::TruncateTable, c.name());
     }
+    if head.len() >= 2 && head[0] == "XA" && head[1] == "END" {
+        return Statement::XaEnd;
+    }
     if let Some(verb @ ("INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD")) =
         head.first().map(String::as_str)
     {
@@ -449,6 +455,8 @@ mod tests {
         ));
         assert_eq!(classify("SAVEPOINT s1"), Statement::Ignored);
         assert_eq!(classify("  "), Statement::Ignored);
+        assert_eq!(classify("XA END X'7831',X'',1"), Statement::XaEnd);
+        assert_eq!(classify("XA COMMIT X'7831',X'',1"), Statement::Ignored);
     }
 
     #[test]

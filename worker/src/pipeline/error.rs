@@ -75,6 +75,17 @@ pub enum SyncError {
         statement: String,
         position: String,
     },
+    #[error(
+        "source: a two-phase XA transaction changed `{db}`.`{table}` (its XA END ends at binlog \
+         position {position}); whether it commits comes in a later event group, and dts does not \
+         apply two-phase XA transactions: commit them in one phase (XA COMMIT ... ONE PHASE) or \
+         keep them off the synced tables, and create the task again"
+    )]
+    TwoPhaseXa {
+        db: String,
+        table: String,
+        position: String,
+    },
     #[error("source: binlog position {position} is no longer available (purged from the source?): {detail}")]
     BinlogPurged { position: String, detail: String },
     #[error("source: database `{0}` does not exist")]

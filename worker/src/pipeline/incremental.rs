@@ -379,7 +379,9 @@ impl Incremental<'_> {
                             .statement(&mut lanes, selection, &windows, logged, first_statement)
                             .await?;
                         first_statement &= !ran;
-                        self.committed(Some(position), last_timestamp, &lanes);
+                        if !lanes.in_transaction() {
+                            self.committed(Some(position), last_timestamp, &lanes);
+                        }
                     }
                 }
             }
@@ -400,8 +402,28 @@ impl Incremental<'_> {
             sql,
             position,
         } = logged;
-        let relevant = match ddl::classify(sql) {
-            Statement::Ignored => false,
+        let classified = ddl::classify(sql);
+        if let Statement::Dml { verb, qualifiers } = &classified {
+            // Its rows are not in the binlog: there is nothing to apply,
+            // and skipping it would lose its change. Which tables it
+            // touched cannot be told from its text in general, so any in
+            // a selected database fails the task.
+            let touches_selection = selection.wants_database(schema)
+                || qualifiers.iter().any(|q| selection.wants_database(q));
+            if touches_selection {
+                return Err(SyncError::StatementLoggedDml {
+                    verb: verb.clone(),
+                    statement: sql.chars().take(120).collect(),
+                    position: position.to_string(),
+                });
+            }
+        }
+        if lanes.in_transaction() && !matches!(classified, Statement::Ddl { .. }) {
+            self.within_transaction(lanes, &classified, logged).await?;
+            return Ok(false);
+        }
+        let relevant = match classified {
+            Statement::Ignored | Statement::Dml { .. } | Statement::XaEnd => false,
             Statement::Ddl { kind, objects } => {
                 windows.check(kind, &objects, schema, position, sql)?;
                 objects.iter().any(|o| {
@@ -417,22 +439,6 @@ impl Incremental<'_> {
                     ) && selection.whole_database(db);
                     selection.wants(db, &o.name) || creates_in_whole_database
                 })
-            }
-            Statement::Dml { verb, qualifiers } => {
-                // Its rows are not in the binlog: there is nothing to apply,
-                // and skipping it would lose its change. Which tables it
-                // touched cannot be told from its text in general, so any
-                // in a selected database fails the task.
-                let touches_selection = selection.wants_database(schema)
-                    || qualifiers.iter().any(|q| selection.wants_database(q));
-                if touches_selection {
-                    return Err(SyncError::StatementLoggedDml {
-                        verb,
-                        statement: sql.chars().take(120).collect(),
-                        position: position.to_string(),
-                    });
-                }
-                false
             }
             Statement::Unsupported(head) => {
                 if selection.wants_database(schema) || schema.is_empty() {
@@ -454,6 +460,35 @@ impl Incremental<'_> {
         }
         lanes.after_statement(position.clone(), true).await?;
         Ok(true)
+    }
+
+    /// A statement inside a source transaction (SAVEPOINT, XA END, another
+    /// database's statement-logged DML) belongs to it and must not end it;
+    /// only a ROLLBACK does, with nothing of it applied.
+    async fn within_transaction(
+        &self,
+        lanes: &mut Lanes,
+        classified: &Statement,
+        logged: Logged<'_>,
+    ) -> SyncResult<()> {
+        match classified {
+            Statement::XaEnd => {
+                if let Some((db, table)) = lanes.changed_in_transaction() {
+                    return Err(SyncError::TwoPhaseXa {
+                        db: db.clone(),
+                        table: table.clone(),
+                        position: logged.position.to_string(),
+                    });
+                }
+            }
+            _ if logged.sql.trim().eq_ignore_ascii_case("ROLLBACK") => {
+                lanes.begin_transaction();
+                let committed = lanes.end_transaction(logged.position.clone()).await?;
+                self.committed(committed, 0, lanes);
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     fn committed(&self, position: Option<BinlogPosition>, timestamp: u32, lanes: &Lanes) {

@@ -265,6 +265,10 @@ pub struct Lanes {
     /// Every table the transaction touches folds.
     transaction_foldable: bool,
     transaction_rows: usize,
+    /// Between a source transaction's begin and its end.
+    in_transaction: bool,
+    /// The first table the open source transaction changed, if any.
+    changed_in_transaction: Option<(String, String)>,
     /// The current transaction is too big to buffer: it streams through lane 1.
     streaming: bool,
     /// Until the furthest lane checkpoint is reached, batches are replayed
@@ -347,6 +351,8 @@ impl Lanes {
             transaction_change_keys: Vec::new(),
             transaction_foldable: true,
             transaction_rows: 0,
+            in_transaction: false,
+            changed_in_transaction: None,
             streaming: false,
             replay_until,
             routing,
@@ -469,7 +475,20 @@ impl Lanes {
         self.replay_until.is_some()
     }
 
+    /// Inside a source transaction: its statements (SAVEPOINT, say) belong
+    /// to it and must not end it.
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
+    /// The first table the open source transaction changed, if any.
+    pub fn changed_in_transaction(&self) -> Option<&(String, String)> {
+        self.changed_in_transaction.as_ref()
+    }
+
     pub fn begin_transaction(&mut self) {
+        self.in_transaction = true;
+        self.changed_in_transaction = None;
         self.transaction.clear();
         self.transaction_change_keys.clear();
         self.transaction_foldable = true;
@@ -478,6 +497,9 @@ impl Lanes {
     }
 
     pub async fn rows(&mut self, work: RowsWork) -> SyncResult<()> {
+        if self.changed_in_transaction.is_none() {
+            self.changed_in_transaction = Some((work.db.clone(), work.table.clone()));
+        }
         if self.streaming {
             return self.stream(work).await;
         }
@@ -515,6 +537,8 @@ impl Lanes {
         &mut self,
         position: BinlogPosition,
     ) -> SyncResult<Option<BinlogPosition>> {
+        self.in_transaction = false;
+        self.changed_in_transaction = None;
         if self.streaming {
             self.streaming = false;
             self.batch_end = Some(position);
