@@ -365,6 +365,8 @@ async fn bad_input_fails_the_task_with_a_precise_message() -> anyhow::Result<()>
     source
         .exec(
             "CREATE DATABASE shop; CREATE TABLE shop.keyed (id INT PRIMARY KEY); \
+             CREATE TABLE shop.child (id INT PRIMARY KEY, k INT, \
+               CONSTRAINT to_keyed FOREIGN KEY (k) REFERENCES shop.keyed (id) ON DELETE CASCADE); \
              CREATE TABLE shop.keyless (v INT); CREATE USER 'weak'@'%' IDENTIFIED BY 'pw'; \
              GRANT SELECT ON shop.* TO 'weak'@'%'",
         )
@@ -392,6 +394,10 @@ async fn bad_input_fails_the_task_with_a_precise_message() -> anyhow::Result<()>
         (
             base(&objects("\"keyless\""), &["full"]),
             "has neither a primary key nor a unique key",
+        ),
+        (
+            base(&objects("\"keyed\", \"child\""), &["incremental"]),
+            "foreign key `to_keyed` of `shop`.`child` references `keyed` with ON DELETE CASCADE",
         ),
         (
             base(&objects("\"keyed\""), &["schema", "full"]),

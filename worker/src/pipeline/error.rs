@@ -98,6 +98,20 @@ pub enum SyncError {
     )]
     NoKey { db: String, table: String },
     #[error(
+        "source: foreign key `{constraint}` of `{db}`.`{table}` references `{parent}` with {rule}; \
+         what a cascade changes is not written to the binlog, and dts does not redo cascades, \
+         so incremental sync would leave `{table}`'s rows behind: make the key RESTRICT or \
+         NO ACTION (deleting or updating the child rows first), or leave `{db}`.`{table}` out \
+         of the task"
+    )]
+    CascadingForeignKey {
+        db: String,
+        table: String,
+        constraint: String,
+        parent: String,
+        rule: String,
+    },
+    #[error(
         "destination: table `{db}`.`{table}` already exists (conflict_mode = \"precheck_error\"); \
          drop it, or set conflict_mode = \"ignore\" to sync into it"
     )]
