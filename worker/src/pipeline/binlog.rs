@@ -275,9 +275,9 @@ pub async fn read(
                 let sql = query.query().to_string();
                 let upper = sql.trim().to_ascii_uppercase();
                 match upper.as_str() {
+                    "BEGIN" => out.push(Item::Begin).await?,
                     // MySQL opens an XA transaction with XA START instead
                     // of BEGIN (MariaDB's GTID event opens both).
-                    "BEGIN" => out.push(Item::Begin).await?,
                     _ if upper.starts_with("XA START") || upper.starts_with("XA BEGIN") => {
                         out.push(Item::Begin).await?
                     }
