@@ -7,6 +7,7 @@ use dts_tests::compare::assert_same_rows;
 use dts_tests::converge::{assert_healthy, wait_caught_up};
 use dts_tests::fixtures::{sync_task, EVERY_TYPE_ROWS, EVERY_TYPE_TABLES};
 use dts_tests::load::{Load, LOAD_SCHEMA};
+use dts_tests::scenario::IncrementalSync;
 use dts_tests::{wait_for, MariaDb, TestCluster};
 use std::time::Duration;
 
@@ -58,31 +59,19 @@ async fn writes_during_the_whole_full_sync_converge() -> anyhow::Result<()> {
 #[tokio::test]
 async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visibly(
 ) -> anyhow::Result<()> {
-    let source = MariaDb::start(1).await?;
-    let destination = MariaDb::start(2).await?;
-    source
-        .exec(
-            "CREATE DATABASE app; USE app; CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(20)); \
+    let IncrementalSync {
+        source,
+        destination,
+        cluster,
+        task,
+    } = IncrementalSync::start(
+        "CREATE DATABASE app; USE app; CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(20)); \
              CREATE TABLE doomed (id INT PRIMARY KEY); CREATE TABLE emptied (id INT PRIMARY KEY); \
              INSERT INTO a VALUES (1, 'one'), (2, 'two'); INSERT INTO doomed VALUES (1); INSERT INTO emptied VALUES (1), (2)",
-        )
-        .await?;
-    let cluster = TestCluster::builder()
-        .coordinators(1)
-        .worker(2)
-        .start()
-        .await?;
-    let spec = sync_task(
-        "ddl",
-        source.port,
-        destination.port,
-        &["schema", "full", "incremental"],
-        "[[objects]]\ndatabase = \"app\"",
+        "app",
         1,
-    );
-    let task = cluster
-        .run_task_until(&spec, "incremental", TIMEOUT)
-        .await?;
+    )
+    .await?;
     source
         .exec(
             "USE app; \
@@ -148,30 +137,18 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
 #[tokio::test]
 async fn an_update_the_destination_already_has_passes_and_one_of_a_missing_row_is_caught(
 ) -> anyhow::Result<()> {
-    let source = MariaDb::start(1).await?;
-    let destination = MariaDb::start(2).await?;
-    source
-        .exec(
-            "CREATE DATABASE app; USE app; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); \
+    let IncrementalSync {
+        source,
+        destination,
+        cluster,
+        task,
+    } = IncrementalSync::start(
+        "CREATE DATABASE app; USE app; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); \
              INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three')",
-        )
-        .await?;
-    let cluster = TestCluster::builder()
-        .coordinators(1)
-        .worker(2)
-        .start()
-        .await?;
-    let spec = sync_task(
-        "strict-updates",
-        source.port,
-        destination.port,
-        &["schema", "full", "incremental"],
-        "[[objects]]\ndatabase = \"app\"",
+        "app",
         1,
-    );
-    let task = cluster
-        .run_task_until(&spec, "incremental", TIMEOUT)
-        .await?;
+    )
+    .await?;
 
     // Row 2 already holds what the source is about to write: the upsert
     // counts it as found, not changed, and the lane must check and go on.
@@ -302,30 +279,18 @@ async fn every_column_type_round_trips_through_the_binlog() -> anyhow::Result<()
 #[tokio::test]
 async fn a_partial_row_image_fails_the_task_instead_of_writing_what_it_lacks() -> anyhow::Result<()>
 {
-    let source = MariaDb::start(1).await?;
-    let destination = MariaDb::start(2).await?;
-    source
-        .exec(
-            "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, a INT, b VARCHAR(20)); \
+    let IncrementalSync {
+        source,
+        destination,
+        cluster,
+        task,
+    } = IncrementalSync::start(
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, a INT, b VARCHAR(20)); \
              INSERT INTO app.t VALUES (1, 10, 'kept'), (2, 20, 'also kept')",
-        )
-        .await?;
-    let cluster = TestCluster::builder()
-        .coordinators(1)
-        .worker(2)
-        .start()
-        .await?;
-    let spec = sync_task(
-        "minimal-image",
-        source.port,
-        destination.port,
-        &["schema", "full", "incremental"],
-        "[[objects]]\ndatabase = \"app\"",
+        "app",
         1,
-    );
-    let task = cluster
-        .run_task_until(&spec, "incremental", TIMEOUT)
-        .await?;
+    )
+    .await?;
     source
         .exec("SET SESSION binlog_row_image = 'MINIMAL'; UPDATE app.t SET a = 11 WHERE id = 1")
         .await?;
@@ -432,30 +397,18 @@ async fn statement_logged_dml_fails_the_task_instead_of_being_skipped() -> anyho
 /// the transaction early and drop the rows before it.
 #[tokio::test]
 async fn statements_inside_a_transaction_keep_its_rows() -> anyhow::Result<()> {
-    let source = MariaDb::start(1).await?;
-    let destination = MariaDb::start(2).await?;
-    source
-        .exec(
-            "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, a INT, b VARCHAR(20)); \
+    let IncrementalSync {
+        source,
+        destination,
+        cluster,
+        task,
+    } = IncrementalSync::start(
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, a INT, b VARCHAR(20)); \
              CREATE DATABASE other; CREATE TABLE other.x (id INT PRIMARY KEY)",
-        )
-        .await?;
-    let cluster = TestCluster::builder()
-        .coordinators(1)
-        .worker(2)
-        .start()
-        .await?;
-    let spec = sync_task(
-        "in-transaction",
-        source.port,
-        destination.port,
-        &["schema", "full", "incremental"],
-        "[[objects]]\ndatabase = \"app\"",
+        "app",
         2,
-    );
-    let task = cluster
-        .run_task_until(&spec, "incremental", TIMEOUT)
-        .await?;
+    )
+    .await?;
     source
         .exec(
             "USE app; \
@@ -490,27 +443,17 @@ async fn statements_inside_a_transaction_keep_its_rows() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_two_phase_xa_transaction_fails_the_task_and_a_one_phase_one_arrives(
 ) -> anyhow::Result<()> {
-    let source = MariaDb::start(1).await?;
-    let destination = MariaDb::start(2).await?;
-    source
-        .exec("CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, a INT)")
-        .await?;
-    let cluster = TestCluster::builder()
-        .coordinators(1)
-        .worker(2)
-        .start()
-        .await?;
-    let spec = sync_task(
-        "xa",
-        source.port,
-        destination.port,
-        &["schema", "full", "incremental"],
-        "[[objects]]\ndatabase = \"app\"",
+    let IncrementalSync {
+        source,
+        destination,
+        cluster,
+        task,
+    } = IncrementalSync::start(
+        "CREATE DATABASE app; CREATE TABLE app.t (id INT PRIMARY KEY, a INT)",
+        "app",
         1,
-    );
-    let task = cluster
-        .run_task_until(&spec, "incremental", TIMEOUT)
-        .await?;
+    )
+    .await?;
     source
         .exec("XA START 'one'; INSERT INTO app.t VALUES (1, 1); XA END 'one'; XA COMMIT 'one' ONE PHASE")
         .await?;

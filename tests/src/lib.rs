@@ -12,6 +12,7 @@ pub mod mariadb;
 pub mod ports;
 pub mod process;
 pub mod proxy;
+pub mod scenario;
 pub mod wait;
 
 pub use cluster::{TestCluster, TestClusterBuilder};
