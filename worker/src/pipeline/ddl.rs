@@ -227,6 +227,81 @@ impl Cursor {
     }
 }
 
+/// Whether `sql`, an ALTER TABLE, changes only indexes and table options
+/// (ADD or DROP INDEX, COMMENT, ENGINE, ...): nothing about how the table's
+/// rows read. Anything not recognized counts as changing them.
+pub fn alters_only_indexes_or_options(sql: &str) -> bool {
+    let mut c = Cursor {
+        tokens: tokenize(sql),
+        at: 0,
+    };
+    if !c.eat("ALTER") {
+        return false;
+    }
+    c.skip_create_options();
+    if !c.eat("TABLE") || c.name().is_none() {
+        return false;
+    }
+    let rest = &c.tokens[c.at..];
+    !rest.is_empty()
+        && top_level_clauses(rest)
+            .iter()
+            .all(|clause| keeps_rows(clause))
+}
+
+/// The comma-separated clauses of an ALTER, commas inside parentheses kept.
+fn top_level_clauses(tokens: &[Token]) -> Vec<&[Token]> {
+    let mut clauses = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, token) in tokens.iter().enumerate() {
+        match token {
+            Token::Symbol('(') => depth += 1,
+            Token::Symbol(')') => depth = depth.saturating_sub(1),
+            Token::Symbol(',') if depth == 0 => {
+                clauses.push(&tokens[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    clauses.push(&tokens[start..]);
+    clauses
+}
+
+/// One ALTER clause that leaves every row's columns and values as they were.
+fn keeps_rows(clause: &[Token]) -> bool {
+    let words: Vec<String> = clause
+        .iter()
+        .take(3)
+        .map(|t| match t {
+            Token::Word(w) => w.to_ascii_uppercase(),
+            _ => String::new(),
+        })
+        .collect();
+    let word = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    let index = |w: &str| matches!(w, "INDEX" | "KEY");
+    match word(0) {
+        // Not ADD PRIMARY KEY or ADD CONSTRAINT: the first changes the
+        // key rows are applied by, the second may be a foreign key.
+        "ADD" => index(word(1)) || matches!(word(1), "UNIQUE" | "FULLTEXT" | "SPATIAL"),
+        "DROP" | "RENAME" | "ALTER" => index(word(1)),
+        "COMMENT"
+        | "ENGINE"
+        | "ALGORITHM"
+        | "LOCK"
+        | "FORCE"
+        | "AUTO_INCREMENT"
+        | "ROW_FORMAT"
+        | "KEY_BLOCK_SIZE"
+        | "STATS_PERSISTENT"
+        | "STATS_AUTO_RECALC"
+        | "STATS_SAMPLE_PAGES"
+        | "PAGE_COMPRESSED"
+        | "PAGE_COMPRESSION_LEVEL" => true,
+        _ => false,
+    }
+}
+
 /// The names followed by a dot: databases of qualified tables, and tables or
 /// aliases of qualified columns.
 fn qualifiers(tokens: &[Token]) -> Vec<String> {
@@ -456,6 +531,30 @@ mod tests {
         assert_eq!(classify("SAVEPOINT s1"), Statement::Ignored);
         assert_eq!(classify("  "), Statement::Ignored);
         assert_eq!(classify("XA END X'7831',X'',1"), Statement::XaEnd);
+    }
+
+    #[test]
+    fn alters_of_indexes_and_options_are_told_from_alters_of_rows() {
+        for keeps in [
+            "ALTER TABLE t ADD INDEX by_v (v)",
+            "alter online table app.t add unique key u (a, b), drop key old, comment = 'x'",
+            "ALTER TABLE t ADD FULLTEXT (body), ENGINE=InnoDB, ALGORITHM=INPLACE, LOCK=NONE",
+            "ALTER TABLE `t` RENAME INDEX a TO b, ALTER INDEX c IGNORED, FORCE",
+        ] {
+            assert!(alters_only_indexes_or_options(keeps), "{keeps}");
+        }
+        for changes in [
+            "ALTER TABLE t MODIFY v TEXT",
+            "ALTER TABLE t ADD INDEX i (v), ADD COLUMN c INT",
+            "ALTER TABLE t ADD PRIMARY KEY (id)",
+            "ALTER TABLE t DROP PRIMARY KEY",
+            "ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (p) REFERENCES q (id)",
+            "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4",
+            "ALTER TABLE t",
+            "CREATE INDEX i ON t (v)",
+        ] {
+            assert!(!alters_only_indexes_or_options(changes), "{changes}");
+        }
         assert_eq!(classify("XA COMMIT X'7831',X'',1"), Statement::Ignored);
     }
 

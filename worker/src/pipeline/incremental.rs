@@ -351,13 +351,7 @@ impl Incremental<'_> {
                         let committed = lanes.end_transaction(position).await?;
                         self.committed(committed, last_timestamp, &lanes);
                         if passed_catchup {
-                            let committed = lanes.commit_all().await?;
-                            self.committed(committed, last_timestamp, &lanes);
-                            lanes.set_mode(Mode::Strict);
-                            self.progress.set_phase("incremental");
-                            info!(
-                                "caught up with the end of the full copy; applying in strict mode"
-                            );
+                            self.leave_catchup(&mut lanes, last_timestamp).await?;
                             if let Some(hook) = on_caught_up.take() {
                                 hook().await?;
                             }
@@ -380,7 +374,19 @@ impl Incremental<'_> {
                             .await?;
                         first_statement &= !ran;
                         if !lanes.in_transaction() {
+                            // A statement of its own (DDL) can be the last
+                            // event before the copy's end: the catch-up ends
+                            // here, not at the next transaction, whenever
+                            // that comes.
+                            let passed_catchup =
+                                lanes.mode() == Mode::Idempotent && caught_up(&position);
                             self.committed(Some(position), last_timestamp, &lanes);
+                            if passed_catchup {
+                                self.leave_catchup(&mut lanes, last_timestamp).await?;
+                                if let Some(hook) = on_caught_up.take() {
+                                    hook().await?;
+                                }
+                            }
                         }
                     }
                 }
@@ -460,6 +466,17 @@ impl Incremental<'_> {
         }
         lanes.after_statement(position.clone(), true).await?;
         Ok(true)
+    }
+
+    /// Past the end of the full copy: what was applied is committed, and
+    /// apply is strict from here on.
+    async fn leave_catchup(&self, lanes: &mut Lanes, timestamp: u32) -> SyncResult<()> {
+        let committed = lanes.commit_all().await?;
+        self.committed(committed, timestamp, lanes);
+        lanes.set_mode(Mode::Strict);
+        self.progress.set_phase("incremental");
+        info!("caught up with the end of the full copy; applying in strict mode");
+        Ok(())
     }
 
     /// A statement inside a source transaction (SAVEPOINT, XA END, another
