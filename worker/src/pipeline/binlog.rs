@@ -281,17 +281,13 @@ pub async fn read(
                     _ if upper.starts_with("XA START") || upper.starts_with("XA BEGIN") => {
                         out.push(Item::Begin).await?
                     }
-                    // The outcome of an XA transaction prepared earlier: a
-                    // group of its own, with no XID event to end it.
-                    _ if upper.starts_with("XA COMMIT") || upper.starts_with("XA ROLLBACK") => {
-                        let position = position(&file, &gtid);
-                        out.push(Item::Commit {
-                            position,
-                            timestamp,
-                        })
-                        .await?;
-                    }
-                    "COMMIT" => {
+                    // XA COMMIT and XA ROLLBACK: the outcome of an XA
+                    // transaction prepared earlier, a group of its own with
+                    // no XID event to end it.
+                    _ if upper == "COMMIT"
+                        || upper.starts_with("XA COMMIT")
+                        || upper.starts_with("XA ROLLBACK") =>
+                    {
                         let position = position(&file, &gtid);
                         out.push(Item::Commit {
                             position,

@@ -351,10 +351,8 @@ impl Incremental<'_> {
                         let committed = lanes.end_transaction(position).await?;
                         self.committed(committed, last_timestamp, &lanes);
                         if passed_catchup {
-                            self.leave_catchup(&mut lanes, last_timestamp).await?;
-                            if let Some(hook) = on_caught_up.take() {
-                                hook().await?;
-                            }
+                            self.leave_catchup(&mut lanes, last_timestamp, &mut on_caught_up)
+                                .await?;
                         }
                     }
                     Item::Statement {
@@ -382,10 +380,8 @@ impl Incremental<'_> {
                                 lanes.mode() == Mode::Idempotent && caught_up(&position);
                             self.committed(Some(position), last_timestamp, &lanes);
                             if passed_catchup {
-                                self.leave_catchup(&mut lanes, last_timestamp).await?;
-                                if let Some(hook) = on_caught_up.take() {
-                                    hook().await?;
-                                }
+                                self.leave_catchup(&mut lanes, last_timestamp, &mut on_caught_up)
+                                    .await?;
                             }
                         }
                     }
@@ -468,14 +464,26 @@ impl Incremental<'_> {
         Ok(true)
     }
 
-    /// Past the end of the full copy: what was applied is committed, and
-    /// apply is strict from here on.
-    async fn leave_catchup(&self, lanes: &mut Lanes, timestamp: u32) -> SyncResult<()> {
+    /// Past the end of the full copy: what was applied is committed, apply
+    /// is strict from here on, and `on_caught_up` runs (once).
+    async fn leave_catchup<F, Fut>(
+        &self,
+        lanes: &mut Lanes,
+        timestamp: u32,
+        on_caught_up: &mut Option<F>,
+    ) -> SyncResult<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = SyncResult<()>>,
+    {
         let committed = lanes.commit_all().await?;
         self.committed(committed, timestamp, lanes);
         lanes.set_mode(Mode::Strict);
         self.progress.set_phase("incremental");
         info!("caught up with the end of the full copy; applying in strict mode");
+        if let Some(hook) = on_caught_up.take() {
+            hook().await?;
+        }
         Ok(())
     }
 

@@ -945,21 +945,9 @@ mod tests {
 
     #[test]
     fn merged_queues_keep_binlog_order() {
-        let work = |pos: u64| super::RowsWork {
-            db: "d".into(),
-            table: "t".into(),
-            kind: crate::pipeline::binlog::RowKind::Insert,
-            columns: 1,
-            changes: Vec::new(),
-            position: crate::pipeline::position::BinlogPosition {
-                file: "b.000001".into(),
-                pos,
-                gtid: None,
-            },
-        };
         let merged = super::merge_in_binlog_order(
-            vec![work(10), work(40), work(50)],
-            vec![work(20), work(30), work(60)],
+            vec![work_at(10), work_at(40), work_at(50)],
+            vec![work_at(20), work_at(30), work_at(60)],
         );
         let order: Vec<u64> = merged.iter().map(|w| w.position.pos).collect();
         assert_eq!(order, [10, 20, 30, 40, 50, 60]);
