@@ -11,8 +11,8 @@ use dts_tests::fixtures::sync_task;
 use dts_tests::load::{Load, LOAD_SCHEMA};
 use dts_tests::proxy::FaultProxy;
 use dts_tests::{wait_for, MariaDb, TestCluster};
-use dts_worker::pipeline::error::SyncError;
-use dts_worker::pipeline::meta::Meta;
+use dts_worker::error::SyncError;
+use dts_worker::meta::Meta;
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
 

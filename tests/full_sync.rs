@@ -736,8 +736,8 @@ async fn tls_to_the_source_with_a_ca_works_and_its_failures_are_precise() -> any
 /// network instead of at dts.
 #[tokio::test]
 async fn a_pool_with_every_connection_taken_says_so_not_unreachable() -> anyhow::Result<()> {
-    use dts_worker::pipeline::endpoint::Database;
-    use dts_worker::pipeline::error::{Side, SyncError};
+    use dts_worker::endpoint::Database;
+    use dts_worker::error::{Side, SyncError};
     let server = MariaDb::start(1).await?;
     let endpoint = dts_common::spec::Endpoint {
         host: "127.0.0.1".into(),

@@ -7,6 +7,7 @@ pub mod config_file;
 pub mod leader_hint;
 pub mod model;
 pub mod mysql;
+pub mod route;
 pub mod signal;
 pub mod spec;
 pub mod telemetry;

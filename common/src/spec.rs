@@ -2,6 +2,7 @@
 //! coordinator stores. Parsing reports the failing field's path; `validate`
 //! checks what types alone cannot.
 
+use crate::route::validate_identifier;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -101,14 +102,134 @@ impl fmt::Debug for Endpoint {
     }
 }
 
-/// A whole database, or some of its tables.
+/// A whole database, or some of its tables, and their names on the destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectSelector {
     pub database: String,
+    /// The database's name on the destination (default: its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
     /// Empty means the whole database (tables, views, routines, triggers).
     #[serde(default)]
-    pub tables: Vec<String>,
+    pub tables: Vec<TableSelector>,
+}
+
+/// A table entry: its name alone (`"orders"`), or a table with options
+/// (`{ name = "orders", to = "orders_eu", dml = ["insert"] }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum TableSelector {
+    Name(String),
+    Detailed(TableOptions),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableOptions {
+    pub name: String,
+    /// The table's name on the destination (default: its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Which row changes the binlog phases apply (default: all three). The
+    /// full copy copies every row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dml: Option<Vec<DmlOperation>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DmlOperation {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl TableSelector {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Name(name) => name,
+            Self::Detailed(options) => &options.name,
+        }
+    }
+
+    pub fn to(&self) -> Option<&str> {
+        match self {
+            Self::Name(_) => None,
+            Self::Detailed(options) => options.to.as_deref(),
+        }
+    }
+
+    pub fn dml(&self) -> Option<&[DmlOperation]> {
+        match self {
+            Self::Name(_) => None,
+            Self::Detailed(options) => options.dml.as_deref(),
+        }
+    }
+}
+
+impl From<&str> for TableSelector {
+    fn from(name: &str) -> Self {
+        Self::Name(name.to_string())
+    }
+}
+
+/// A string or a table: serde's untagged enums say only "did not match any
+/// variant", where the table's own error names the field and the reason.
+impl<'de> Deserialize<'de> for TableSelector {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl<'de> serde::de::Visitor<'de> for Entry {
+            type Value = TableSelector;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table name, or a table like { name = \"t\", to = \"u\" }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(TableSelector::Name(name.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                TableOptions::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(TableSelector::Detailed)
+            }
+        }
+        deserializer.deserialize_any(Entry)
+    }
+}
+
+/// A batch mapping: every table whose database and name match is selected
+/// and mapped to `to_database`.`to_table`. Several tables mapped to one is a
+/// merge (shards into one table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRule {
+    /// A name, a wildcard pattern (`*` any run, `?` one character), or
+    /// `~regex` (matched against the whole name).
+    pub database: String,
+    /// As `database`; default `*`, every table.
+    #[serde(default = "default_route_table")]
+    pub table: String,
+    /// Default: the source database's own name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_database: Option<String>,
+    /// Default: the source table's own name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_table: Option<String>,
+}
+
+/// Capitalization of names on the destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameCase {
+    #[default]
+    Keep,
+    Lower,
+    Upper,
 }
 
 /// How long a task keeps retrying before it fails with the last error.
@@ -154,6 +275,12 @@ pub struct TaskSpec {
     pub destination: Endpoint,
     #[serde(default)]
     pub objects: Vec<ObjectSelector>,
+    /// Batch mappings, each also selecting what it matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteRule>,
+    /// Capitalization of every database and table name on the destination.
+    #[serde(default, skip_serializing_if = "is_keep")]
+    pub name_case: NameCase,
     #[serde(default)]
     pub retry: RetryPolicy,
     /// Write a heartbeat row on the source every second (in `meta_schema` there),
@@ -171,8 +298,13 @@ pub struct TaskSpec {
 }
 
 pub const MAX_DU: u32 = 1024;
-const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
 
+fn default_route_table() -> String {
+    "*".to_string()
+}
+fn is_keep(case: &NameCase) -> bool {
+    *case == NameCase::Keep
+}
 fn default_port() -> u16 {
     3306
 }
@@ -234,64 +366,10 @@ impl TaskSpec {
         validate_identifier("meta_schema", &self.meta_schema)?;
         validate_endpoint("source", &self.source)?;
         validate_endpoint("destination", &self.destination)?;
-        if self.source.host == self.destination.host && self.source.port == self.destination.port {
-            return Err(SpecError::new(
-                "destination",
-                format!(
-                    "is the same server as the source ({}:{})",
-                    self.destination.host, self.destination.port
-                ),
-            ));
-        }
-        self.validate_objects()?;
+        // One server on both sides is fine: the route refuses what would
+        // be synced onto itself.
+        crate::route::Route::compile(self)?;
         self.validate_retry()
-    }
-
-    fn validate_objects(&self) -> Result<(), SpecError> {
-        if self.objects.is_empty() {
-            return Err(SpecError::new(
-                "objects",
-                "must select at least one database ([[objects]] with `database = \"...\"`)",
-            ));
-        }
-        let mut databases = BTreeSet::new();
-        for (i, object) in self.objects.iter().enumerate() {
-            let field = format!("objects[{i}].database");
-            validate_identifier(&field, &object.database)?;
-            if SYSTEM_SCHEMAS.contains(&object.database.to_ascii_lowercase().as_str()) {
-                return Err(SpecError::new(
-                    field,
-                    format!("`{}` is a system schema", object.database),
-                ));
-            }
-            if object.database == self.meta_schema {
-                return Err(SpecError::new(
-                    field,
-                    format!("`{}` is the task's meta_schema", object.database),
-                ));
-            }
-            if !databases.insert(&object.database) {
-                return Err(SpecError::new(
-                    field,
-                    format!(
-                        "database `{}` is selected twice; list its tables in one entry",
-                        object.database
-                    ),
-                ));
-            }
-            let mut tables = BTreeSet::new();
-            for (j, table) in object.tables.iter().enumerate() {
-                let field = format!("objects[{i}].tables[{j}]");
-                validate_identifier(&field, table)?;
-                if !tables.insert(table) {
-                    return Err(SpecError::new(
-                        field,
-                        format!("table `{table}` is listed twice"),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     fn validate_retry(&self) -> Result<(), SpecError> {
@@ -359,23 +437,6 @@ fn validate_endpoint(prefix: &str, endpoint: &Endpoint) -> Result<(), SpecError>
         return Err(SpecError::new(
             format!("{prefix}.tls.ca"),
             "is set but tls.enabled is false",
-        ));
-    }
-    Ok(())
-}
-
-/// MySQL identifiers: 1-64 characters, no NUL, no trailing space.
-fn validate_identifier(field: &str, name: &str) -> Result<(), SpecError> {
-    if name.is_empty() {
-        return Err(SpecError::new(field, "must not be empty"));
-    }
-    if name.chars().count() > 64 {
-        return Err(SpecError::new(field, "must be at most 64 characters"));
-    }
-    if name.contains('\0') || name.ends_with(' ') {
-        return Err(SpecError::new(
-            field,
-            "is not a valid identifier (NUL or trailing space)",
         ));
     }
     Ok(())
@@ -533,7 +594,7 @@ mod tests {
                 VALID
                     .replace("10.0.0.2", "10.0.0.1")
                     .replace("port = 3307", "port = 3306"),
-                "destination",
+                "objects[0].tables[0]",
             ),
             (
                 VALID.replace("database = \"shop\"", "database = \"mysql\""),

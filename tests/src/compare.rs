@@ -54,3 +54,73 @@ pub async fn assert_same_rows(
     }
     Ok(())
 }
+
+/// "The source as the route says": every selected source table's rows,
+/// gathered under the destination table the task's route sends them to
+/// (a merge is the union of its sources), compared row by row with the
+/// destination. Returns the first difference, or `None` when equal.
+pub async fn routed_difference(
+    source: &MariaDb,
+    destination: &MariaDb,
+    spec_toml: &str,
+) -> anyhow::Result<Option<String>> {
+    use dts_common::route::Route;
+    use dts_common::TaskSpec;
+    use mysql_async::prelude::Queryable;
+    use std::collections::BTreeMap;
+    let spec = TaskSpec::from_toml(spec_toml)?;
+    let route = Route::compile(&spec)?;
+    let mut conn = source.conn().await?;
+    let tables: Vec<(String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await?;
+    conn.disconnect().await?;
+    let mut expected: BTreeMap<(String, String), Vec<Vec<String>>> = BTreeMap::new();
+    for (db, table) in tables {
+        if let Some(target) = route.table(&db, &table)? {
+            let rows = source.rows_as_hex(&db, &table).await?;
+            expected
+                .entry((target.db, target.table))
+                .or_default()
+                .extend(rows);
+        }
+    }
+    for ((db, table), mut want) in expected {
+        let mut got = match destination.rows_as_hex(&db, &table).await {
+            Ok(rows) => rows,
+            Err(e) => return Ok(Some(format!("`{db}`.`{table}`: {e}"))),
+        };
+        want.sort();
+        got.sort();
+        if want != got {
+            let first = want
+                .iter()
+                .zip(&got)
+                .find(|(w, g)| w != g)
+                .map(|(w, g)| format!("first difference: source {w:?}, destination {g:?}"))
+                .unwrap_or_default();
+            return Ok(Some(format!(
+                "`{db}`.`{table}`: the route says {} rows, the destination has {}; {first}",
+                want.len(),
+                got.len()
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Fails unless the destination is the source as the route says (see
+/// [`routed_difference`]).
+pub async fn assert_routed(
+    source: &MariaDb,
+    destination: &MariaDb,
+    spec_toml: &str,
+) -> anyhow::Result<()> {
+    match routed_difference(source, destination, spec_toml).await? {
+        None => Ok(()),
+        Some(difference) => anyhow::bail!("{difference}"),
+    }
+}

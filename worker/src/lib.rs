@@ -5,5 +5,12 @@
 pub mod agent;
 pub mod allocator;
 pub mod config;
-pub mod pipeline;
+pub mod endpoint;
+pub mod error;
+pub mod meta;
+pub mod phases;
+pub mod progress;
 pub mod runtime;
+pub mod sink;
+pub mod source;
+pub mod transform;

@@ -4,9 +4,9 @@
 //! person must fix, the task is reported failed. A report refused for a stale
 //! epoch stops the runtime at once: another worker owns the task now.
 
-use crate::pipeline::error::{Disposition, SyncError};
-use crate::pipeline::progress::Progress;
-use crate::pipeline::{self, TaskContext};
+use crate::error::{Disposition, SyncError};
+use crate::phases::{self, TaskContext};
+use crate::progress::Progress;
 use dts_common::spec::{RetryPolicy, TaskSpec};
 use dts_common::CoordinatorClient;
 use dts_proto::pb;
@@ -180,7 +180,7 @@ async fn run_with_retries(
     let mut backoff = Duration::from_millis(500);
     loop {
         let progress_before = rows_moved(&task.progress);
-        let error = match pipeline::run(task).await {
+        let error = match phases::run(task).await {
             Ok(()) => return Ok(()),
             // Nobody asked it to stop: ending here would leave the task
             // assigned to a runtime that no longer runs, reported by no one.

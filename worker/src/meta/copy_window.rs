@@ -7,10 +7,10 @@
 //! fix them. The catch-up replays the binlog from P0, so it meets every such
 //! statement: it fails the task with the reason instead of applying it.
 
-use crate::pipeline::ddl::{self, DdlKind, ObjectName};
-use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
-use crate::pipeline::meta::Meta;
-use crate::pipeline::position::BinlogPosition;
+use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::meta::Meta;
+use crate::source::ddl::{self, DdlKind, ObjectName};
+use crate::source::position::BinlogPosition;
 use mysql_async::prelude::Queryable;
 use std::collections::HashMap;
 
@@ -146,6 +146,7 @@ mod tests {
         ObjectName {
             db: db.map(str::to_string),
             name: name.to_string(),
+            span: 0..0,
         }
     }
 

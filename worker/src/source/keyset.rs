@@ -2,7 +2,7 @@
 //! `key > bound` and `key <= bound`, spelled out so the range optimizer uses
 //! the index (MariaDB does not range-scan row-constructor comparisons).
 
-use crate::pipeline::catalog::Table;
+use crate::source::catalog::Table;
 use dts_common::mysql::quote_ident;
 use mysql_async::Value;
 use serde::{Deserialize, Serialize};
@@ -105,7 +105,7 @@ pub fn decode_bound(bytes: Option<Vec<u8>>) -> Option<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::catalog::Column;
+    use crate::source::catalog::Column;
 
     fn table(key: &[&str]) -> Table {
         let columns = key
@@ -121,14 +121,13 @@ mod tests {
                 charset: None,
             })
             .collect();
-        Table {
-            db: "d".into(),
-            name: "t".into(),
+        Table::new(
+            "d",
+            "t",
             columns,
-            key: (0..key.len()).collect(),
-            unique_keys: vec![(0..key.len()).collect()],
-            estimated_rows: 0,
-        }
+            (0..key.len()).collect(),
+            vec![(0..key.len()).collect()],
+        )
     }
 
     #[test]

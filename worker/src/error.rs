@@ -111,6 +111,41 @@ pub enum SyncError {
         parent: String,
         rule: String,
     },
+    #[error("task spec: {0}")]
+    InvalidSpec(dts_common::SpecError),
+    #[error("source: {0}")]
+    RouteConflict(dts_common::route::RouteConflict),
+    #[error(
+        "route: {first} and {second} both map onto destination table {target} ({first_claim} \
+         and {second_claim}); merging tables into one is asked for with a [[routes]] rule, \
+         otherwise give one of them another name with `to`"
+    )]
+    TargetCollision {
+        target: String,
+        first: String,
+        second: String,
+        first_claim: String,
+        second_claim: String,
+    },
+    #[error(
+        "route: source and destination are one server, and {source_table} ({claim}) would be \
+         synced onto {target}, which is {what}; give it another name with `to`"
+    )]
+    OntoItself {
+        source_table: String,
+        claim: String,
+        target: String,
+        what: &'static str,
+    },
+    #[error(
+        "source: `{statement}` at binlog position {position} cannot be followed through the \
+         task's route: {reason}"
+    )]
+    UnmappableDdl {
+        statement: String,
+        position: String,
+        reason: String,
+    },
     #[error(
         "destination: table `{db}`.`{table}` already exists (conflict_mode = \"precheck_error\"); \
          drop it, or set conflict_mode = \"ignore\" to sync into it"

@@ -6,7 +6,7 @@
 //! raw bytes in the column's character set. Each is turned back into what the
 //! destination stores as the same value.
 
-use crate::pipeline::catalog::Column;
+use crate::source::catalog::Column;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::Value;
 

@@ -1,16 +1,20 @@
 //! Checks that refuse to start a task that cannot work, with the reason:
 //! reachability and credentials, binlog settings, keys, cascading foreign
-//! keys, conflicting tables.
+//! keys, cascading foreign keys, what the route maps where, conflicting
+//! tables.
 
-use crate::pipeline::catalog::{self, Table};
-use crate::pipeline::endpoint::Database;
-use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::endpoint::Database;
+use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::source::catalog::{self, Table, TableName};
+use dts_common::route::Route;
 use dts_common::spec::{ConflictMode, SyncMode, TaskSpec};
 use mysql_async::prelude::Queryable;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Runs every check; returns the source tables the task covers.
 pub async fn run(
     spec: &TaskSpec,
+    route: &Route,
     source: &Database,
     destination: &Database,
 ) -> SyncResult<Vec<Table>> {
@@ -22,7 +26,8 @@ pub async fn run(
     if spec.has_mode(SyncMode::Full) && !spec.full_sync_binlog {
         check_binlog_off_allowed(&mut dst).await?;
     }
-    let tables = catalog::load_tables(&mut src, &spec.objects).await?;
+    let tables = catalog::load_tables(&mut src, route).await?;
+    check_targets(&tables, same_server(&mut src, &mut dst).await?)?;
     if spec.has_mode(SyncMode::Incremental) {
         check_cascades(&mut src, &tables).await?;
     }
@@ -112,19 +117,78 @@ async fn check_cascades(src: &mut mysql_async::Conn, tables: &[Table]) -> SyncRe
     Ok(())
 }
 
-async fn check_conflicts(dst: &mut mysql_async::Conn, tables: &[Table]) -> SyncResult<()> {
+/// Whether source and destination are one server (the spec may name it by
+/// two addresses).
+async fn same_server(src: &mut mysql_async::Conn, dst: &mut mysql_async::Conn) -> SyncResult<bool> {
+    const WHO: &str = "SELECT @@hostname, @@port, @@datadir";
+    let ctx = "telling whether source and destination are one server";
+    let source: Option<(String, u16, String)> = src.query_first(WHO).await.on(Side::Source, ctx)?;
+    let destination: Option<(String, u16, String)> =
+        dst.query_first(WHO).await.on(Side::Destination, ctx)?;
+    Ok(source.is_some() && source == destination)
+}
+
+/// Two selected tables onto one destination table is a merge, which only a
+/// [[routes]] rule asks for; on one server, no table may be synced onto
+/// itself or onto another selected table.
+fn check_targets(tables: &[Table], same_server: bool) -> SyncResult<()> {
+    let claim = |t: &Table| {
+        t.claim
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    };
+    let mut by_target: BTreeMap<&TableName, &Table> = BTreeMap::new();
     for table in tables {
+        if let Some(first) = by_target.insert(&table.target, table) {
+            let merge = [first, table]
+                .iter()
+                .all(|t| t.claim.as_ref().is_some_and(|c| c.merges()));
+            if !merge {
+                return Err(SyncError::TargetCollision {
+                    target: table.target.to_string(),
+                    first: first.source_name().to_string(),
+                    second: table.source_name().to_string(),
+                    first_claim: claim(first),
+                    second_claim: claim(table),
+                });
+            }
+        }
+    }
+    if same_server {
+        let sources: BTreeSet<TableName> = tables.iter().map(Table::source_name).collect();
+        for table in tables {
+            if sources.contains(&table.target) {
+                return Err(SyncError::OntoItself {
+                    source_table: table.source_name().to_string(),
+                    claim: claim(table),
+                    target: table.target.to_string(),
+                    what: if table.target == table.source_name() {
+                        "the table itself"
+                    } else {
+                        "a table the task reads"
+                    },
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn check_conflicts(dst: &mut mysql_async::Conn, tables: &[Table]) -> SyncResult<()> {
+    let targets: BTreeSet<&TableName> = tables.iter().map(|t| &t.target).collect();
+    for target in targets {
         let exists: Option<String> = dst
             .exec_first(
                 "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (&table.db, &table.name),
+                (&target.db, &target.name),
             )
             .await
             .on(Side::Destination, "checking for conflicting tables")?;
         if exists.is_some() {
             return Err(SyncError::TableConflict {
-                db: table.db.clone(),
-                table: table.name.clone(),
+                db: target.db.clone(),
+                table: target.name.clone(),
             });
         }
     }

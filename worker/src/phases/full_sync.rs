@@ -6,16 +6,16 @@
 //! chunk is followed by the end of its copy window (see copy_window) and the
 //! indexes schema sync deferred.
 
-use crate::pipeline::catalog::Table;
-use crate::pipeline::copy_rows::RowWriter;
-use crate::pipeline::copy_window;
-use crate::pipeline::deferred_index;
-use crate::pipeline::endpoint::Database;
-use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
-use crate::pipeline::keyset::{after, at_or_before, decode_bound, encode_bound, order_by};
-use crate::pipeline::meta::Meta;
-use crate::pipeline::position;
-use crate::pipeline::progress::{Progress, TableProgress};
+use crate::endpoint::Database;
+use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::meta::copy_window;
+use crate::meta::deferred_index;
+use crate::meta::Meta;
+use crate::progress::{Progress, TableProgress};
+use crate::sink::copy_rows::RowWriter;
+use crate::source::catalog::Table;
+use crate::source::keyset::{after, at_or_before, decode_bound, encode_bound, order_by};
+use crate::source::position;
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Params, Row, Value};
@@ -154,7 +154,7 @@ impl FullSync<'_> {
     /// even when the copy's rows are not (full_sync_binlog = false).
     async fn add_deferred_indexes(&self, table: &Table) -> SyncResult<()> {
         let mut conn = self.destination.conn().await?;
-        deferred_index::restore(self.meta, &mut conn, &table.db, &table.name).await
+        deferred_index::restore(self.meta, &mut conn, &table.target.db, &table.target.name).await
     }
 
     /// Loads the table's chunk plan from the ledger, or makes and stores one.
@@ -282,16 +282,13 @@ impl FullSync<'_> {
         &self,
         table: &Table,
     ) -> SyncResult<HashMap<String, Option<String>>> {
-        let ctx = format!(
-            "reading the columns of `{}`.`{}` on the destination",
-            table.db, table.name
-        );
+        let ctx = format!("reading the columns of {} on the destination", table.target);
         let mut dst = self.destination.conn().await?;
         let columns: Vec<(String, Option<String>)> = dst
             .exec(
                 "SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS \
                  WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (&table.db, &table.name),
+                (&table.target.db, &table.target.name),
             )
             .await
             .on(Side::Destination, &ctx)?;

@@ -5,7 +5,10 @@
 //! Rows here are written in the same transaction as the data they describe,
 //! which is what makes apply exactly-once.
 
-use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
+pub mod copy_window;
+pub mod deferred_index;
+
+use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
 use dts_common::mysql::quote_ident;
 use mysql_async::prelude::Queryable;
 

@@ -8,8 +8,8 @@
 //! unconverted, and a column whose character set differs on the destination (a
 //! table that existed before the task) is converted from the source's.
 
-use crate::pipeline::catalog::{Column, Table};
-use crate::pipeline::convert::{push_literal, write_unquoted};
+use crate::sink::convert::{push_literal, write_unquoted};
+use crate::source::catalog::{Column, Table};
 use dts_common::mysql::quote_ident;
 use mysql_async::Value;
 use std::collections::HashMap;
@@ -76,7 +76,7 @@ impl RowWriter {
         let load_statement = format!(
             "LOAD DATA LOCAL INFILE 'dts-chunk'{ignore} INTO TABLE {} CHARACTER SET binary \
              FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({}){set}",
-            table.qualified(),
+            table.target_qualified(),
             targets.join(", ")
         );
         let verb = if keep_existing {
@@ -84,7 +84,10 @@ impl RowWriter {
         } else {
             "INSERT"
         };
-        let insert_head = format!("{verb} INTO {} ({column_list}) VALUES ", table.qualified());
+        let insert_head = format!(
+            "{verb} INTO {} ({column_list}) VALUES ",
+            table.target_qualified()
+        );
         Self {
             auto_increment: columns.iter().position(|c| c.auto_increment),
             columns,
@@ -243,14 +246,7 @@ mod tests {
     }
 
     fn table(columns: Vec<Column>) -> Table {
-        Table {
-            db: "d".into(),
-            name: "t".into(),
-            columns,
-            key: vec![0],
-            unique_keys: vec![vec![0]],
-            estimated_rows: 0,
-        }
+        Table::new("d", "t", columns, vec![0], vec![vec![0]])
     }
 
     fn charsets(columns: &[(&str, Option<&str>)]) -> HashMap<String, Option<String>> {

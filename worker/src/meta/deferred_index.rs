@@ -12,8 +12,8 @@
 //! recorded in the metadata schema before the table is created without them,
 //! so whoever owns the task after a crash still adds them.
 
-use crate::pipeline::error::{DriverResultExt, Side, SyncResult};
-use crate::pipeline::meta::Meta;
+use crate::error::{DriverResultExt, Side, SyncResult};
+use crate::meta::Meta;
 use dts_common::mysql::quote_table;
 use mysql_async::prelude::Queryable;
 use tracing::info;

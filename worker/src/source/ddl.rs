@@ -2,6 +2,8 @@
 //! A small tokenizer rather than a full SQL parser: DDL as the server logs it
 //! is regular at its head, and anything not recognized is skipped visibly.
 
+use std::ops::Range;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DdlKind {
     AlterTable,
@@ -22,6 +24,8 @@ pub enum DdlKind {
 pub struct ObjectName {
     pub db: Option<String>,
     pub name: String,
+    /// Where the name (qualifier included) stands in the statement's text.
+    pub span: Range<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,70 +59,96 @@ enum Token {
     Symbol(char),
 }
 
-fn tokenize(sql: &str) -> Vec<Token> {
-    let chars: Vec<char> = sql.chars().collect();
+/// Tokens with their byte ranges in `sql`.
+fn tokenize_spanned(sql: &str) -> Vec<(Token, Range<usize>)> {
     let mut tokens = Vec::new();
+    push_tokens(sql, 0, &mut tokens);
+    tokens
+}
+
+fn push_tokens(sql: &str, base: usize, tokens: &mut Vec<(Token, Range<usize>)>) {
+    let chars: Vec<(usize, char)> = sql.char_indices().collect();
+    let offset = |i: usize| base + chars.get(i).map_or(sql.len(), |(at, _)| *at);
     let mut i = 0;
     while i < chars.len() {
-        let c = chars[i];
+        let c = chars[i].1;
+        let next = chars.get(i + 1).map(|(_, c)| *c);
         if c.is_whitespace() {
             i += 1;
-        } else if c == '/' && chars.get(i + 1) == Some(&'*') {
+        } else if c == '/' && next == Some('*') {
             // Executable comments (/*! ... */) carry real SQL: keep their content.
-            let executable = chars.get(i + 2) == Some(&'!');
+            let executable = chars.get(i + 2).map(|(_, c)| *c) == Some('!');
             let end = (i + 2..chars.len().saturating_sub(1))
-                .find(|&j| chars[j] == '*' && chars[j + 1] == '/')
+                .find(|&j| chars[j].1 == '*' && chars[j + 1].1 == '/')
                 .unwrap_or(chars.len());
             if executable {
-                let mut inner: String = chars[i + 3..end.min(chars.len())].iter().collect();
-                let version_len = inner.chars().take_while(|c| c.is_ascii_digit()).count();
-                inner = inner[version_len..].to_string();
-                tokens.extend(tokenize(&inner));
+                let start = (i + 3).min(end);
+                let version_len = chars[start..end]
+                    .iter()
+                    .take_while(|(_, c)| c.is_ascii_digit())
+                    .count();
+                let from = offset(start + version_len) - base;
+                let to = offset(end) - base;
+                push_tokens(&sql[from..to], base + from, tokens);
             }
             i = end + 2;
-        } else if c == '#' || (c == '-' && chars.get(i + 1) == Some(&'-')) {
-            while i < chars.len() && chars[i] != '\n' {
+        } else if c == '#' || (c == '-' && next == Some('-')) {
+            while i < chars.len() && chars[i].1 != '\n' {
                 i += 1;
             }
         } else if c == '`' || c == '"' || c == '\'' {
+            let start = i;
             let mut value = String::new();
             i += 1;
             while i < chars.len() {
-                if chars[i] == c {
-                    if chars.get(i + 1) == Some(&c) {
+                if chars[i].1 == c {
+                    if chars.get(i + 1).map(|(_, c)| *c) == Some(c) {
                         value.push(c);
                         i += 2;
                         continue;
                     }
                     break;
                 }
-                value.push(chars[i]);
+                value.push(chars[i].1);
                 i += 1;
             }
             i += 1;
-            tokens.push(Token::Quoted(value));
+            tokens.push((
+                Token::Quoted(value),
+                offset(start)..offset(i.min(chars.len())),
+            ));
         } else if c.is_alphanumeric() || c == '_' || c == '$' {
             let start = i;
             while i < chars.len()
-                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+                && (chars[i].1.is_alphanumeric() || chars[i].1 == '_' || chars[i].1 == '$')
             {
                 i += 1;
             }
-            tokens.push(Token::Word(chars[start..i].iter().collect()));
+            let word: String = chars[start..i].iter().map(|(_, c)| c).collect();
+            tokens.push((Token::Word(word), offset(start)..offset(i)));
         } else {
-            tokens.push(Token::Symbol(c));
+            tokens.push((Token::Symbol(c), offset(i)..offset(i + 1)));
             i += 1;
         }
     }
-    tokens
 }
 
 struct Cursor {
     tokens: Vec<Token>,
+    spans: Vec<Range<usize>>,
     at: usize,
 }
 
 impl Cursor {
+    fn new(sql: &str) -> Self {
+        let (tokens, spans) = tokenize_spanned(sql).into_iter().unzip();
+        Self {
+            tokens,
+            spans,
+            at: 0,
+        }
+    }
+
     fn peek_word(&self) -> Option<String> {
         match self.tokens.get(self.at) {
             Some(Token::Word(w)) => Some(w.to_ascii_uppercase()),
@@ -181,6 +211,7 @@ impl Cursor {
     }
 
     fn name(&mut self) -> Option<ObjectName> {
+        let start = self.spans.get(self.at)?.start;
         let first = self.ident()?;
         if matches!(self.tokens.get(self.at), Some(Token::Symbol('.'))) {
             self.at += 1;
@@ -188,11 +219,13 @@ impl Cursor {
             return Some(ObjectName {
                 db: Some(first),
                 name: second,
+                span: start..self.spans[self.at - 1].end,
             });
         }
         Some(ObjectName {
             db: None,
             name: first,
+            span: start..self.spans[self.at - 1].end,
         })
     }
 
@@ -231,10 +264,7 @@ impl Cursor {
 /// (ADD or DROP INDEX, COMMENT, ENGINE, ...): nothing about how the table's
 /// rows read. Anything not recognized counts as changing them.
 pub fn alters_only_indexes_or_options(sql: &str) -> bool {
-    let mut c = Cursor {
-        tokens: tokenize(sql),
-        at: 0,
-    };
+    let mut c = Cursor::new(sql);
     if !c.eat("ALTER") {
         return false;
     }
@@ -316,8 +346,44 @@ fn qualifiers(tokens: &[Token]) -> Vec<String> {
     names
 }
 
+/// Table names in `sql` besides the ones `classify` finds at its head:
+/// every qualified `db.name` (in a view's body, a routine's, a foreign key's
+/// reference) and the table after REFERENCES, qualified or not.
+pub fn table_references(sql: &str) -> Vec<ObjectName> {
+    let mut c = Cursor::new(sql);
+    let mut names = Vec::new();
+    while c.at < c.tokens.len() {
+        let references = c.peek_word().as_deref() == Some("REFERENCES");
+        let dotted = matches!(
+            (c.tokens.get(c.at), c.tokens.get(c.at + 1)),
+            (
+                Some(Token::Word(_) | Token::Quoted(_)),
+                Some(Token::Symbol('.'))
+            )
+        );
+        if references {
+            c.at += 1;
+            if let Some(name) = c.name() {
+                names.push(name);
+            }
+        } else if dotted {
+            // `db.t.column` names `db.t`; what follows is skipped with it.
+            if let Some(name) = c.name() {
+                names.push(name);
+            }
+            while matches!(c.tokens.get(c.at), Some(Token::Symbol('.'))) {
+                c.at += 2;
+            }
+        } else {
+            c.at += 1;
+        }
+    }
+    names
+}
+
 pub fn classify(sql: &str) -> Statement {
-    let tokens = tokenize(sql);
+    let mut c = Cursor::new(sql);
+    let tokens = &c.tokens;
     let head: Vec<String> = tokens
         .iter()
         .take(3)
@@ -327,7 +393,6 @@ pub fn classify(sql: &str) -> Statement {
             Token::Symbol(c) => c.to_string(),
         })
         .collect();
-    let mut c = Cursor { tokens, at: 0 };
     let unsupported = || Statement::Unsupported(head.join(" "));
     let one = |kind, name: Option<ObjectName>| match name {
         Some(name) => Statement::Ddl {
@@ -512,6 +577,30 @@ mod tests {
                 .collect();
             assert_eq!(got, expected, "{sql}");
         }
+    }
+
+    #[test]
+    fn names_keep_where_they_stand_in_the_text() {
+        let sql = "ALTER TABLE /*!40000 `shop`.`t` */ ADD c INT";
+        match classify(sql) {
+            Statement::Ddl { objects, .. } => {
+                assert_eq!(&sql[objects[0].span.clone()], "`shop`.`t`");
+            }
+            other => panic!("{other:?}"),
+        }
+        let sql = "CREATE VIEW `v` AS select `shop`.`t`.`id` AS `id` from `shop`.`t` join u \
+                   /* x.y */ where a.b = 1";
+        let found: Vec<&str> = table_references(sql)
+            .iter()
+            .map(|o| &sql[o.span.clone()])
+            .collect();
+        assert_eq!(found, ["`shop`.`t`", "`shop`.`t`", "a.b"]);
+        let sql = "CREATE TABLE `c` (`p` int, CONSTRAINT `f` FOREIGN KEY (`p`) REFERENCES `parent` (`id`))";
+        let found: Vec<(Option<String>, String)> = table_references(sql)
+            .into_iter()
+            .map(|o| (o.db, o.name))
+            .collect();
+        assert_eq!(found, [(None, "parent".to_string())]);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! batch's own earlier changes (inserting a key the batch already has, updating
 //! or deleting one it already deleted) is a divergence at once.
 
-use crate::pipeline::catalog::{Column, Table};
+use crate::source::catalog::{Column, Table};
 use mysql_async::Value;
 use std::collections::HashMap;
 

@@ -1,6 +1,6 @@
 //! Binlog positions and the task checkpoint persisted in the destination.
 
-use crate::pipeline::error::{DriverResultExt, Side, SyncResult};
+use crate::error::{DriverResultExt, Side, SyncResult};
 use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -44,7 +44,7 @@ pub async fn current(conn: &mut mysql_async::Conn) -> SyncResult<BinlogPosition>
         .query_first("SHOW MASTER STATUS")
         .await
         .on(Side::Source, ctx)?;
-    let row = row.ok_or(crate::pipeline::error::SyncError::BinlogDisabled)?;
+    let row = row.ok_or(crate::error::SyncError::BinlogDisabled)?;
     let file: String = row.get(0).unwrap_or_default();
     let pos: u64 = row.get(1).unwrap_or_default();
     // MariaDB first, then MySQL; a server with neither simply has no GTID.

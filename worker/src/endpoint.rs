@@ -1,7 +1,7 @@
 //! Connections to a task's source or destination, with the session settings
 //! that make values round-trip exactly, and connect errors said precisely.
 
-use crate::pipeline::error::{Side, SyncError, SyncResult};
+use crate::error::{Side, SyncError, SyncResult};
 use dts_common::spec::Endpoint;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 use std::time::Duration;

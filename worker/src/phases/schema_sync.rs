@@ -1,59 +1,105 @@
 //! Creates the task's objects on the destination from the source's own
-//! definitions: databases, tables (columns, indexes, foreign keys, charset,
-//! collation, generated and invisible columns), and for whole databases also
-//! views, functions and procedures.
+//! definitions, under the names the route gives them: databases, tables
+//! (columns, indexes, foreign keys, charset, collation, generated and
+//! invisible columns), and for whole databases also views, functions,
+//! procedures and triggers.
 
-use crate::pipeline::catalog::Table;
-use crate::pipeline::deferred_index;
-use crate::pipeline::error::{DriverResultExt, Side, SyncResult};
-use crate::pipeline::meta::Meta;
-use crate::pipeline::sql_text::{guard_trigger, strip_definer};
+use crate::error::{DriverResultExt, Side, SyncResult};
+use crate::meta::deferred_index;
+use crate::meta::Meta;
+use crate::source::catalog::Table;
+use crate::source::ddl::{self, Statement};
+use crate::transform::names;
+use crate::transform::sql_text::{guard_trigger, strip_definer};
 use dts_common::mysql::{quote_ident, quote_table};
-use dts_common::spec::{ObjectSelector, SyncMode, TaskSpec};
+use dts_common::route::Route;
+use dts_common::spec::{SyncMode, TaskSpec};
 use mysql_async::prelude::Queryable;
+use std::collections::BTreeSet;
 use tracing::info;
 
 pub async fn run(
     spec: &TaskSpec,
+    route: &Route,
     tables: &[Table],
     meta: &Meta,
     src: &mut mysql_async::Conn,
     dst: &mut mysql_async::Conn,
 ) -> SyncResult<()> {
-    for object in &spec.objects {
-        create_database(object, src, dst).await?;
+    // Each destination database once, from the first source database
+    // mapped there (merged shards share one).
+    let whole: Vec<(String, String)> = route
+        .named_databases()
+        .filter_map(|db| route.whole_database(db).map(|to| (db.to_string(), to)))
+        .collect();
+    let mut created = BTreeSet::new();
+    let pairs = whole
+        .iter()
+        .cloned()
+        .chain(tables.iter().map(|t| (t.db.clone(), t.target.db.clone())));
+    for (db, to) in pairs {
+        if created.insert(to.clone()) {
+            create_database(&db, &to, src, dst).await?;
+        }
     }
     // The full copy adds the deferred indexes back as each table completes.
     let defer_indexes = spec.has_mode(SyncMode::Full).then_some(meta);
     for table in tables {
-        create_table(table, defer_indexes, src, dst).await?;
+        create_table(route, table, defer_indexes, src, dst).await?;
     }
-    for object in spec.objects.iter().filter(|o| o.tables.is_empty()) {
-        create_views(&object.database, src, dst).await?;
-        create_routines(&object.database, src, dst).await?;
-        create_triggers(&object.database, src, dst).await?;
+    for (db, to) in &whole {
+        let names = Names { route, db, to };
+        create_views(&names, src, dst).await?;
+        create_routines(&names, src, dst).await?;
+        create_triggers(&names, src, dst).await?;
     }
     Ok(())
 }
 
+/// A whole source database, where it goes, and the route for the names in
+/// its objects' definitions.
+struct Names<'a> {
+    route: &'a Route,
+    db: &'a str,
+    to: &'a str,
+}
+
+impl Names<'_> {
+    /// A definition read from the source, with its names mapped.
+    fn map(&self, sql: &str) -> SyncResult<String> {
+        map_names(self.route, self.db, sql)
+    }
+}
+
+/// `sql`, a definition read from the source in `db`, with its names mapped.
+fn map_names(route: &Route, db: &str, sql: &str) -> SyncResult<String> {
+    let named = match ddl::classify(sql) {
+        Statement::Ddl { objects, .. } => objects,
+        _ => Vec::new(),
+    };
+    names::rewrite(route, db, sql, &named)
+}
+
 async fn create_database(
-    object: &ObjectSelector,
+    db: &str,
+    to: &str,
     src: &mut mysql_async::Conn,
     dst: &mut mysql_async::Conn,
 ) -> SyncResult<()> {
-    let ctx = format!("creating database `{}`", object.database);
+    let ctx = format!("creating database `{to}`");
     let row: Option<(String, String)> = src
-        .query_first(format!(
-            "SHOW CREATE DATABASE {}",
-            quote_ident(&object.database)
-        ))
+        .query_first(format!("SHOW CREATE DATABASE {}", quote_ident(db)))
         .await
         .on(Side::Source, &ctx)?;
     let Some((_, create)) = row else {
         return Ok(());
     };
-    let create = create.replacen("CREATE DATABASE ", "CREATE DATABASE IF NOT EXISTS ", 1);
-    let create = create.replace("IF NOT EXISTS /*!32312 IF NOT EXISTS*/ ", "IF NOT EXISTS ");
+    // Past `CREATE DATABASE <name>` come the character set and collation.
+    let options = create
+        .find(&quote_ident(db))
+        .map(|at| &create[at + quote_ident(db).len()..])
+        .unwrap_or("");
+    let create = format!("CREATE DATABASE IF NOT EXISTS {}{options}", quote_ident(to));
     dst.query_drop(create).await.on(Side::Destination, &ctx)
 }
 
@@ -62,16 +108,18 @@ async fn create_database(
 /// With `defer_indexes`, its plain indexes are recorded there and left out,
 /// unless the table is in a foreign-key relation.
 async fn create_table(
+    route: &Route,
     table: &Table,
     defer_indexes: Option<&Meta>,
     src: &mut mysql_async::Conn,
     dst: &mut mysql_async::Conn,
 ) -> SyncResult<()> {
-    let ctx = format!("creating table `{}`.`{}`", table.db, table.name);
+    let target = &table.target;
+    let ctx = format!("creating table {target}");
     let exists: Option<String> = dst
         .exec_first(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (&table.db, &table.name),
+            (&target.db, &target.name),
         )
         .await
         .on(Side::Destination, &ctx)?;
@@ -93,15 +141,16 @@ async fn create_table(
                 &create,
                 auto_increment.map(|c| c.name.as_str()),
             );
-            deferred_index::record(meta, dst, &table.db, &table.name, &deferred).await?;
+            deferred_index::record(meta, dst, &target.db, &target.name, &deferred).await?;
             create = without;
         }
     }
-    dst.query_drop(format!("USE {}", quote_ident(&table.db)))
+    let create = map_names(route, &table.db, &create)?;
+    dst.query_drop(format!("USE {}", quote_ident(&target.db)))
         .await
         .on(Side::Destination, &ctx)?;
     dst.query_drop(create).await.on(Side::Destination, &ctx)?;
-    info!(table = %quote_table(&table.db, &table.name), "table created on the destination");
+    info!(source = %table.source_name(), table = %target, "table created on the destination");
     Ok(())
 }
 
@@ -133,12 +182,13 @@ async fn in_foreign_key_relation(
 }
 
 async fn create_views(
-    db: &str,
+    names: &Names<'_>,
     src: &mut mysql_async::Conn,
     dst: &mut mysql_async::Conn,
 ) -> SyncResult<()> {
-    let ctx = format!("creating views of `{db}`");
-    let names: Vec<String> = src
+    let (db, to) = (names.db, names.to);
+    let ctx = format!("creating views of `{db}` in `{to}`");
+    let view_names: Vec<String> = src
         .exec(
             "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
             (db,),
@@ -146,17 +196,17 @@ async fn create_views(
         .await
         .on(Side::Source, &ctx)?;
     let mut pending = Vec::new();
-    for name in names {
+    for name in view_names {
         let row: Option<(String, String, String, String)> = src
             .query_first(format!("SHOW CREATE VIEW {}", quote_table(db, &name)))
             .await
             .on(Side::Source, &ctx)?;
         if let Some((_, create, _, _)) = row {
             let create = strip_definer(&create).replacen("CREATE ", "CREATE OR REPLACE ", 1);
-            pending.push((name, create));
+            pending.push((name, names.map(&create)?));
         }
     }
-    dst.query_drop(format!("USE {}", quote_ident(db)))
+    dst.query_drop(format!("USE {}", quote_ident(to)))
         .await
         .on(Side::Destination, &ctx)?;
     // Views may use views: retry the failures until a round makes no progress.
@@ -184,11 +234,12 @@ async fn create_views(
 }
 
 async fn create_routines(
-    db: &str,
+    names: &Names<'_>,
     src: &mut mysql_async::Conn,
     dst: &mut mysql_async::Conn,
 ) -> SyncResult<()> {
-    let ctx = format!("creating functions and procedures of `{db}`");
+    let (db, to) = (names.db, names.to);
+    let ctx = format!("creating functions and procedures of `{db}` in `{to}`");
     let routines: Vec<(String, String)> = src
         .exec(
             "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? \
@@ -197,7 +248,7 @@ async fn create_routines(
         )
         .await
         .on(Side::Source, &ctx)?;
-    dst.query_drop(format!("USE {}", quote_ident(db)))
+    dst.query_drop(format!("USE {}", quote_ident(to)))
         .await
         .on(Side::Destination, &ctx)?;
     for (name, kind) in routines {
@@ -211,12 +262,12 @@ async fn create_routines(
             .exec_first(
                 "SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? \
                  AND ROUTINE_NAME = ? AND ROUTINE_TYPE = ?",
-                (db, &name, &kind),
+                (to, &name, &kind),
             )
             .await
             .on(Side::Destination, &ctx)?;
         if exists.is_none() {
-            dst.query_drop(strip_definer(&create))
+            dst.query_drop(names.map(&strip_definer(&create))?)
                 .await
                 .on(Side::Destination, &ctx)?;
         }
@@ -226,12 +277,13 @@ async fn create_routines(
 
 /// Triggers, guarded so they fire for applications but not for dts's writes.
 async fn create_triggers(
-    db: &str,
+    names: &Names<'_>,
     src: &mut mysql_async::Conn,
     dst: &mut mysql_async::Conn,
 ) -> SyncResult<()> {
-    let ctx = format!("creating triggers of `{db}`");
-    let names: Vec<String> = src
+    let (db, to) = (names.db, names.to);
+    let ctx = format!("creating triggers of `{db}` in `{to}`");
+    let trigger_names: Vec<String> = src
         .exec(
             "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? \
              ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
@@ -239,10 +291,10 @@ async fn create_triggers(
         )
         .await
         .on(Side::Source, &ctx)?;
-    dst.query_drop(format!("USE {}", quote_ident(db)))
+    dst.query_drop(format!("USE {}", quote_ident(to)))
         .await
         .on(Side::Destination, &ctx)?;
-    for name in names {
+    for name in trigger_names {
         let row: Option<mysql_async::Row> = src
             .query_first(format!("SHOW CREATE TRIGGER {}", quote_table(db, &name)))
             .await
@@ -253,15 +305,15 @@ async fn create_triggers(
         let exists: Option<String> = dst
             .exec_first(
                 "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME = ?",
-                (db, &name),
+                (to, &name),
             )
             .await
             .on(Side::Destination, &ctx)?;
         if exists.is_some() {
             continue;
         }
-        let guarded = guard_trigger(&strip_definer(&create)).ok_or_else(|| {
-            crate::pipeline::error::SyncError::Query {
+        let guarded = guard_trigger(&names.map(&strip_definer(&create))?).ok_or_else(|| {
+            crate::error::SyncError::Query {
                 side: Side::Source,
                 context: ctx.clone(),
                 detail: format!("cannot find the body of trigger `{name}`"),

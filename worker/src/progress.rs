@@ -21,7 +21,7 @@ pub struct Snapshot {
     pub rows_copied: u64,
     /// Incremental: the last position committed on the destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applied: Option<crate::pipeline::position::BinlogPosition>,
+    pub applied: Option<crate::source::position::BinlogPosition>,
     /// Source timestamp (s) of the last applied event; 0 before the first.
     #[serde(default)]
     pub last_event_time: u32,
@@ -92,7 +92,7 @@ impl Progress {
 
     pub fn applied(
         &self,
-        position: crate::pipeline::position::BinlogPosition,
+        position: crate::source::position::BinlogPosition,
         event_time: u32,
         rows_applied: u64,
     ) {

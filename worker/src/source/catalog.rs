@@ -1,8 +1,9 @@
-//! What the task's objects look like on the source: which tables, their
-//! columns, and the key that identifies a row.
+//! What the task's objects look like on the source: which tables the route
+//! selects, where it sends them, their columns, and the key that identifies
+//! a row.
 
-use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
-use dts_common::spec::ObjectSelector;
+use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use dts_common::route::{Claim, Route};
 use mysql_async::prelude::Queryable;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +40,64 @@ pub struct Table {
     /// parallel apply must keep in order.
     pub unique_keys: Vec<Vec<usize>>,
     pub estimated_rows: u64,
+    /// Where the route sends the table: its name on the destination (its
+    /// own name for a definition read there).
+    pub target: TableName,
+    /// What selected it (for a definition read on the destination: nothing).
+    pub claim: Option<Claim>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TableName {
+    pub db: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}`.`{}`", self.db, self.name)
+    }
 }
 
 impl Table {
+    /// A table read on either side, routed nowhere yet: its target is itself.
+    pub fn new(
+        db: &str,
+        name: &str,
+        columns: Vec<Column>,
+        key: Vec<usize>,
+        unique_keys: Vec<Vec<usize>>,
+    ) -> Self {
+        Self {
+            db: db.to_string(),
+            name: name.to_string(),
+            columns,
+            key,
+            unique_keys,
+            estimated_rows: 0,
+            target: TableName {
+                db: db.to_string(),
+                name: name.to_string(),
+            },
+            claim: None,
+        }
+    }
+
+    /// The table's quoted name where it was read.
     pub fn qualified(&self) -> String {
         dts_common::mysql::quote_table(&self.db, &self.name)
+    }
+
+    /// The quoted name of the table the route sends it to.
+    pub fn target_qualified(&self) -> String {
+        dts_common::mysql::quote_table(&self.target.db, &self.target.name)
+    }
+
+    pub fn source_name(&self) -> TableName {
+        TableName {
+            db: self.db.clone(),
+            name: self.name.clone(),
+        }
     }
 
     /// Columns the destination accepts values for.
@@ -61,51 +115,47 @@ impl Table {
 
 const CTX: &str = "reading the source catalog";
 
-/// Resolves the task's object selectors to tables, with their columns and keys.
-pub async fn load_tables(
-    conn: &mut mysql_async::Conn,
-    objects: &[ObjectSelector],
-) -> SyncResult<Vec<Table>> {
-    let mut tables = Vec::new();
-    for object in objects {
-        let exists: Option<String> = conn
-            .exec_first(
-                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-                (&object.database,),
-            )
-            .await
-            .on(Side::Source, CTX)?;
-        if exists.is_none() {
-            return Err(SyncError::MissingDatabase(object.database.clone()));
+/// Every source table the route selects, with its columns, key and target.
+/// A database or table the spec names outright must exist.
+pub async fn load_tables(conn: &mut mysql_async::Conn, route: &Route) -> SyncResult<Vec<Table>> {
+    let all_databases: Vec<String> = conn
+        .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
+        .await
+        .on(Side::Source, CTX)?;
+    for named in route.named_databases() {
+        if !all_databases.iter().any(|d| d == named) {
+            return Err(SyncError::MissingDatabase(named.to_string()));
         }
+    }
+    let mut tables = Vec::new();
+    for db in all_databases.iter().filter(|d| route.selects_database(d)) {
         let base_tables: Vec<(String, Option<u64>)> = conn
             .exec(
                 "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES \
                  WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-                (&object.database,),
+                (db,),
             )
             .await
             .on(Side::Source, CTX)?;
-        let selected: Vec<(String, Option<u64>)> = if object.tables.is_empty() {
-            base_tables
-        } else {
-            let mut picked = Vec::new();
-            for name in &object.tables {
-                match base_tables.iter().find(|(t, _)| t == name) {
-                    Some(found) => picked.push(found.clone()),
-                    None => {
-                        return Err(SyncError::MissingTable {
-                            db: object.database.clone(),
-                            table: name.clone(),
-                        })
-                    }
-                }
+        for named in route.named_tables(db) {
+            if !base_tables.iter().any(|(t, _)| t == named) {
+                return Err(SyncError::MissingTable {
+                    db: db.clone(),
+                    table: named.to_string(),
+                });
             }
-            picked
-        };
-        for (name, rows) in selected {
-            let mut table = load_table(conn, &object.database, &name).await?;
+        }
+        for (name, rows) in base_tables {
+            let Some(routed) = route.table(db, &name).map_err(SyncError::RouteConflict)? else {
+                continue;
+            };
+            let mut table = load_table(conn, db, &name).await?;
             table.estimated_rows = rows.unwrap_or(0);
+            table.target = TableName {
+                db: routed.db,
+                name: routed.table,
+            };
+            table.claim = Some(routed.claim);
             tables.push(table);
         }
     }
@@ -204,14 +254,13 @@ pub async fn load_table_from(
         db: db.to_string(),
         table: name.to_string(),
     })?;
-    Ok(Table {
-        db: db.to_string(),
-        name: name.to_string(),
+    Ok(Table::new(
+        db,
+        name,
         columns,
         key,
-        unique_keys: indexes.into_iter().map(|(_, cols)| cols).collect(),
-        estimated_rows: 0,
-    })
+        indexes.into_iter().map(|(_, cols)| cols).collect(),
+    ))
 }
 
 /// The primary key, else the narrowest unique key whose columns are all NOT NULL.

@@ -1,37 +1,21 @@
-//! A task's data pipeline: prechecks, schema sync, full sync, then the binlog.
-//! Every phase transition is a fenced write of the task checkpoint on the
-//! destination, so any worker can pick the task up where the last one stopped.
+//! A task's phases, in order: prechecks, schema sync, full sync, catch-up,
+//! then the binlog. Every phase transition is a fenced write of the task
+//! checkpoint on the destination, so any worker can pick the task up where
+//! the last one stopped.
 
-pub mod apply;
-pub mod binlog;
-pub mod catalog;
-pub mod compact;
-pub mod convert;
-pub mod copy_rows;
-pub mod copy_window;
-pub mod ddl;
-pub mod deferred_index;
-pub mod endpoint;
-pub mod error;
 pub mod full_sync;
 pub mod incremental;
-pub mod keyset;
-pub mod lanes;
-pub mod meta;
-pub mod position;
 pub mod precheck;
-pub mod progress;
-pub mod row_image;
 pub mod schema_sync;
-pub mod sql_text;
 
-use crate::pipeline::endpoint::Database;
-use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
-use crate::pipeline::full_sync::FullSync;
-use crate::pipeline::incremental::Incremental;
-use crate::pipeline::meta::Meta;
-use crate::pipeline::position::{Phase, TaskCheckpoint};
-use crate::pipeline::progress::Progress;
+use crate::endpoint::Database;
+use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::meta::Meta;
+use crate::phases::full_sync::FullSync;
+use crate::phases::incremental::Incremental;
+use crate::progress::Progress;
+use crate::source::position::{self, Phase, TaskCheckpoint};
+use dts_common::route::Route;
 use dts_common::spec::{ConflictMode, SyncMode, TaskSpec};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -123,7 +107,8 @@ async fn run_phases(
     if !check_conflicts {
         precheck_spec.conflict_mode = ConflictMode::Ignore;
     }
-    let tables = precheck::run(&precheck_spec, source, destination).await?;
+    let route = Route::compile(spec).map_err(SyncError::InvalidSpec)?;
+    let tables = precheck::run(&precheck_spec, &route, source, destination).await?;
     if spec.has_mode(SyncMode::Incremental) {
         check_source_server(&mut checkpoint, source, &meta, &mut dst).await?;
     }
@@ -142,7 +127,7 @@ async fn run_phases(
         match checkpoint.phase {
             Phase::Schema => {
                 let mut src = source.conn().await?;
-                schema_sync::run(spec, &tables, &meta, &mut src, &mut dst).await?;
+                schema_sync::run(spec, &route, &tables, &meta, &mut src, &mut dst).await?;
                 checkpoint.phase = phase_after_schema(spec);
                 if checkpoint.phase == Phase::Incremental {
                     let mut src = source.conn().await?;
@@ -199,6 +184,8 @@ async fn run_phases(
                     destination,
                     meta: &meta,
                     spec,
+                    route: &route,
+                    tables: &tables,
                     progress: &ctx.progress,
                     cancel: &ctx.cancel,
                     catchup_until: (checkpoint.phase == Phase::Catchup)

@@ -3,10 +3,12 @@
 //! of the task's tables (values still in binlog form: the applier decodes them
 //! with the table definition valid at that point), and DDL statements.
 
-use crate::pipeline::endpoint::Database;
-use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
-use crate::pipeline::position::BinlogPosition;
-use crate::pipeline::row_image;
+use crate::endpoint::Database;
+use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::source::position::BinlogPosition;
+use crate::source::row_image;
+use crate::transform::select::Selector;
+use dts_common::route::TableRoute;
 use futures::{FutureExt, StreamExt};
 use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::binlog::value::BinlogValue;
@@ -38,6 +40,8 @@ pub enum Item {
     Rows {
         db: String,
         table: String,
+        /// Where the route sends the table's changes.
+        route: Arc<TableRoute>,
         kind: RowKind,
         /// Columns in the row images (the table map's count).
         columns: usize,
@@ -51,6 +55,10 @@ pub enum Item {
     Commit {
         position: BinlogPosition,
         timestamp: u32,
+        /// It wrote a dts checkpoint and no selected table: dts's own apply
+        /// transaction, read back where the destination is the source's
+        /// own server. Committing a checkpoint past it would write another.
+        own: bool,
     },
     /// A statement outside row events (DDL, usually); it is its own transaction.
     Statement {
@@ -91,9 +99,20 @@ pub fn mysql_gtid(sid: &[u8; 16], gno: u64) -> String {
     )
 }
 
-/// Chooses which tables' row events are kept.
-pub trait TableFilter: Send + Sync {
-    fn wants(&self, db: &str, table: &str) -> bool;
+/// The meta table every dts apply transaction writes (see `meta`).
+const CHECKPOINTS: &str = "checkpoints";
+
+/// What the reader saw of the open transaction.
+#[derive(Default)]
+struct Transaction {
+    wrote_checkpoint: bool,
+    selected_rows: bool,
+}
+
+impl Transaction {
+    fn own(&self) -> bool {
+        self.wrote_checkpoint && !self.selected_rows
+    }
 }
 
 /// Items sent to the applier at once, at most (fewer when the stream has no
@@ -182,7 +201,7 @@ pub async fn read(
     source: Database,
     start: BinlogPosition,
     server_id: u32,
-    filter: Arc<dyn TableFilter>,
+    mut selector: Selector,
     out: mpsc::Sender<ItemChunk>,
     cancel: CancellationToken,
 ) -> SyncResult<()> {
@@ -209,6 +228,7 @@ pub async fn read(
         .map_err(|e| purged_or(start, e))?;
     let mut file = start.file.clone();
     let mut gtid: Option<String> = None;
+    let mut transaction = Transaction::default();
     loop {
         // Take what is ready without waiting; before waiting, hand over what
         // was decoded.
@@ -254,6 +274,7 @@ pub async fn read(
             if let Some((id, standalone)) = mariadb_gtid(event.data(), header.server_id()) {
                 gtid = Some(id);
                 if !standalone {
+                    transaction = Transaction::default();
                     out.push(Item::Begin).await?;
                 }
             }
@@ -275,10 +296,14 @@ pub async fn read(
                 let sql = query.query().to_string();
                 let upper = sql.trim().to_ascii_uppercase();
                 match upper.as_str() {
-                    "BEGIN" => out.push(Item::Begin).await?,
+                    "BEGIN" => {
+                        transaction = Transaction::default();
+                        out.push(Item::Begin).await?
+                    }
                     // MySQL opens an XA transaction with XA START instead
                     // of BEGIN (MariaDB's GTID event opens both).
                     _ if upper.starts_with("XA START") || upper.starts_with("XA BEGIN") => {
+                        transaction = Transaction::default();
                         out.push(Item::Begin).await?
                     }
                     // XA COMMIT and XA ROLLBACK: the outcome of an XA
@@ -292,6 +317,7 @@ pub async fn read(
                         out.push(Item::Commit {
                             position,
                             timestamp,
+                            own: transaction.own(),
                         })
                         .await?;
                     }
@@ -329,6 +355,7 @@ pub async fn read(
                 out.push(Item::Commit {
                     position,
                     timestamp,
+                    own: transaction.own(),
                 })
                 .await?;
             }
@@ -342,9 +369,13 @@ pub async fn read(
                 };
                 let db = tme.database_name().to_string();
                 let table = tme.table_name().to_string();
-                if !filter.wants(&db, &table) {
-                    continue;
+                if db == selector.meta_schema() && table == CHECKPOINTS {
+                    transaction.wrote_checkpoint = true;
                 }
+                let Some(route) = selector.select(&db, &table)? else {
+                    continue;
+                };
+                transaction.selected_rows = true;
                 let kind = match &rows {
                     RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
                         RowKind::Insert
@@ -373,6 +404,7 @@ pub async fn read(
                 out.push(Item::Rows {
                     db,
                     table,
+                    route,
                     kind,
                     columns,
                     changes,

@@ -7,7 +7,7 @@
 //! worker about a tenth of its CPU. Partial JSON updates (MySQL 8) still go
 //! through mysql_common.
 
-use crate::pipeline::binlog::RowChange;
+use crate::source::binlog::RowChange;
 use mysql_async::binlog::events::{OptionalMetaExtractor, RowsEventData, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::ColumnType;

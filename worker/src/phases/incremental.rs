@@ -4,18 +4,23 @@
 //! checkpoint. Until the full copy's end position the applier runs in
 //! idempotent catch-up mode; from there on, strict.
 
-use crate::pipeline::apply::{Applier, Mode};
-use crate::pipeline::binlog::{self, Item, ItemChunk, TableFilter};
-use crate::pipeline::copy_window::CopyWindows;
-use crate::pipeline::ddl::{self, Statement};
-use crate::pipeline::endpoint::Database;
-use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
-use crate::pipeline::lanes::{self, LaneCheckpoint, Lanes, RowsWork};
-use crate::pipeline::meta::Meta;
-use crate::pipeline::position::BinlogPosition;
-use crate::pipeline::progress::Progress;
+use crate::endpoint::Database;
+use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::meta::copy_window::CopyWindows;
+use crate::meta::Meta;
+use crate::progress::Progress;
+use crate::sink::apply::{Applier, Mode};
+use crate::sink::lanes::{self, LaneCheckpoint, Lanes};
+use crate::source::binlog::{self, Item, ItemChunk};
+use crate::source::catalog::Table;
+use crate::source::ddl::{self, Statement};
+use crate::source::position::BinlogPosition;
+use crate::transform::ddl::{DdlPlan, DdlRouter};
+use crate::transform::rows;
+use crate::transform::select::Selector;
 use dts_common::mysql::quote_ident;
-use dts_common::spec::{ApplyConsistency, ConflictMode, ObjectSelector, TaskSpec};
+use dts_common::route::Route;
+use dts_common::spec::{ApplyConsistency, ConflictMode, TaskSpec};
 use mysql_async::prelude::Queryable;
 use std::future::Future;
 use std::sync::Arc;
@@ -33,44 +38,14 @@ const CHANNEL_DEPTH: usize = 4096;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 const LINGER_ROWS: usize = 5_000;
 
-/// The objects a task covers.
-#[derive(Clone)]
-pub struct Selection {
-    objects: Vec<ObjectSelector>,
-}
-
-impl TableFilter for Selection {
-    fn wants(&self, db: &str, table: &str) -> bool {
-        self.objects.iter().any(|o| {
-            o.database == db && (o.tables.is_empty() || o.tables.iter().any(|t| t == table))
-        })
-    }
-}
-
-impl Selection {
-    pub fn of(spec: &TaskSpec) -> Self {
-        Self {
-            objects: spec.objects.clone(),
-        }
-    }
-
-    fn wants_database(&self, db: &str) -> bool {
-        self.objects.iter().any(|o| o.database == db)
-    }
-
-    /// A whole database (not a list of tables) is selected.
-    fn whole_database(&self, db: &str) -> bool {
-        self.objects
-            .iter()
-            .any(|s| s.database == db && s.tables.is_empty())
-    }
-}
-
 pub struct Incremental<'a> {
     pub source: &'a Database,
     pub destination: &'a Database,
     pub meta: &'a Meta,
     pub spec: &'a TaskSpec,
+    pub route: &'a Route,
+    /// The selected tables as the prechecks found them.
+    pub tables: &'a [Table],
     pub progress: &'a Progress,
     pub cancel: &'a CancellationToken,
     /// Idempotent until this position (the end of the full copy), if any.
@@ -134,7 +109,6 @@ impl Incremental<'_> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = SyncResult<()>>,
     {
-        let selection = Selection::of(self.spec);
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let reader_cancel = self.cancel.child_token();
         info!(from = %start, catchup_until = ?self.catchup_until.as_ref().map(ToString::to_string), "following the binlog");
@@ -145,7 +119,7 @@ impl Incremental<'_> {
                 self.source.clone(),
                 start.clone(),
                 server_id(&self.meta.task_id),
-                Arc::new(selection.clone()),
+                Selector::new(Arc::new(self.route.clone())),
                 tx,
                 reader_cancel.clone(),
             )
@@ -165,9 +139,7 @@ impl Incremental<'_> {
             read
         };
         let applier = async {
-            let applied = self
-                .apply(rx, start.clone(), &selection, on_caught_up)
-                .await;
+            let applied = self.apply(rx, start.clone(), on_caught_up).await;
             reader_cancel.cancel();
             applied
         };
@@ -226,7 +198,6 @@ impl Incremental<'_> {
         &self,
         mut rx: mpsc::Receiver<ItemChunk>,
         start: BinlogPosition,
-        selection: &Selection,
         on_caught_up: F,
     ) -> SyncResult<()>
     where
@@ -272,6 +243,7 @@ impl Incremental<'_> {
             ApplyConsistency::Row => lanes::ROW_ROUTING,
         };
         let mut lanes = Lanes::new(appliers, catalog_conn, mode, routing);
+        let mut ddl_router = DdlRouter::new(self.route, self.tables);
         let mut first_statement = true;
         let mut last_timestamp = 0u32;
         self.progress.set_phase(if mode == Mode::Strict {
@@ -321,35 +293,37 @@ impl Incremental<'_> {
                 match item {
                     Item::Begin => lanes.begin_transaction(),
                     Item::Rows {
-                        db,
-                        table,
+                        route,
                         kind,
                         columns,
                         changes,
                         timestamp,
                         position,
+                        ..
                     } => {
                         last_timestamp = timestamp;
-                        lanes
-                            .rows(RowsWork {
-                                db,
-                                table,
-                                kind,
-                                columns,
-                                changes,
-                                position,
-                            })
-                            .await?;
+                        if let Some(work) =
+                            rows::to_destination(&route, kind, columns, changes, position)
+                        {
+                            lanes.rows(work).await?;
+                        }
                     }
                     Item::Commit {
                         position,
                         timestamp,
+                        own,
                     } => {
                         last_timestamp = timestamp;
                         let passed_catchup =
                             lanes.mode() == Mode::Idempotent && caught_up(&position);
-                        let committed = lanes.end_transaction(position).await?;
-                        self.committed(committed, last_timestamp, &lanes);
+                        if own {
+                            // Never a batch end: a checkpoint past it
+                            // would be read back as another such.
+                            lanes.discard_transaction();
+                        } else {
+                            let committed = lanes.end_transaction(position).await?;
+                            self.committed(committed, last_timestamp, &lanes);
+                        }
                         if passed_catchup {
                             self.leave_catchup(&mut lanes, last_timestamp, &mut on_caught_up)
                                 .await?;
@@ -368,7 +342,13 @@ impl Incremental<'_> {
                             position: &position,
                         };
                         let ran = self
-                            .statement(&mut lanes, selection, &windows, logged, first_statement)
+                            .statement(
+                                &mut lanes,
+                                &mut ddl_router,
+                                &windows,
+                                logged,
+                                first_statement,
+                            )
                             .await?;
                         first_statement &= !ran;
                         if !lanes.in_transaction() {
@@ -394,7 +374,7 @@ impl Incremental<'_> {
     async fn statement(
         &self,
         lanes: &mut Lanes,
-        selection: &Selection,
+        ddl_router: &mut DdlRouter<'_>,
         windows: &CopyWindows,
         logged: Logged<'_>,
         first: bool,
@@ -410,8 +390,8 @@ impl Incremental<'_> {
             // and skipping it would lose its change. Which tables it
             // touched cannot be told from its text in general, so any in
             // a selected database fails the task.
-            let touches_selection = selection.wants_database(schema)
-                || qualifiers.iter().any(|q| selection.wants_database(q));
+            let touches_selection = self.route.selects_database(schema)
+                || qualifiers.iter().any(|q| self.route.selects_database(q));
             if touches_selection {
                 return Err(SyncError::StatementLoggedDml {
                     verb: verb.clone(),
@@ -424,40 +404,40 @@ impl Incremental<'_> {
             self.within_transaction(lanes, &classified, logged).await?;
             return Ok(false);
         }
-        let relevant = match classified {
-            Statement::Ignored | Statement::Dml { .. } | Statement::XaEnd => false,
+        let plan = match classified {
+            Statement::Ignored | Statement::Dml { .. } | Statement::XaEnd => DdlPlan::Ignore,
             Statement::Ddl { kind, objects } => {
                 windows.check(kind, &objects, schema, position, sql)?;
-                objects.iter().any(|o| {
-                    let db = o.db.as_deref().unwrap_or(schema);
-                    let creates_in_whole_database = matches!(
-                        kind,
-                        ddl::DdlKind::CreateTable
-                            | ddl::DdlKind::RenameTable
-                            | ddl::DdlKind::CreateView
-                            | ddl::DdlKind::AlterView
-                            | ddl::DdlKind::CreateFunction
-                            | ddl::DdlKind::CreateProcedure
-                    ) && selection.whole_database(db);
-                    selection.wants(db, &o.name) || creates_in_whole_database
-                })
+                ddl_router.plan(kind, &objects, schema, sql, &position.to_string())?
             }
             Statement::Unsupported(head) => {
-                if selection.wants_database(schema) || schema.is_empty() {
+                if self.route.selects_database(schema) || schema.is_empty() {
                     warn!(statement = %head, schema, "skipping unsupported DDL");
                     self.progress.ddl_skipped(&head);
                 }
-                false
+                DdlPlan::Ignore
             }
         };
-        if !relevant {
-            lanes.begin_transaction();
-            let committed = lanes.end_transaction(position.clone()).await?;
-            self.committed(committed, 0, lanes);
-            return Ok(false);
-        }
-        info!(sql = %sql.chars().take(200).collect::<String>(), "applying DDL");
-        if lanes.execute_ddl(schema, sql, position, first).await? {
+        let (run_in, destination_sql) = match plan {
+            DdlPlan::Apply { schema, sql } => (schema, sql),
+            DdlPlan::Ignore | DdlPlan::SkipMerged { .. } => {
+                if let DdlPlan::SkipMerged { target } = plan {
+                    let head: String = sql.chars().take(120).collect();
+                    warn!(statement = %head, %target, "skipping DDL on a merged table");
+                    self.progress
+                        .ddl_skipped(&format!("{head} (merged table {target})"));
+                }
+                lanes.begin_transaction();
+                let committed = lanes.end_transaction(position.clone()).await?;
+                self.committed(committed, 0, lanes);
+                return Ok(false);
+            }
+        };
+        info!(sql = %destination_sql.chars().take(200).collect::<String>(), "applying DDL");
+        if lanes
+            .execute_ddl(&run_in, &destination_sql, position, first)
+            .await?
+        {
             self.progress.ddl_applied();
         }
         lanes.after_statement(position.clone(), true).await?;

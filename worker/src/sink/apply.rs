@@ -10,13 +10,13 @@
 //! is applied there in binlog order, so that definition is the source's as of
 //! the event being applied, and it survives restarts and moves with the task.
 
-use crate::pipeline::binlog::{RowChange, RowKind};
-use crate::pipeline::catalog::{Column, Table, TableCache};
-use crate::pipeline::compact::{self, Checks, Folded, NetStatements};
-use crate::pipeline::convert::{placeholder, push_rendered, render, rendered_len, to_param};
-use crate::pipeline::error::{DriverResultExt, Side, SyncError, SyncResult};
-use crate::pipeline::meta::Meta;
-use crate::pipeline::position::BinlogPosition;
+use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::meta::Meta;
+use crate::sink::compact::{self, Checks, Folded, NetStatements};
+use crate::sink::convert::{placeholder, push_rendered, render, rendered_len, to_param};
+use crate::source::binlog::{RowChange, RowKind};
+use crate::source::catalog::{Column, Table, TableCache};
+use crate::source::position::BinlogPosition;
 use dts_common::mysql::quote_ident;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
@@ -44,6 +44,7 @@ pub enum Mode {
 struct Batch {
     table: Arc<Table>,
     verb: Verb,
+    mode: Mode,
     values: Vec<Value>,
     rows: usize,
     bytes: usize,
@@ -90,7 +91,7 @@ impl Applier {
             folded_keys: 0,
             in_transaction: false,
             rows_applied: 0,
-            routing: crate::pipeline::lanes::ROUTING,
+            routing: crate::sink::lanes::ROUTING,
         }
     }
 
@@ -123,8 +124,13 @@ impl Applier {
         kind: RowKind,
         image_columns: usize,
         changes: Vec<RowChange>,
+        lenient: bool,
     ) -> SyncResult<()> {
         self.begin().await?;
+        // A table whose operations the route filters differs from its
+        // source by design: its changes are applied as in catch-up (an
+        // insert overwrites, a delete of a missing row is none).
+        let mode = if lenient { Mode::Idempotent } else { self.mode };
         let table = self.table(db, name).await?;
         let mapping = image_mapping(&table, image_columns)?;
         let foldable = compact::foldable(&table);
@@ -138,31 +144,32 @@ impl Applier {
                 .map(|img| decode(&table, &mapping, img))
                 .transpose()?;
             if foldable {
-                self.fold(&table, kind, before, after)?;
+                self.fold(&table, kind, before, after, mode)?;
                 self.rows_applied += 1;
                 continue;
             }
             match (kind, before, after) {
                 (RowKind::Insert, _, Some(after)) => {
-                    let verb = if self.mode == Mode::Idempotent || self.overwrite {
+                    let verb = if mode == Mode::Idempotent || self.overwrite {
                         Verb::Replace
                     } else {
                         Verb::Insert
                     };
-                    self.push(&table, verb, writable(&table, after)).await?;
+                    self.push(&table, verb, mode, writable(&table, after))
+                        .await?;
                 }
                 (RowKind::Delete, Some(before), _) => {
-                    self.push(&table, Verb::Delete, key_of(&table, &before))
+                    self.push(&table, Verb::Delete, mode, key_of(&table, &before))
                         .await?;
                 }
                 (RowKind::Update, Some(before), Some(after)) => {
                     let key_changed = key_of(&table, &before) != key_of(&table, &after);
-                    if self.mode == Mode::Idempotent {
+                    if mode == Mode::Idempotent {
                         if key_changed {
-                            self.push(&table, Verb::Delete, key_of(&table, &before))
+                            self.push(&table, Verb::Delete, mode, key_of(&table, &before))
                                 .await?;
                         }
-                        self.push(&table, Verb::Replace, writable(&table, after))
+                        self.push(&table, Verb::Replace, mode, writable(&table, after))
                             .await?;
                     } else {
                         self.flush().await?;
@@ -186,8 +193,9 @@ impl Applier {
         kind: RowKind,
         before: Option<Vec<Value>>,
         after: Option<Vec<Value>>,
+        mode: Mode,
     ) -> SyncResult<()> {
-        let checks = match (self.mode, self.overwrite) {
+        let checks = match (mode, self.overwrite) {
             (Mode::Idempotent, _) => Checks::Idempotent,
             (Mode::Strict, true) => Checks::StrictOverwrite,
             (Mode::Strict, false) => Checks::Strict,
@@ -399,10 +407,17 @@ impl Applier {
 
     /// Adds one row to the pending batch, sending the batch first when the row
     /// does not belong to it or it is full.
-    async fn push(&mut self, table: &Arc<Table>, verb: Verb, values: Vec<Value>) -> SyncResult<()> {
+    async fn push(
+        &mut self,
+        table: &Arc<Table>,
+        verb: Verb,
+        mode: Mode,
+        values: Vec<Value>,
+    ) -> SyncResult<()> {
         let fits = self.batch.as_ref().is_some_and(|b| {
             Arc::ptr_eq(&b.table, table)
                 && b.verb == verb
+                && b.mode == mode
                 && b.rows < MAX_BATCH_ROWS
                 && b.values.len() + values.len() <= MAX_PLACEHOLDERS
                 && b.bytes < MAX_BATCH_BYTES
@@ -412,6 +427,7 @@ impl Applier {
             self.batch = Some(Batch {
                 table: table.clone(),
                 verb,
+                mode,
                 values: Vec::new(),
                 rows: 0,
                 bytes: 0,
@@ -454,7 +470,7 @@ impl Applier {
             .await
             .on(Side::Destination, &context)?;
         let affected = self.conn.affected_rows() as usize;
-        if batch.verb == Verb::Delete && self.mode == Mode::Strict && affected != batch.rows {
+        if batch.verb == Verb::Delete && batch.mode == Mode::Strict && affected != batch.rows {
             return Err(divergence(
                 table,
                 format!(
@@ -507,7 +523,7 @@ impl Applier {
         self.flush().await?;
         self.flush_folded().await?;
         if let Some(position) = checkpoint {
-            let json = serde_json::to_string(&crate::pipeline::lanes::LaneCheckpoint {
+            let json = serde_json::to_string(&crate::sink::lanes::LaneCheckpoint {
                 position: position.clone(),
                 routing: self.routing,
             })
@@ -545,7 +561,7 @@ impl Applier {
                 .await
                 .on(Side::Destination, &context)?;
         }
-        let sql = crate::pipeline::sql_text::strip_definer(sql);
+        let sql = crate::transform::sql_text::strip_definer(sql);
         if let Err(e) = self.conn.query_drop(&sql).await {
             let already =
                 matches!(&e, mysql_async::Error::Server(s) if ALREADY_APPLIED.contains(&s.code));

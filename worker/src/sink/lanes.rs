@@ -23,11 +23,11 @@
 //! every lane has committed the one before, so no lane runs ahead of a
 //! change another lane has not committed.
 
-use crate::pipeline::apply::{image_mapping, Applier, Mode};
-use crate::pipeline::binlog::{RowChange, RowKind};
-use crate::pipeline::catalog::TableCache;
-use crate::pipeline::error::{SyncError, SyncResult};
-use crate::pipeline::position::BinlogPosition;
+use crate::error::{SyncError, SyncResult};
+use crate::sink::apply::{image_mapping, Applier, Mode};
+use crate::source::binlog::{RowChange, RowKind};
+use crate::source::catalog::TableCache;
+use crate::source::position::BinlogPosition;
 use mysql_async::Conn;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
@@ -88,6 +88,7 @@ fn lane_ended(lane: usize) -> SyncError {
     SyncError::Internal(format!("apply lane {lane} ended unexpectedly"))
 }
 
+/// Row changes of one rows event, for the destination table they go to.
 pub struct RowsWork {
     pub db: String,
     pub table: String,
@@ -95,6 +96,8 @@ pub struct RowsWork {
     pub columns: usize,
     pub changes: Vec<RowChange>,
     pub position: BinlogPosition,
+    /// Applied without strict checks (see `Applier::rows`).
+    pub lenient: bool,
 }
 
 /// A lane's applier with where its checkpoint stood when the run started:
@@ -132,7 +135,14 @@ impl Lane {
                 continue;
             }
             self.applier
-                .rows(&work.db, &work.table, work.kind, work.columns, work.changes)
+                .rows(
+                    &work.db,
+                    &work.table,
+                    work.kind,
+                    work.columns,
+                    work.changes,
+                    work.lenient,
+                )
                 .await?;
         }
         // Never move a checkpoint back (replaying a batch this lane finished).
@@ -196,7 +206,14 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
                 }
                 if let Err(error) = lane
                     .applier
-                    .rows(&work.db, &work.table, work.kind, work.columns, work.changes)
+                    .rows(
+                        &work.db,
+                        &work.table,
+                        work.kind,
+                        work.columns,
+                        work.changes,
+                        work.lenient,
+                    )
                     .await
                 {
                     failed = Some(error);
@@ -427,6 +444,7 @@ impl Lanes {
             columns,
             changes,
             position,
+            lenient,
         } = work;
         let mut parts: Vec<Vec<RowChange>> = self.lanes.iter().map(|_| Vec::new()).collect();
         for (change, keys) in changes.into_iter().zip(change_keys) {
@@ -449,6 +467,7 @@ impl Lanes {
                 columns,
                 changes,
                 position: position.clone(),
+                lenient,
             });
         }
     }
@@ -528,6 +547,16 @@ impl Lanes {
             .send(Command::Stream(work))
             .await
             .map_err(|_| lane_ended(1))
+    }
+
+    /// The open transaction ended with nothing to apply, and its end is no
+    /// place to checkpoint (see `Item::Commit::own`).
+    pub fn discard_transaction(&mut self) {
+        self.in_transaction = false;
+        self.changed_in_transaction = None;
+        self.transaction.clear();
+        self.transaction_change_keys.clear();
+        self.transaction_rows = 0;
     }
 
     /// The transaction ended at `position`: route it, and hand the batch to
@@ -735,7 +764,7 @@ impl Lanes {
             .catalog
             .get(&mut self.catalog_conn, &work.db, &work.table)
             .await?;
-        let foldable = crate::pipeline::compact::foldable(&table);
+        let foldable = crate::sink::compact::foldable(&table);
         let mapping = image_mapping(&table, work.columns)?;
         // Image position of each table column, if present in the image.
         let mut image_of = vec![None; table.columns.len()];
@@ -905,7 +934,7 @@ fn routing_bytes(value: &mysql_async::binlog::value::BinlogValue<'_>, out: &mut 
             out.extend(bytes[..end].iter().map(u8::to_ascii_lowercase));
             out.push(0xff);
         }
-        BinlogValue::Value(other) => crate::pipeline::compact::encode_value(other, out),
+        BinlogValue::Value(other) => crate::sink::compact::encode_value(other, out),
         other => out.extend_from_slice(format!("{other:?}").as_bytes()),
     }
 }
@@ -957,14 +986,15 @@ mod tests {
         super::RowsWork {
             db: "d".into(),
             table: "t".into(),
-            kind: crate::pipeline::binlog::RowKind::Update,
+            kind: crate::source::binlog::RowKind::Update,
             columns: 1,
             changes: Vec::new(),
-            position: crate::pipeline::position::BinlogPosition {
+            position: crate::source::position::BinlogPosition {
                 file: "b.000001".into(),
                 pos,
                 gtid: None,
             },
+            lenient: false,
         }
     }
 
@@ -1064,7 +1094,7 @@ mod tests {
         let json = serde_json::to_string(&new)?;
         assert_eq!(serde_json::from_str::<LaneCheckpoint>(&json)?, new);
         // Older versions read the same row as a plain position.
-        let plain: crate::pipeline::position::BinlogPosition = serde_json::from_str(&json)?;
+        let plain: crate::source::position::BinlogPosition = serde_json::from_str(&json)?;
         assert_eq!(plain, old.position);
         Ok(())
     }

@@ -1,0 +1,378 @@
+//! Objects through real processes: databases and tables renamed on the way,
+//! operation filters, shards of two sources merged into one table, and a
+//! copy of a database beside itself on one server, each across schema,
+//! full and incremental sync, compared with "the source as the route says".
+
+use dts_tests::compare::{assert_routed, routed_difference};
+use dts_tests::converge::{assert_healthy, wait_caught_up};
+use dts_tests::fixtures::sync_task;
+use dts_tests::{wait_for, MariaDb, TestCluster};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Waits until the destination is the source as the route says.
+async fn wait_routed(source: &MariaDb, destination: &MariaDb, spec: &str) -> anyhow::Result<()> {
+    let last = std::sync::Mutex::new(None);
+    let waited = wait_for(
+        "the destination to equal the routed source",
+        TIMEOUT,
+        || {
+            let last = &last;
+            async move {
+                let difference = routed_difference(source, destination, spec).await?;
+                let equal = difference.is_none();
+                *last.lock().unwrap_or_else(|p| p.into_inner()) = difference;
+                Ok(equal.then_some(()))
+            }
+        },
+    )
+    .await;
+    waited.map_err(|e| anyhow::anyhow!("{e:#}; last difference: {:?}", last.lock().ok()))
+}
+
+#[tokio::test]
+async fn renamed_databases_and_tables_and_filtered_operations_hold_in_every_phase(
+) -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE shop; USE shop; \
+             CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40)); \
+             CREATE TABLE orders (id INT PRIMARY KEY, customer INT NOT NULL, amount DECIMAL(10,2), KEY by_customer (customer)); \
+             CREATE TABLE events (id INT PRIMARY KEY, kind VARCHAR(20)); \
+             CREATE TABLE secret (id INT PRIMARY KEY); \
+             INSERT INTO customers SELECT seq, CONCAT('c', seq) FROM seq_1_to_50; \
+             INSERT INTO orders SELECT seq, seq % 50 + 1, seq * 1.5 FROM seq_1_to_12000; \
+             INSERT INTO events SELECT seq, 'seeded' FROM seq_1_to_20; \
+             INSERT INTO secret VALUES (1)",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let objects = r#"[[objects]]
+database = "shop"
+to = "shop_eu"
+tables = ["customers", { name = "orders", to = "orders_eu" }, { name = "events", dml = ["insert", "update"] }]"#;
+    let spec = sync_task(
+        "renames",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        objects,
+        2,
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
+    // Full sync: every selected table under its new name, the rest nowhere.
+    assert_routed(&source, &destination, &spec).await?;
+    let databases = destination
+        .query_value(
+            "SELECT GROUP_CONCAT(SCHEMA_NAME ORDER BY SCHEMA_NAME) FROM information_schema.SCHEMATA \
+             WHERE SCHEMA_NAME IN ('shop', 'shop_eu')",
+        )
+        .await?;
+    assert_eq!(databases.as_deref(), Some("shop_eu"));
+    let tables = destination
+        .query_value("SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop_eu'")
+        .await?;
+    assert_eq!(tables.as_deref(), Some("customers,events,orders_eu"));
+
+    // Incremental: DML and DDL on renamed tables; deletes of `events` stay out.
+    source
+        .exec(
+            "USE shop; \
+             INSERT INTO customers VALUES (51, 'new'); UPDATE customers SET name = 'renamed' WHERE id = 1; \
+             DELETE FROM customers WHERE id = 2; \
+             UPDATE orders SET amount = amount + 1 WHERE id <= 100; DELETE FROM orders WHERE id > 11990; \
+             ALTER TABLE orders ADD COLUMN note VARCHAR(20) NULL; \
+             INSERT INTO orders VALUES (20001, 1, 9.99, 'after alter'); \
+             CREATE INDEX by_amount ON orders (amount); \
+             INSERT INTO events VALUES (21, 'inserted'); UPDATE events SET kind = 'updated' WHERE id = 1; \
+             DELETE FROM events WHERE id IN (2, 3); \
+             INSERT INTO events VALUES (2, 'deleted then back'); \
+             INSERT INTO secret VALUES (2)",
+        )
+        .await?;
+    wait_caught_up(&source, &destination, 2, TIMEOUT).await?;
+    assert_healthy(&cluster, &task).await?;
+    for (db, table) in [("shop_eu", "customers"), ("shop_eu", "orders_eu")] {
+        let source_name = if table == "orders_eu" {
+            "orders"
+        } else {
+            table
+        };
+        let (a, b) = (
+            source.checksum("shop", source_name).await?,
+            destination.checksum(db, table).await?,
+        );
+        anyhow::ensure!(a == b, "{db}.{table}: source {a:?}, destination {b:?}");
+    }
+    let note = destination
+        .query_value("SELECT note FROM shop_eu.orders_eu WHERE id = 20001")
+        .await?;
+    assert_eq!(note.as_deref(), Some("after alter"));
+    let index = destination
+        .query_value("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'shop_eu' AND TABLE_NAME = 'orders_eu' AND INDEX_NAME = 'by_amount'")
+        .await?;
+    assert_eq!(index.as_deref(), Some("1"));
+    // The deleted row 3 is kept; row 2, deleted and inserted again, is overwritten.
+    let events = destination
+        .query_value("SELECT GROUP_CONCAT(CONCAT(id, ':', kind) ORDER BY id) FROM shop_eu.events WHERE id <= 3 OR id = 21")
+        .await?;
+    assert_eq!(
+        events.as_deref(),
+        Some("1:updated,2:deleted then back,3:seeded,21:inserted")
+    );
+    let leaked = destination
+        .query_value("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'secret'")
+        .await?;
+    assert_eq!(leaked.as_deref(), Some("0"));
+
+    // Renaming a selected table to a name the task does not select cannot be
+    // followed: the task fails with the statement, not silently.
+    source
+        .exec("USE shop; RENAME TABLE customers TO customers_archive")
+        .await?;
+    let failed = cluster
+        .wait_for_task_status(&task, "failed", TIMEOUT)
+        .await?;
+    assert!(
+        failed
+            .last_error
+            .contains("RENAME TABLE customers TO customers_archive")
+            && failed.last_error.contains("does not select"),
+        "{}",
+        failed.last_error
+    );
+    Ok(())
+}
+
+/// Four shard tables on two sources, merged by one route rule into one
+/// destination table by two tasks, while every shard takes writes.
+#[tokio::test]
+async fn shards_of_two_sources_merge_into_one_table_under_concurrent_writes() -> anyhow::Result<()>
+{
+    let sources = [MariaDb::start(1).await?, MariaDb::start(2).await?];
+    let destination = MariaDb::start(3).await?;
+    // Each shard table owns a range of ids, so merged keys never collide.
+    for (s, source) in sources.iter().enumerate() {
+        let db = format!("shard_{}", s + 1);
+        let mut sql = format!("CREATE DATABASE {db}; USE {db};");
+        for (t, table) in ["orders_a", "orders_b"].iter().enumerate() {
+            let base = (s * 2 + t + 1) * 1_000_000;
+            sql.push_str(&format!(
+                "CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(30), n INT); \
+                 INSERT INTO {table} SELECT {base} + seq, CONCAT('{db}.{table}-', seq), 0 FROM seq_1_to_3000;"
+            ));
+        }
+        sql.push_str("CREATE TABLE other (id INT PRIMARY KEY); INSERT INTO other VALUES (1);");
+        source.exec(&sql).await?;
+    }
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .worker(2)
+        .start()
+        .await?;
+    // The later task finds the merged table there: conflict_mode "ignore".
+    let route = "[[routes]]\ndatabase = \"shard_*\"\ntable = \"orders_*\"\nto_database = \"merged\"\nto_table = \"orders\"";
+    let specs: Vec<String> = sources
+        .iter()
+        .enumerate()
+        .map(|(s, source)| {
+            let spec = sync_task(
+                &format!("shard-{}", s + 1),
+                source.port,
+                destination.port,
+                &["schema", "full", "incremental"],
+                route,
+                1,
+            );
+            format!("conflict_mode = \"ignore\"\n{spec}")
+        })
+        .collect();
+    // Writers on every shard from before the tasks start until after both
+    // are in incremental.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (s, source) in sources.iter().enumerate() {
+        for (t, table) in ["orders_a", "orders_b"].iter().enumerate() {
+            let base = (s * 2 + t + 1) * 1_000_000;
+            let mut conn = source.conn().await?;
+            let stop = stop.clone();
+            let sql_db = format!("shard_{}", s + 1);
+            let table = table.to_string();
+            writers.push(tokio::spawn(async move {
+                use mysql_async::prelude::Queryable;
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let id = base as u64 + 3000 + n;
+                    let statements = format!(
+                        "INSERT INTO {sql_db}.{table} VALUES ({id}, 'written-{n}', 1); \
+                         UPDATE {sql_db}.{table} SET n = n + 1 WHERE id = {} ; \
+                         DELETE FROM {sql_db}.{table} WHERE id = {}",
+                        base as u64 + 1 + n % 3000,
+                        base as u64 + 1 + (n * 7) % 3000
+                    );
+                    conn.query_drop(statements).await?;
+                }
+                anyhow::Ok(n)
+            }));
+        }
+    }
+    let mut tasks = Vec::new();
+    for spec in &specs {
+        tasks.push(cluster.run_task_until(spec, "incremental", TIMEOUT).await?);
+    }
+    // Shard DDL does not reach the merged table, and says so.
+    sources[0]
+        .exec("ALTER TABLE shard_1.orders_a ADD INDEX by_v (v)")
+        .await?;
+    wait_for("the merged-table DDL to be reported", TIMEOUT, || async {
+        let t = cluster.task(&tasks[0]).await?;
+        let position = t.checkpoint.map(|c| c.position).unwrap_or_default();
+        Ok(position
+            .contains("merged table `merged`.`orders`")
+            .then_some(()))
+    })
+    .await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut written = 0;
+    for writer in writers {
+        written += writer.await??;
+    }
+    println!("{written} write rounds across the shards");
+    anyhow::ensure!(written > 0, "the writers wrote nothing");
+    // The union of both sources' shards, as each task's route says.
+    let mut expected = Vec::new();
+    for source in &sources {
+        for table in ["orders_a", "orders_b"] {
+            let db = if source.port == sources[0].port {
+                "shard_1"
+            } else {
+                "shard_2"
+            };
+            expected.extend(source.rows_as_hex(db, table).await?);
+        }
+    }
+    expected.sort();
+    let held = std::sync::atomic::AtomicUsize::new(0);
+    wait_for(
+        "the merged table to hold every shard's rows",
+        TIMEOUT,
+        || {
+            let (held, expected, destination) = (&held, &expected, &destination);
+            async move {
+                let mut got = destination.rows_as_hex("merged", "orders").await?;
+                got.sort();
+                held.store(got.len(), std::sync::atomic::Ordering::Relaxed);
+                Ok((&got == expected).then_some(()))
+            }
+        },
+    )
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}: expected {} rows, the destination has {}",
+            expected.len(),
+            held.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    })?;
+    for task in &tasks {
+        assert_healthy(&cluster, task).await?;
+    }
+    let indexes = destination
+        .query_value("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'merged' AND INDEX_NAME = 'by_v'")
+        .await?;
+    assert_eq!(indexes.as_deref(), Some("0"));
+    let others = destination
+        .query_value("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'other'")
+        .await?;
+    assert_eq!(others.as_deref(), Some("0"));
+    Ok(())
+}
+
+/// Source and destination are one server: `shop` is copied to `shop_copy`
+/// beside it, and what dts writes there is never read back as a change.
+#[tokio::test]
+async fn a_database_copied_beside_itself_on_one_server_stays_in_sync_and_idles_quietly(
+) -> anyhow::Result<()> {
+    let server = MariaDb::start(1).await?;
+    server
+        .exec(
+            "CREATE DATABASE shop; USE shop; \
+             CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); \
+             CREATE VIEW recent AS SELECT id, v FROM t WHERE id > 5; \
+             INSERT INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_1000",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "beside",
+        server.port,
+        server.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"shop\"\nto = \"shop_copy\"",
+        2,
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
+    server
+        .exec(
+            "USE shop; INSERT INTO t VALUES (1001, 'new'); UPDATE t SET v = 'changed' WHERE id <= 10; \
+             DELETE FROM t WHERE id BETWEEN 500 AND 520; ALTER TABLE t ADD COLUMN w INT NULL; \
+             INSERT INTO t VALUES (1002, 'after alter', 7)",
+        )
+        .await?;
+    wait_routed(&server, &server, &spec).await?;
+    assert_healthy(&cluster, &task).await?;
+    // The view reads the copy, not the original.
+    let view = server
+        .query_value("SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'shop_copy' AND TABLE_NAME = 'recent'")
+        .await?
+        .unwrap_or_default();
+    assert!(
+        view.contains("`shop_copy`.`t`") && !view.contains("`shop`."),
+        "{view}"
+    );
+    // Caught up and idle, the task writes nothing more: its own checkpoint
+    // writes, read back from the binlog, are not taken as changes to apply
+    // (which would write another checkpoint, and so on).
+    wait_for("the task to apply the last change", TIMEOUT, || async {
+        let position = binlog_position(&server).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok((binlog_position(&server).await? == position).then_some(()))
+    })
+    .await?;
+    let quiet_from = binlog_position(&server).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        binlog_position(&server).await?,
+        quiet_from,
+        "an idle same-server task kept writing"
+    );
+    Ok(())
+}
+
+async fn binlog_position(server: &MariaDb) -> anyhow::Result<(String, u64)> {
+    use mysql_async::prelude::Queryable;
+    let mut conn = server.conn().await?;
+    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+    let row = row.ok_or_else(|| anyhow::anyhow!("no binlog"))?;
+    Ok((
+        row.get(0).unwrap_or_default(),
+        row.get(1).unwrap_or_default(),
+    ))
+}

@@ -1,0 +1,85 @@
+//! A rows event of a selected table made the destination's: dropped when
+//! the route filters its operation out, else named as the table it goes to.
+
+use crate::sink::lanes::RowsWork;
+use crate::source::binlog::{RowChange, RowKind};
+use crate::source::position::BinlogPosition;
+use dts_common::route::{DmlSet, TableRoute};
+use dts_common::spec::DmlOperation;
+
+impl RowKind {
+    pub fn operation(self) -> DmlOperation {
+        match self {
+            RowKind::Insert => DmlOperation::Insert,
+            RowKind::Update => DmlOperation::Update,
+            RowKind::Delete => DmlOperation::Delete,
+        }
+    }
+}
+
+/// The work for the destination, or `None` when the route drops it.
+pub fn to_destination(
+    route: &TableRoute,
+    kind: RowKind,
+    columns: usize,
+    changes: Vec<RowChange>,
+    position: BinlogPosition,
+) -> Option<RowsWork> {
+    if !route.dml.allows(kind.operation()) {
+        return None;
+    }
+    Some(RowsWork {
+        db: route.db.clone(),
+        table: route.table.clone(),
+        kind,
+        columns,
+        changes,
+        position,
+        // The destination keeps what a filtered operation would have
+        // changed, so later changes cannot be checked against it strictly.
+        lenient: route.dml != DmlSet::ALL,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dts_common::route::Claim;
+
+    fn route(dml: DmlSet) -> TableRoute {
+        TableRoute {
+            db: "shop_eu".into(),
+            table: "orders_eu".into(),
+            dml,
+            claim: Claim::Database(0),
+        }
+    }
+
+    fn at() -> BinlogPosition {
+        BinlogPosition {
+            file: "binlog.000001".into(),
+            pos: 4,
+            gtid: None,
+        }
+    }
+
+    #[test]
+    fn work_is_named_for_the_destination_and_strict_unless_filtered() {
+        let work = to_destination(&route(DmlSet::ALL), RowKind::Insert, 3, Vec::new(), at());
+        let work = work.map(|w| (w.db, w.table, w.lenient));
+        assert_eq!(work, Some(("shop_eu".into(), "orders_eu".into(), false)));
+    }
+
+    #[test]
+    fn filtered_operations_are_dropped_and_the_rest_applied_leniently() {
+        let no_deletes = DmlSet {
+            delete: false,
+            ..DmlSet::ALL
+        };
+        assert!(to_destination(&route(no_deletes), RowKind::Delete, 3, Vec::new(), at()).is_none());
+        for kind in [RowKind::Insert, RowKind::Update] {
+            let work = to_destination(&route(no_deletes), kind, 3, Vec::new(), at());
+            assert_eq!(work.map(|w| w.lenient), Some(true), "{kind:?}");
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Which source tables' row changes the task takes, and where they go: the
+//! route's answer per table, looked up once (the binlog names a table in
+//! every rows event).
+
+use crate::error::{SyncError, SyncResult};
+use dts_common::route::{Route, TableRoute};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub struct Selector {
+    route: Arc<Route>,
+    known: HashMap<(String, String), Option<Arc<TableRoute>>>,
+}
+
+impl Selector {
+    pub fn new(route: Arc<Route>) -> Self {
+        Self {
+            route,
+            known: HashMap::new(),
+        }
+    }
+
+    /// The task's meta schema, which no route selects.
+    pub fn meta_schema(&self) -> &str {
+        self.route.meta_schema()
+    }
+
+    /// Where `db`.`table` goes, or `None` when the task does not select it.
+    /// A table two route rules claim (created after the prechecks) is an error.
+    pub fn select(&mut self, db: &str, table: &str) -> SyncResult<Option<Arc<TableRoute>>> {
+        let key = (db.to_string(), table.to_string());
+        if let Some(known) = self.known.get(&key) {
+            return Ok(known.clone());
+        }
+        let routed = self
+            .route
+            .table(db, table)
+            .map_err(SyncError::RouteConflict)?
+            .map(Arc::new);
+        self.known.insert(key, routed.clone());
+        Ok(routed)
+    }
+}
