@@ -47,13 +47,7 @@ fn load_task(name: &str, source: &MariaDb, destination: &MariaDb, du: u32, extra
 
 /// Waits until the load has committed `more` transactions beyond now.
 async fn more_load(load: &Load, more: u64) -> anyhow::Result<()> {
-    let target = load.committed() + more;
-    wait_for(
-        &format!("{more} more source transactions"),
-        TIMEOUT,
-        || async { Ok((load.committed() >= target).then_some(())) },
-    )
-    .await
+    load.wait_for_more(more, TIMEOUT).await
 }
 
 /// Stops the load, waits for the destination to apply all of it, and checks

@@ -14,6 +14,10 @@ use std::fmt;
 /// Databases no route may select or write.
 pub const SYSTEM_SCHEMAS: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
 
+/// The start of the names of the databases holding tasks' schema history
+/// (shadow tables): never selected, never a destination.
+pub const SHADOW_PREFIX: &str = "dts_shadow_";
+
 /// Which row changes of a table are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DmlSet {
@@ -46,6 +50,129 @@ impl DmlSet {
             DmlOperation::Update => self.update,
             DmlOperation::Delete => self.delete,
         }
+    }
+}
+
+/// Which of a table's columns reach the destination, and under which names
+/// (source names throughout; MySQL column names compare without case).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnMap {
+    only: Option<Vec<String>>,
+    except: Vec<String>,
+    renames: Vec<(String, String)>,
+}
+
+impl ColumnMap {
+    /// Every column, under its own name.
+    pub fn is_identity(&self) -> bool {
+        self.only.is_none() && self.except.is_empty() && self.renames.is_empty()
+    }
+
+    /// Whether a column added later comes in (`exclude_columns`, or no
+    /// list) or stays out (a `columns` list).
+    pub fn takes_new_columns(&self) -> bool {
+        self.only.is_none()
+    }
+
+    /// The destination name of source column `column`, or `None` when it
+    /// stays out.
+    pub fn target(&self, column: &str) -> Option<String> {
+        let named = |name: &String| name.eq_ignore_ascii_case(column);
+        if self
+            .only
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(named))
+        {
+            return None;
+        }
+        if self.except.iter().any(named) {
+            return None;
+        }
+        Some(
+            self.renames
+                .iter()
+                .find(|(from, _)| named(from))
+                .map_or_else(|| column.to_string(), |(_, to)| to.clone()),
+        )
+    }
+
+    /// Whether `rename_columns` renames `column`.
+    pub fn renames(&self, column: &str) -> bool {
+        self.renames
+            .iter()
+            .any(|(from, _)| from.eq_ignore_ascii_case(column))
+    }
+
+    /// Each source column the spec names, with the key it is named under
+    /// (`columns`, `exclude_columns`, `rename_columns`).
+    pub fn named(&self) -> Vec<(&'static str, &str)> {
+        let only = self.only.iter().flatten().map(|c| ("columns", c.as_str()));
+        let except = self.except.iter().map(|c| ("exclude_columns", c.as_str()));
+        let renames = self
+            .renames
+            .iter()
+            .map(|(c, _)| ("rename_columns", c.as_str()));
+        only.chain(except).chain(renames).collect()
+    }
+
+    fn compile(field: &str, options: &crate::spec::TableOptions) -> Result<Self, SpecError> {
+        if options.columns.is_some() && options.exclude_columns.is_some() {
+            return Err(SpecError::new(
+                format!("{field}.exclude_columns"),
+                "cannot be given with `columns`: list the columns to keep, or those to leave out",
+            ));
+        }
+        let list = |key: &str, names: &[String]| -> Result<(), SpecError> {
+            let mut seen = BTreeSet::new();
+            for (k, name) in names.iter().enumerate() {
+                validate_identifier(&format!("{field}.{key}[{k}]"), name)?;
+                if !seen.insert(name.to_ascii_lowercase()) {
+                    return Err(SpecError::new(
+                        format!("{field}.{key}[{k}]"),
+                        format!("column `{name}` is listed twice"),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        if let Some(only) = &options.columns {
+            if only.is_empty() {
+                return Err(SpecError::new(
+                    format!("{field}.columns"),
+                    "must list at least the key's columns",
+                ));
+            }
+            list("columns", only)?;
+        }
+        list(
+            "exclude_columns",
+            options.exclude_columns.as_deref().unwrap_or_default(),
+        )?;
+        let mut map = Self {
+            only: options.columns.clone(),
+            except: options.exclude_columns.clone().unwrap_or_default(),
+            renames: Vec::new(),
+        };
+        let mut targets = BTreeSet::new();
+        for (from, to) in options.rename_columns.iter().flatten() {
+            let key = format!("{field}.rename_columns.{from}");
+            validate_identifier(&key, from)?;
+            validate_identifier(&key, to)?;
+            if map.target(from).is_none() {
+                return Err(SpecError::new(
+                    key,
+                    format!("renames column `{from}`, which the column selection leaves out"),
+                ));
+            }
+            if !targets.insert(to.to_ascii_lowercase()) {
+                return Err(SpecError::new(
+                    key,
+                    format!("another column is renamed to `{to}` too"),
+                ));
+            }
+            map.renames.push((from.clone(), to.clone()));
+        }
+        Ok(map)
     }
 }
 
@@ -84,6 +211,7 @@ pub struct TableRoute {
     pub db: String,
     pub table: String,
     pub dml: DmlSet,
+    pub columns: ColumnMap,
     pub claim: Claim,
 }
 
@@ -181,6 +309,7 @@ struct TableEntry {
     name: String,
     to: Option<String>,
     dml: DmlSet,
+    columns: ColumnMap,
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +360,14 @@ impl Route {
                     format!("`{name}` is the task's meta_schema"),
                 ));
             }
+            if name.starts_with(SHADOW_PREFIX) {
+                return Err(SpecError::new(
+                    field,
+                    format!(
+                        "`{name}`: names starting with {SHADOW_PREFIX} hold dts's schema history"
+                    ),
+                ));
+            }
             Ok(())
         };
         let mut databases = Vec::new();
@@ -277,10 +414,15 @@ impl Route {
                         ));
                     }
                 }
+                let columns = match table.options() {
+                    Some(options) => ColumnMap::compile(&field, options)?,
+                    None => ColumnMap::default(),
+                };
                 tables.push(TableEntry {
                     name: table.name().to_string(),
                     to: table.to().map(str::to_string),
                     dml: DmlSet::of(table.dml()),
+                    columns,
                 });
             }
             databases.push(DatabaseEntry {
@@ -432,7 +574,9 @@ impl Route {
     }
 
     fn excluded(&self, db: &str) -> bool {
-        db == self.meta_schema || SYSTEM_SCHEMAS.contains(&db.to_ascii_lowercase().as_str())
+        db == self.meta_schema
+            || db.starts_with(SHADOW_PREFIX)
+            || SYSTEM_SCHEMAS.contains(&db.to_ascii_lowercase().as_str())
     }
 
     /// Where source table `db`.`table` goes, if the task selects it.
@@ -452,6 +596,7 @@ impl Route {
                     db: self.target_database(entry),
                     table: self.cased(named.to.as_deref().unwrap_or(table)),
                     dml: named.dml,
+                    columns: named.columns.clone(),
                     claim: Claim::Table {
                         object: i,
                         table: j,
@@ -485,6 +630,7 @@ impl Route {
                 db: target_db,
                 table: self.cased(rule.to_table.as_deref().unwrap_or(table)),
                 dml: DmlSet::ALL,
+                columns: ColumnMap::default(),
                 claim: Claim::Rule(k),
             }));
         }
@@ -493,6 +639,7 @@ impl Route {
                 db: self.target_database(entry),
                 table: self.cased(table),
                 dml: DmlSet::ALL,
+                columns: ColumnMap::default(),
                 claim: Claim::Database(i),
             }),
             _ => None,
@@ -676,6 +823,25 @@ mod tests {
     }
 
     #[test]
+    fn column_maps_select_and_rename_by_source_name() {
+        let r = route(
+            "[[objects]]\ndatabase = \"shop\"\ntables = [\n\
+             { name = \"o\", columns = [\"id\", \"Amount\"], rename_columns = { amount = \"total\" } },\n\
+             { name = \"e\", exclude_columns = [\"payload\"] }]",
+        );
+        let columns = |t: &str| r.table("shop", t).ok().flatten().map(|t| t.columns);
+        let o = columns("o").unwrap_or_default();
+        assert_eq!(o.target("ID").as_deref(), Some("ID"));
+        assert_eq!(o.target("amount").as_deref(), Some("total"));
+        assert_eq!(o.target("note"), None);
+        assert!(!o.takes_new_columns());
+        let e = columns("e").unwrap_or_default();
+        assert_eq!(e.target("payload"), None);
+        assert_eq!(e.target("anything").as_deref(), Some("anything"));
+        assert!(e.takes_new_columns() && !e.is_identity());
+    }
+
+    #[test]
     fn two_rules_matching_one_table_are_a_conflict_naming_both() {
         let r = route(
             "[[routes]]\ndatabase = \"s*\"\nto_database = \"a\"\n[[routes]]\ndatabase = \"shop\"\ntable = \"o*\"\nto_database = \"b\"",
@@ -693,6 +859,7 @@ mod tests {
         let r = route("[[routes]]\ndatabase = \"*\"\nto_database = \"all\"");
         assert_eq!(target(&r, "mysql", "user"), None);
         assert_eq!(target(&r, "dts_meta", "owners"), None);
+        assert_eq!(target(&r, "dts_shadow_0123456789abcdef", "t"), None);
         assert_eq!(target(&r, "app", "t"), pair("all", "t"));
     }
 
@@ -717,6 +884,11 @@ mod tests {
             ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", to = \"\" }]", "objects[0].tables[0].to"),
             ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"\" }]", "objects[0].tables[0].name"),
             ("[[objects]]\ndatabase = \"s\"\nto = \"mysql\"", "objects[0].to"),
+            ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", columns = [\"id\"], exclude_columns = [\"x\"] }]", "objects[0].tables[0].exclude_columns"),
+            ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", columns = [] }]", "objects[0].tables[0].columns"),
+            ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", columns = [\"id\", \"ID\"] }]", "objects[0].tables[0].columns[1]"),
+            ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", columns = [\"id\"], rename_columns = { v = \"w\" } }]", "objects[0].tables[0].rename_columns.v"),
+            ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", rename_columns = { v = \"x\", w = \"x\" } }]", "objects[0].tables[0].rename_columns.w"),
             ("[[routes]]\ndatabase = \"~(\"\nto_database = \"m\"", "routes[0].database"),
             ("[[routes]]\ndatabase = \"a\"\ntable = \"\"", "routes[0].table"),
             ("[[routes]]\ndatabase = \"a*\"\nto_database = \"dts_meta\"", "routes[0].to_database"),

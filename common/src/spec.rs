@@ -135,6 +135,15 @@ pub struct TableOptions {
     /// full copy copies every row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dml: Option<Vec<DmlOperation>>,
+    /// Only these source columns reach the destination (the key among them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// Every source column but these reaches the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_columns: Option<Vec<String>>,
+    /// Source column name -> its name on the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename_columns: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -164,6 +173,13 @@ impl TableSelector {
         match self {
             Self::Name(_) => None,
             Self::Detailed(options) => options.dml.as_deref(),
+        }
+    }
+
+    pub fn options(&self) -> Option<&TableOptions> {
+        match self {
+            Self::Name(_) => None,
+            Self::Detailed(options) => Some(options),
         }
     }
 }

@@ -55,10 +55,10 @@ pub async fn assert_same_rows(
     Ok(())
 }
 
-/// "The source as the route says": every selected source table's rows,
-/// gathered under the destination table the task's route sends them to
-/// (a merge is the union of its sources), compared row by row with the
-/// destination. Returns the first difference, or `None` when equal.
+/// "The source as the route says": every selected source table's rows, with
+/// the columns the route takes under their destination names, gathered
+/// under the destination table the task's route sends them to (a merge is
+/// the union of its sources), compared row by row with the destination. Returns the first difference, or `None` when equal.
 pub async fn routed_difference(
     source: &MariaDb,
     destination: &MariaDb,
@@ -81,7 +81,17 @@ pub async fn routed_difference(
     let mut expected: BTreeMap<(String, String), Vec<Vec<String>>> = BTreeMap::new();
     for (db, table) in tables {
         if let Some(target) = route.table(&db, &table)? {
+            // Only the columns the route takes, under their destination names.
             let rows = source.rows_as_hex(&db, &table).await?;
+            let rows = rows.into_iter().map(|row| {
+                row.into_iter()
+                    .filter_map(|cell| {
+                        let (column, value) = cell.split_once('=')?;
+                        let name = target.columns.target(column)?;
+                        Some(format!("{name}={value}"))
+                    })
+                    .collect::<Vec<String>>()
+            });
             expected
                 .entry((target.db, target.table))
                 .or_default()

@@ -66,6 +66,21 @@ impl Load {
         self.committed.load(Ordering::Relaxed)
     }
 
+    /// Waits until the load has committed `more` transactions beyond now.
+    pub async fn wait_for_more(
+        &self,
+        more: u64,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        let target = self.committed() + more;
+        crate::wait_for(
+            &format!("{more} more source transactions"),
+            timeout,
+            || async { Ok((self.committed() >= target).then_some(())) },
+        )
+        .await
+    }
+
     /// Stops writing; returns how many transactions were committed.
     pub async fn stop(self) -> anyhow::Result<u64> {
         self.stop.store(true, Ordering::Relaxed);

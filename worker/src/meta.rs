@@ -7,6 +7,7 @@
 
 pub mod copy_window;
 pub mod deferred_index;
+pub mod schema_history;
 
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
 use dts_common::mysql::quote_ident;

@@ -10,10 +10,12 @@ pub mod schema_sync;
 
 use crate::endpoint::Database;
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::meta::schema_history::{self, HistoryState, Origin};
 use crate::meta::Meta;
 use crate::phases::full_sync::FullSync;
 use crate::phases::incremental::Incremental;
 use crate::progress::Progress;
+use crate::source::catalog::Table;
 use crate::source::position::{self, Phase, TaskCheckpoint};
 use dts_common::route::Route;
 use dts_common::spec::{ConflictMode, SyncMode, TaskSpec};
@@ -99,6 +101,7 @@ async fn run_phases(
             copy_end: None,
             applied: None,
             source_server_id: None,
+            schema_history: None,
         },
     };
     // Tables this task created earlier are not conflicts.
@@ -132,13 +135,16 @@ async fn run_phases(
                 if checkpoint.phase == Phase::Incremental {
                     let mut src = source.conn().await?;
                     checkpoint.applied = Some(position::current(&mut src).await?);
+                    checkpoint.schema_history = Some(HistoryState::Building);
                 }
             }
             Phase::Full => {
                 if checkpoint.copy_start.is_none() && spec.has_mode(SyncMode::Incremental) {
                     let mut src = source.conn().await?;
                     checkpoint.copy_start = Some(position::current(&mut src).await?);
+                    checkpoint.schema_history = Some(HistoryState::Building);
                     save(&meta, &mut dst, &checkpoint).await?;
+                    ensure_history(&mut checkpoint, &tables, &meta, source, &mut dst).await?;
                 }
                 FullSync {
                     source,
@@ -175,10 +181,12 @@ async fn run_phases(
                         let mut src = source.conn().await?;
                         let now = position::current(&mut src).await?;
                         checkpoint.applied = Some(now.clone());
+                        checkpoint.schema_history = Some(HistoryState::Building);
                         save(&meta, &mut dst, &checkpoint).await?;
                         now
                     }
                 };
+                ensure_history(&mut checkpoint, &tables, &meta, source, &mut dst).await?;
                 let incremental = Incremental {
                     source,
                     destination,
@@ -217,6 +225,27 @@ async fn run_phases(
         }
         save(&meta, &mut dst, &checkpoint).await?;
     }
+}
+
+/// Makes the schema history ready: built from the source once the task has
+/// recorded its first binlog position (`Building`), or from the destination
+/// for a task begun before the history existed (none recorded).
+async fn ensure_history(
+    checkpoint: &mut TaskCheckpoint,
+    tables: &[Table],
+    meta: &Meta,
+    source: &Database,
+    dst: &mut mysql_async::Conn,
+) -> SyncResult<()> {
+    let origin = match checkpoint.schema_history {
+        Some(HistoryState::Ready) => return Ok(()),
+        Some(HistoryState::Building) => Origin::Source,
+        None => Origin::Destination,
+    };
+    let mut src = source.conn().await?;
+    schema_history::build(meta, tables, origin, &mut src, dst).await?;
+    checkpoint.schema_history = Some(HistoryState::Ready);
+    save(meta, dst, checkpoint).await
 }
 
 /// Binlog positions are only good on the server that wrote them: the first

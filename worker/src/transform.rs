@@ -2,6 +2,7 @@
 //! (in row changes and in statement text), operations filtered, statement
 //! text rewritten for the destination.
 
+pub mod columns;
 pub mod ddl;
 pub mod names;
 pub mod rows;

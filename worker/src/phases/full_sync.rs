@@ -396,7 +396,7 @@ impl FullSync<'_> {
         };
         let select = format!(
             "SELECT {} FROM {} WHERE {filter} ORDER BY {}",
-            writer.column_list(),
+            writer.select_list(),
             table.qualified(),
             order_by(table)
         );

@@ -242,8 +242,14 @@ impl Incremental<'_> {
             ApplyConsistency::Transaction => lanes::ROUTING,
             ApplyConsistency::Row => lanes::ROW_ROUTING,
         };
-        let mut lanes = Lanes::new(appliers, catalog_conn, mode, routing);
-        let mut ddl_router = DdlRouter::new(self.route, self.tables);
+        let mut lanes = Lanes::new(
+            appliers,
+            catalog_conn,
+            mode,
+            routing,
+            self.meta.task_id.clone(),
+        );
+        let mut ddl_router = DdlRouter::new(self.route, self.tables, &self.meta.task_id);
         let mut first_statement = true;
         let mut last_timestamp = 0u32;
         self.progress.set_phase(if mode == Mode::Strict {
@@ -293,17 +299,17 @@ impl Incremental<'_> {
                 match item {
                     Item::Begin => lanes.begin_transaction(),
                     Item::Rows {
+                        source,
                         route,
                         kind,
                         columns,
                         changes,
                         timestamp,
                         position,
-                        ..
                     } => {
                         last_timestamp = timestamp;
                         if let Some(work) =
-                            rows::to_destination(&route, kind, columns, changes, position)
+                            rows::to_destination(&source, &route, kind, columns, changes, position)
                         {
                             lanes.rows(work).await?;
                         }
@@ -418,26 +424,31 @@ impl Incremental<'_> {
                 DdlPlan::Ignore
             }
         };
-        let (run_in, destination_sql) = match plan {
-            DdlPlan::Apply { schema, sql } => (schema, sql),
-            DdlPlan::Ignore | DdlPlan::SkipMerged { .. } => {
-                if let DdlPlan::SkipMerged { target } = plan {
-                    let head: String = sql.chars().take(120).collect();
-                    warn!(statement = %head, %target, "skipping DDL on a merged table");
-                    self.progress
-                        .ddl_skipped(&format!("{head} (merged table {target})"));
-                }
-                lanes.begin_transaction();
-                let committed = lanes.end_transaction(position.clone()).await?;
-                self.committed(committed, 0, lanes);
-                return Ok(false);
-            }
-        };
-        info!(sql = %destination_sql.chars().take(200).collect::<String>(), "applying DDL");
-        if lanes
-            .execute_ddl(&run_in, &destination_sql, position, first)
-            .await?
+        if let DdlPlan::Follow {
+            merged: Some(target),
+            ..
+        } = &plan
         {
+            let head: String = sql.chars().take(120).collect();
+            warn!(statement = %head, %target, "not applying DDL to a merged table");
+            self.progress
+                .ddl_skipped(&format!("{head} (merged table {target})"));
+        }
+        let runs = plan.runs();
+        if runs.is_empty() {
+            lanes.begin_transaction();
+            let committed = lanes.end_transaction(position.clone()).await?;
+            self.committed(committed, 0, lanes);
+            return Ok(false);
+        }
+        let destination = match &plan {
+            DdlPlan::Follow { destination, .. } => destination.clone(),
+            DdlPlan::Ignore => None,
+        };
+        if let Some(run) = &destination {
+            info!(sql = %run.sql.chars().take(200).collect::<String>(), "applying DDL");
+        }
+        if lanes.execute_ddl(runs, position, first).await? && destination.is_some() {
             self.progress.ddl_applied();
         }
         lanes.after_statement(position.clone(), true).await?;

@@ -4,16 +4,17 @@
 //! invisible columns), and for whole databases also views, functions,
 //! procedures and triggers.
 
-use crate::error::{DriverResultExt, Side, SyncResult};
+use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::meta::deferred_index;
 use crate::meta::Meta;
 use crate::source::catalog::Table;
 use crate::source::ddl::{self, Statement};
-use crate::transform::names;
 use crate::transform::sql_text::{guard_trigger, strip_definer};
+use crate::transform::{columns, names};
 use dts_common::mysql::{quote_ident, quote_table};
 use dts_common::route::Route;
 use dts_common::spec::{SyncMode, TaskSpec};
+use dts_common::SpecError;
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeSet;
 use tracing::info;
@@ -133,13 +134,24 @@ async fn create_table(
     let Some((_, create)) = row else {
         return Ok(());
     };
-    let mut create = create.replacen("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1);
+    let create = create.replacen("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1);
+    // Only the columns the route lets through, under their destination names.
+    let mut create = columns::project_create(&create, &table.column_map).map_err(|reason| {
+        SyncError::InvalidSpec(SpecError::new(
+            table
+                .claim
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            format!("{reason} (`{}`.`{}`)", table.db, table.name),
+        ))
+    })?;
     if let Some(meta) = defer_indexes {
         if !in_foreign_key_relation(table, &create, src).await? {
-            let auto_increment = table.columns.iter().find(|c| c.auto_increment);
+            let auto_increment = table.columns.iter().position(|c| c.auto_increment);
             let (without, deferred) = deferred_index::split_plain_indexes(
                 &create,
-                auto_increment.map(|c| c.name.as_str()),
+                auto_increment.map(|i| table.column_target(i)),
             );
             deferred_index::record(meta, dst, &target.db, &target.name, &deferred).await?;
             create = without;

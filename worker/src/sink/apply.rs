@@ -6,20 +6,26 @@
 //! After a crash the destination holds whole groups only, and the checkpoint
 //! row says exactly where to resume.
 //!
-//! Row values are decoded with the table's definition on the destination: DDL
-//! is applied there in binlog order, so that definition is the source's as of
-//! the event being applied, and it survives restarts and moves with the task.
+//! Row values are decoded with the source table's definition as of the event,
+//! from the schema history (see `meta::schema_history`), and then projected
+//! by column name onto the destination table, which the route may have
+//! renamed, narrowed or merged.
 
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::meta::schema_history::SourceDefinitions;
 use crate::meta::Meta;
 use crate::sink::compact::{self, Checks, Folded, NetStatements};
 use crate::sink::convert::{placeholder, push_rendered, render, rendered_len, to_param};
+use crate::sink::projection::Projection;
 use crate::source::binlog::{RowChange, RowKind};
-use crate::source::catalog::{Column, Table, TableCache};
+use crate::source::catalog::{Column, Table, TableCache, TableName};
 use crate::source::position::BinlogPosition;
+use crate::transform::ddl::DdlRun;
 use dts_common::mysql::quote_ident;
+use dts_common::route::{ColumnMap, DmlSet, TableRoute};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 const MAX_PLACEHOLDERS: usize = 60_000;
@@ -66,6 +72,9 @@ pub struct Applier {
     /// conflict_mode = "ignore": inserts overwrite rows that are already there.
     overwrite: bool,
     tables: TableCache,
+    sources: SourceDefinitions,
+    /// Destination column -> source column, per (source, destination) pair.
+    projections: HashMap<(TableName, TableName), Arc<Projection>>,
     batch: Option<Batch>,
     /// Net changes of foldable tables (see `compact`), written at commit.
     folded: Vec<(Arc<Table>, Folded)>,
@@ -86,6 +95,8 @@ impl Applier {
             mode,
             overwrite,
             tables: TableCache::default(),
+            sources: SourceDefinitions::default(),
+            projections: HashMap::new(),
             batch: None,
             folded: Vec::new(),
             folded_keys: 0,
@@ -115,6 +126,24 @@ impl Applier {
     /// Forgets table definitions after DDL.
     pub fn forget_tables(&mut self) {
         self.tables.clear();
+        self.sources.clear();
+        self.projections.clear();
+    }
+
+    /// How rows of `source` are laid onto `table`.
+    fn projection(
+        &mut self,
+        source: &Table,
+        table: &Table,
+        columns: &ColumnMap,
+    ) -> SyncResult<Arc<Projection>> {
+        let key = (source.source_name(), table.source_name());
+        if let Some(projection) = self.projections.get(&key) {
+            return Ok(projection.clone());
+        }
+        let projection = Arc::new(Projection::between(source, table, columns)?);
+        self.projections.insert(key, projection.clone());
+        Ok(projection)
     }
 
     pub async fn rows(
@@ -124,25 +153,27 @@ impl Applier {
         kind: RowKind,
         image_columns: usize,
         changes: Vec<RowChange>,
-        lenient: bool,
+        source: &TableName,
+        route: &TableRoute,
     ) -> SyncResult<()> {
+        let lenient = route.dml != DmlSet::ALL;
         self.begin().await?;
         // A table whose operations the route filters differs from its
         // source by design: its changes are applied as in catch-up (an
         // insert overwrites, a delete of a missing row is none).
         let mode = if lenient { Mode::Idempotent } else { self.mode };
         let table = self.table(db, name).await?;
-        let mapping = image_mapping(&table, image_columns)?;
+        let source_table = self
+            .sources
+            .get(&mut self.conn, &self.meta.task_id, source)
+            .await?;
+        let projection = self.projection(&source_table, &table, &route.columns)?;
+        let mapping = image_mapping(&source_table, image_columns)?;
         let foldable = compact::foldable(&table);
+        let row = |img| decode(&source_table, &mapping, img).map(|row| projection.apply(row));
         for change in changes {
-            let before = change
-                .before
-                .map(|img| decode(&table, &mapping, img))
-                .transpose()?;
-            let after = change
-                .after
-                .map(|img| decode(&table, &mapping, img))
-                .transpose()?;
+            let before = change.before.map(row).transpose()?;
+            let after = change.after.map(row).transpose()?;
             if foldable {
                 self.fold(&table, kind, before, after, mode)?;
                 self.rows_applied += 1;
@@ -540,33 +571,34 @@ impl Applier {
         Ok(())
     }
 
-    /// Runs a statement (DDL) and then checkpoints after it. `tolerate_applied`:
-    /// when the statement may have run before a crash (the checkpoint is just
-    /// before it), errors that say it already took effect mean it did.
+    /// Runs DDL (the schema history's, then the destination's) and then
+    /// checkpoints after it. `tolerate_applied`: when the statements may have
+    /// run before a crash (the checkpoint is just before them), errors that
+    /// say one already took effect mean it did.
     pub async fn execute_ddl(
         &mut self,
-        schema: &str,
-        sql: &str,
+        runs: &[DdlRun],
         position: &BinlogPosition,
         tolerate_applied: bool,
     ) -> SyncResult<()> {
         self.commit(None).await?;
-        let context = format!(
-            "applying DDL `{}`",
-            sql.chars().take(120).collect::<String>()
-        );
-        if !schema.is_empty() {
-            self.conn
-                .query_drop(format!("USE {}", quote_ident(schema)))
-                .await
-                .on(Side::Destination, &context)?;
-        }
-        let sql = crate::transform::sql_text::strip_definer(sql);
-        if let Err(e) = self.conn.query_drop(&sql).await {
-            let already =
-                matches!(&e, mysql_async::Error::Server(s) if ALREADY_APPLIED.contains(&s.code));
-            if !(tolerate_applied && already) {
-                return Err(e).on(Side::Destination, &context);
+        for run in runs {
+            let context = format!(
+                "applying DDL `{}`",
+                run.sql.chars().take(120).collect::<String>()
+            );
+            if !run.schema.is_empty() {
+                self.conn
+                    .query_drop(format!("USE {}", quote_ident(&run.schema)))
+                    .await
+                    .on(Side::Destination, &context)?;
+            }
+            let sql = crate::transform::sql_text::strip_definer(&run.sql);
+            if let Err(e) = self.conn.query_drop(&sql).await {
+                let already = matches!(&e, mysql_async::Error::Server(s) if ALREADY_APPLIED.contains(&s.code));
+                if !(tolerate_applied && already) {
+                    return Err(e).on(Side::Destination, &context);
+                }
             }
         }
         self.forget_tables();
@@ -609,8 +641,8 @@ pub fn image_mapping(table: &Table, image_columns: usize) -> SyncResult<Vec<usiz
         side: Side::Destination,
         context: format!("decoding rows of `{}`.`{}`", table.db, table.name),
         detail: format!(
-            "the binlog row has {image_columns} columns but the destination table has {}; \
-             the schemas diverged",
+            "the binlog row has {image_columns} columns but the schema history's definition has {}; \
+             the schema history diverged from the source",
             table.columns.len()
         ),
     })

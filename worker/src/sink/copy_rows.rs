@@ -20,8 +20,9 @@ pub struct RowWriter {
     columns: Vec<Column>,
     /// The AUTO_INCREMENT column's position among `columns`, if any.
     auto_increment: Option<usize>,
-    /// The columns, quoted and comma-separated.
-    column_list: String,
+    /// The columns as the source names them, quoted and comma-separated:
+    /// what the copy reads.
+    select_list: String,
     /// The source column's character set, where the destination column has
     /// another one and the bytes must be converted.
     recode: Vec<Option<String>>,
@@ -37,34 +38,47 @@ impl RowWriter {
         destination_charsets: &HashMap<String, Option<String>>,
         keep_existing: bool,
     ) -> Self {
-        let columns: Vec<Column> = table.writable().map(|(_, c)| c.clone()).collect();
+        let writable: Vec<(usize, &Column)> = table.writable().collect();
+        let columns: Vec<Column> = writable.iter().map(|(_, c)| (*c).clone()).collect();
+        let targets: Vec<&str> = writable
+            .iter()
+            .map(|(i, _)| table.column_target(*i))
+            .collect();
         let recode: Vec<Option<String>> = columns
             .iter()
-            .map(|c| match (&c.charset, destination_charsets.get(&c.name)) {
-                (Some(source), Some(destination)) if destination.as_ref() != Some(source) => {
-                    Some(source.clone())
-                }
-                _ => None,
-            })
+            .zip(&targets)
+            .map(
+                |(c, target)| match (&c.charset, destination_charsets.get(*target)) {
+                    (Some(source), Some(destination)) if destination.as_ref() != Some(source) => {
+                        Some(source.clone())
+                    }
+                    _ => None,
+                },
+            )
             .collect();
-        let column_list = columns
+        let select_list = columns
             .iter()
             .map(|c| quote_ident(&c.name))
             .collect::<Vec<_>>()
             .join(", ");
+        let column_list = targets
+            .iter()
+            .map(|t| quote_ident(t))
+            .collect::<Vec<_>>()
+            .join(", ");
         // Recoded columns are read into variables and converted by a SET.
-        let mut targets = Vec::new();
         let mut conversions = Vec::new();
-        for (i, (column, recode)) in columns.iter().zip(&recode).enumerate() {
+        let mut fields = Vec::new();
+        for (i, (target, recode)) in targets.iter().zip(&recode).enumerate() {
             match recode {
                 Some(charset) => {
-                    targets.push(format!("@v{i}"));
+                    fields.push(format!("@v{i}"));
                     conversions.push(format!(
                         "{} = CONVERT(@v{i} USING {charset})",
-                        quote_ident(&column.name)
+                        quote_ident(target)
                     ));
                 }
-                None => targets.push(quote_ident(&column.name)),
+                None => fields.push(quote_ident(target)),
             }
         }
         let set = if conversions.is_empty() {
@@ -77,7 +91,7 @@ impl RowWriter {
             "LOAD DATA LOCAL INFILE 'dts-chunk'{ignore} INTO TABLE {} CHARACTER SET binary \
              FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({}){set}",
             table.target_qualified(),
-            targets.join(", ")
+            fields.join(", ")
         );
         let verb = if keep_existing {
             "INSERT IGNORE"
@@ -91,15 +105,16 @@ impl RowWriter {
         Self {
             auto_increment: columns.iter().position(|c| c.auto_increment),
             columns,
-            column_list,
+            select_list,
             recode,
             load_statement,
             insert_head,
         }
     }
 
-    pub fn column_list(&self) -> &str {
-        &self.column_list
+    /// The columns the copy reads from the source.
+    pub fn select_list(&self) -> &str {
+        &self.select_list
     }
 
     pub fn has_auto_increment(&self) -> bool {

@@ -24,10 +24,13 @@
 //! change another lane has not committed.
 
 use crate::error::{SyncError, SyncResult};
+use crate::meta::schema_history::SourceDefinitions;
 use crate::sink::apply::{image_mapping, Applier, Mode};
 use crate::source::binlog::{RowChange, RowKind};
-use crate::source::catalog::TableCache;
+use crate::source::catalog::TableName;
 use crate::source::position::BinlogPosition;
+use crate::transform::ddl::DdlRun;
+use dts_common::route::TableRoute;
 use mysql_async::Conn;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
@@ -96,8 +99,10 @@ pub struct RowsWork {
     pub columns: usize,
     pub changes: Vec<RowChange>,
     pub position: BinlogPosition,
-    /// Applied without strict checks (see `Applier::rows`).
-    pub lenient: bool,
+    /// The source table whose rows these are (its definition decodes them).
+    pub source: Arc<TableName>,
+    /// What the route does with them (operations, columns).
+    pub route: Arc<TableRoute>,
 }
 
 /// A lane's applier with where its checkpoint stood when the run started:
@@ -141,7 +146,8 @@ impl Lane {
                     work.kind,
                     work.columns,
                     work.changes,
-                    work.lenient,
+                    &work.source,
+                    &work.route,
                 )
                 .await?;
         }
@@ -166,8 +172,7 @@ enum Command {
     Stream(RowsWork),
     /// DDL at `position` (lane 1); answers whether it ran.
     Ddl {
-        schema: String,
-        sql: String,
+        runs: Vec<DdlRun>,
         position: BinlogPosition,
         tolerate_applied: bool,
         done: oneshot::Sender<SyncResult<bool>>,
@@ -212,7 +217,8 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
                         work.kind,
                         work.columns,
                         work.changes,
-                        work.lenient,
+                        &work.source,
+                        &work.route,
                     )
                     .await
                 {
@@ -220,8 +226,7 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
                 }
             }
             Command::Ddl {
-                schema,
-                sql,
+                runs,
                 position,
                 tolerate_applied,
                 done,
@@ -231,7 +236,7 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
                     None if lane.already_applied(&position) => Ok(false),
                     None => lane
                         .applier
-                        .execute_ddl(&schema, &sql, &position, tolerate_applied)
+                        .execute_ddl(&runs, &position, tolerate_applied)
                         .await
                         .map(|()| true),
                 };
@@ -262,7 +267,9 @@ pub struct Lanes {
     /// Routing reads table definitions on a connection of its own, while
     /// the lanes use theirs.
     catalog_conn: Conn,
-    catalog: TableCache,
+    catalog: SourceDefinitions,
+    /// Whose schema history `catalog` reads.
+    task_id: String,
     /// At most one batch is applying while the next is routed; the next is
     /// handed over only when every lane has committed this one, so no lane
     /// ever runs ahead of a change another lane has not committed.
@@ -311,12 +318,14 @@ impl Drop for Lanes {
 impl Lanes {
     /// `lanes[i]` is lane `i + 1`, with the checkpoint it had when this run
     /// started; `catalog_conn` is a destination connection for routing;
-    /// `configured_routing` is [`ROUTING`] or [`ROW_ROUTING`].
+    /// `configured_routing` is [`ROUTING`] or [`ROW_ROUTING`]; `task_id`'s
+    /// schema history gives the tables' definitions.
     pub fn new(
         lanes: Vec<(Applier, Option<LaneCheckpoint>)>,
         catalog_conn: Conn,
         mode: Mode,
         configured_routing: u8,
+        task_id: String,
     ) -> Self {
         // Lanes commit together, so they differ only after a crash between two
         // lanes' commits: then the batch up to the furthest one is replayed,
@@ -357,7 +366,8 @@ impl Lanes {
                 })
                 .collect(),
             catalog_conn,
-            catalog: TableCache::default(),
+            catalog: SourceDefinitions::default(),
+            task_id,
             in_flight: None,
             mode,
             causality: HashMap::new(),
@@ -444,7 +454,8 @@ impl Lanes {
             columns,
             changes,
             position,
-            lenient,
+            source,
+            route,
         } = work;
         let mut parts: Vec<Vec<RowChange>> = self.lanes.iter().map(|_| Vec::new()).collect();
         for (change, keys) in changes.into_iter().zip(change_keys) {
@@ -467,7 +478,8 @@ impl Lanes {
                 columns,
                 changes,
                 position: position.clone(),
-                lenient,
+                source: source.clone(),
+                route: route.clone(),
             });
         }
     }
@@ -703,12 +715,12 @@ impl Lanes {
         Ok(Some(flight.end))
     }
 
-    /// A statement (DDL) at `position`: a barrier, then lane 1 runs it
-    /// unless it is already past it. Returns whether it ran.
+    /// A statement (DDL) at `position`: a barrier, then lane 1 runs its
+    /// `runs` (schema history and destination) unless it is already past
+    /// it. Returns whether they ran.
     pub async fn execute_ddl(
         &mut self,
-        schema: &str,
-        sql: &str,
+        runs: Vec<DdlRun>,
         position: &BinlogPosition,
         tolerate_applied: bool,
     ) -> SyncResult<bool> {
@@ -717,8 +729,7 @@ impl Lanes {
         self.lanes[0]
             .commands
             .send(Command::Ddl {
-                schema: schema.to_string(),
-                sql: sql.to_string(),
+                runs,
                 position: position.clone(),
                 tolerate_applied,
                 done: reply,
@@ -760,9 +771,12 @@ impl Lanes {
     /// change of a rows event, and whether the table's changes fold (see
     /// `compact`), that is, commute across keys.
     async fn key_hashes(&mut self, work: &RowsWork) -> SyncResult<(Vec<Vec<u64>>, bool)> {
+        // Images read by the source's definition; keys hashed with the
+        // destination table's name, so merged shards' changes to one row
+        // meet in one lane.
         let table = self
             .catalog
-            .get(&mut self.catalog_conn, &work.db, &work.table)
+            .get(&mut self.catalog_conn, &self.task_id, &work.source)
             .await?;
         let foldable = crate::sink::compact::foldable(&table);
         let mapping = image_mapping(&table, work.columns)?;
@@ -994,7 +1008,17 @@ mod tests {
                 pos,
                 gtid: None,
             },
-            lenient: false,
+            source: std::sync::Arc::new(crate::source::catalog::TableName {
+                db: "d".into(),
+                name: "t".into(),
+            }),
+            route: std::sync::Arc::new(dts_common::route::TableRoute {
+                db: "d".into(),
+                table: "t".into(),
+                dml: dts_common::route::DmlSet::ALL,
+                columns: dts_common::route::ColumnMap::default(),
+                claim: dts_common::route::Claim::Database(0),
+            }),
         }
     }
 

@@ -5,9 +5,10 @@
 
 use crate::endpoint::Database;
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::source::catalog::TableName;
 use crate::source::position::BinlogPosition;
 use crate::source::row_image;
-use crate::transform::select::Selector;
+use crate::transform::select::{Selected, Selector};
 use dts_common::route::TableRoute;
 use futures::{FutureExt, StreamExt};
 use mysql_async::binlog::events::{EventData, RowsEventData};
@@ -38,8 +39,8 @@ pub enum Item {
     /// travels with the commit's position.
     Begin,
     Rows {
-        db: String,
-        table: String,
+        /// The source table.
+        source: Arc<TableName>,
         /// Where the route sends the table's changes.
         route: Arc<TableRoute>,
         kind: RowKind,
@@ -372,7 +373,7 @@ pub async fn read(
                 if db == selector.meta_schema() && table == CHECKPOINTS {
                     transaction.wrote_checkpoint = true;
                 }
-                let Some(route) = selector.select(&db, &table)? else {
+                let Some(Selected { source, route }) = selector.select(&db, &table)? else {
                     continue;
                 };
                 transaction.selected_rows = true;
@@ -402,8 +403,7 @@ pub async fn read(
                 let columns = tme.columns_count() as usize;
                 let position = position(&file, &gtid);
                 out.push(Item::Rows {
-                    db,
-                    table,
+                    source,
                     route,
                     kind,
                     columns,

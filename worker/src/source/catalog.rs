@@ -3,7 +3,7 @@
 //! a row.
 
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
-use dts_common::route::{Claim, Route};
+use dts_common::route::{Claim, ColumnMap, Route};
 use mysql_async::prelude::Queryable;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,10 @@ pub struct Table {
     pub target: TableName,
     /// What selected it (for a definition read on the destination: nothing).
     pub claim: Option<Claim>,
+    /// Which columns the route lets through, by source name (see `narrowed`).
+    pub column_map: ColumnMap,
+    /// Each column's name on the destination, where the route renames any.
+    pub column_targets: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,7 +84,85 @@ impl Table {
                 name: name.to_string(),
             },
             claim: None,
+            column_map: ColumnMap::default(),
+            column_targets: None,
         }
+    }
+
+    /// The destination name of column `index`.
+    pub fn column_target(&self, index: usize) -> &str {
+        match &self.column_targets {
+            Some(targets) => &targets[index],
+            None => &self.columns[index].name,
+        }
+    }
+
+    /// The table as the route lets it through: only the columns `map` takes
+    /// (keys remapped; a unique key losing a column is gone), each with its
+    /// destination name. `field` names the table's entry in the spec.
+    pub fn narrowed(mut self, map: ColumnMap, field: &str) -> SyncResult<Self> {
+        let unknown = map.named().into_iter().find(|(_, name)| {
+            !self
+                .columns
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(name))
+        });
+        if let Some((key, name)) = unknown {
+            return Err(SyncError::InvalidSpec(dts_common::SpecError::new(
+                format!("{field}.{key}"),
+                format!(
+                    "column `{name}` is not in source table `{}`.`{}`",
+                    self.db, self.name
+                ),
+            )));
+        }
+        if map.is_identity() {
+            return Ok(self);
+        }
+        let targets: Vec<Option<String>> =
+            self.columns.iter().map(|c| map.target(&c.name)).collect();
+        let new_index: Vec<Option<usize>> = targets
+            .iter()
+            .scan(0usize, |next, t| {
+                Some(t.as_ref().map(|_| {
+                    *next += 1;
+                    *next - 1
+                }))
+            })
+            .collect();
+        let remap =
+            |key: &[usize]| -> Option<Vec<usize>> { key.iter().map(|&i| new_index[i]).collect() };
+        let Some(key) = remap(&self.key) else {
+            let left_out: Vec<&str> = self
+                .key
+                .iter()
+                .filter(|&&i| new_index[i].is_none())
+                .map(|&i| self.columns[i].name.as_str())
+                .collect();
+            return Err(SyncError::InvalidSpec(dts_common::SpecError::new(
+                field.to_string(),
+                format!(
+                    "leaves out `{}`, part of the key of `{}`.`{}`; dts needs the key on the destination",
+                    left_out.join("`, `"),
+                    self.db,
+                    self.name
+                ),
+            )));
+        };
+        self.key = key;
+        self.unique_keys = self.unique_keys.iter().filter_map(|k| remap(k)).collect();
+        let mut columns = Vec::new();
+        let mut names = Vec::new();
+        for (column, target) in self.columns.into_iter().zip(targets) {
+            if let Some(target) = target {
+                columns.push(column);
+                names.push(target);
+            }
+        }
+        self.columns = columns;
+        self.column_targets = Some(names);
+        self.column_map = map;
+        Ok(self)
     }
 
     /// The table's quoted name where it was read.
@@ -155,8 +237,9 @@ pub async fn load_tables(conn: &mut mysql_async::Conn, route: &Route) -> SyncRes
                 db: routed.db,
                 name: routed.table,
             };
+            let field = routed.claim.to_string();
             table.claim = Some(routed.claim);
-            tables.push(table);
+            tables.push(table.narrowed(routed.columns, &field)?);
         }
     }
     Ok(tables)

@@ -52,7 +52,7 @@ pub enum Statement {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
+pub enum Token {
     Word(String),
     /// A backtick- or quote-delimited identifier.
     Quoted(String),
@@ -60,7 +60,7 @@ enum Token {
 }
 
 /// Tokens with their byte ranges in `sql`.
-fn tokenize_spanned(sql: &str) -> Vec<(Token, Range<usize>)> {
+pub fn tokenize_spanned(sql: &str) -> Vec<(Token, Range<usize>)> {
     let mut tokens = Vec::new();
     push_tokens(sql, 0, &mut tokens);
     tokens
@@ -258,6 +258,42 @@ impl Cursor {
         }
         false
     }
+}
+
+/// The clauses of an ALTER TABLE after its table name, each its tokens with
+/// their places in `sql` (commas inside parentheses kept); `None` for
+/// another statement.
+pub fn alter_clauses(sql: &str) -> Option<Vec<Vec<(Token, Range<usize>)>>> {
+    let mut c = Cursor::new(sql);
+    if !c.eat("ALTER") {
+        return None;
+    }
+    c.skip_create_options();
+    if !c.eat("TABLE") {
+        return None;
+    }
+    c.name()?;
+    let tokens: Vec<(Token, Range<usize>)> = c.tokens[c.at..]
+        .iter()
+        .cloned()
+        .zip(c.spans[c.at..].iter().cloned())
+        .collect();
+    let mut clauses = Vec::new();
+    let (mut depth, mut current) = (0usize, Vec::new());
+    for (token, span) in tokens {
+        match token {
+            Token::Symbol('(') => depth += 1,
+            Token::Symbol(')') => depth = depth.saturating_sub(1),
+            Token::Symbol(',') if depth == 0 => {
+                clauses.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push((token, span));
+    }
+    clauses.push(current);
+    Some(clauses)
 }
 
 /// Whether `sql`, an ALTER TABLE, changes only indexes and table options

@@ -114,6 +114,9 @@ pub struct TaskCheckpoint {
     /// `@@server_id` of the source whose binlog the positions are in.
     #[serde(default)]
     pub source_server_id: Option<u32>,
+    /// Absent: a task begun before the schema history existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_history: Option<crate::meta::schema_history::HistoryState>,
 }
 
 #[cfg(test)]

@@ -8,21 +8,51 @@
 //! merged table just joins it.
 
 use crate::error::{SyncError, SyncResult};
+use crate::meta::schema_history;
 use crate::source::catalog::{Table, TableName};
 use crate::source::ddl::{DdlKind, ObjectName};
-use crate::transform::names;
-use dts_common::route::Route;
+use crate::transform::{columns, names};
+use dts_common::mysql::quote_ident;
+use dts_common::route::{ColumnMap, Route};
 use std::collections::{BTreeSet, HashMap};
+
+/// A statement to run on the destination server, in database `schema`
+/// (none when empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DdlRun {
+    pub schema: String,
+    pub sql: String,
+}
 
 /// What to do with a DDL statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DdlPlan {
     /// It names nothing the task selects.
     Ignore,
-    /// It changes a table several source tables merge into.
-    SkipMerged { target: TableName },
-    /// Run `sql` on the destination in database `schema` (none when empty).
-    Apply { schema: String, sql: String },
+    Follow {
+        /// Keeps the schema history (see `meta::schema_history`) as the
+        /// source's: run first, whatever the destination gets.
+        history: Vec<DdlRun>,
+        /// The statement under the destination's names; none where it
+        /// changes a merged table.
+        destination: Option<DdlRun>,
+        /// The merged table it would have changed.
+        merged: Option<TableName>,
+    },
+}
+
+impl DdlPlan {
+    /// Every statement to run, the history's first.
+    pub fn runs(&self) -> Vec<DdlRun> {
+        match self {
+            DdlPlan::Ignore => Vec::new(),
+            DdlPlan::Follow {
+                history,
+                destination,
+                ..
+            } => history.iter().chain(destination).cloned().collect(),
+        }
+    }
 }
 
 /// Which source tables go to each destination table, kept as DDL creates,
@@ -54,22 +84,79 @@ impl Merges {
 pub struct DdlRouter<'a> {
     route: &'a Route,
     merges: Merges,
+    /// Whose schema history the shadows are.
+    task_id: String,
 }
 
 /// A table DDL names, and where the route sends it.
 struct Named {
     source: TableName,
     target: Option<TableName>,
+    columns: ColumnMap,
 }
 
 impl<'a> DdlRouter<'a> {
     /// `tables`: the selected source tables, as the prechecks found them.
-    pub fn new(route: &'a Route, tables: &[Table]) -> Self {
+    pub fn new(route: &'a Route, tables: &[Table], task_id: &str) -> Self {
         let mut merges = Merges::default();
         for table in tables {
             merges.add(table.source_name(), table.target.clone());
         }
-        Self { route, merges }
+        Self {
+            route,
+            merges,
+            task_id: task_id.to_string(),
+        }
+    }
+
+    /// `sql` run on the selected tables' shadows instead (none for DDL that
+    /// changes no table's columns).
+    fn history(
+        &self,
+        kind: DdlKind,
+        objects: &[ObjectName],
+        schema: &str,
+        sql: &str,
+    ) -> SyncResult<Vec<DdlRun>> {
+        if matches!(
+            kind,
+            DdlKind::TruncateTable
+                | DdlKind::CreateView
+                | DdlKind::AlterView
+                | DdlKind::CreateFunction
+                | DdlKind::CreateProcedure
+        ) {
+            return Ok(Vec::new());
+        }
+        let shadow = |db: &str| schema_history::shadow_database(&self.task_id, db);
+        let run_in = self.route.selects_database(schema).then(|| shadow(schema));
+        let rewritten =
+            names::rewrite_with(sql, objects, schema, run_in.as_deref(), |db, name| {
+                let selected = self
+                    .route
+                    .table(db, name)
+                    .map_err(SyncError::RouteConflict)?;
+                Ok(selected.map(|_| TableName {
+                    db: shadow(db),
+                    name: name.to_string(),
+                }))
+            })?;
+        // A table created where the history had none of the database yet.
+        let mut runs: Vec<DdlRun> = objects
+            .iter()
+            .map(|o| shadow(o.db.as_deref().unwrap_or(schema)))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|db| DdlRun {
+                schema: String::new(),
+                sql: format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&db)),
+            })
+            .collect();
+        runs.push(DdlRun {
+            schema: run_in.unwrap_or_default(),
+            sql: rewritten,
+        });
+        Ok(runs)
     }
 
     fn named(&self, kind: DdlKind, object: &ObjectName, schema: &str) -> SyncResult<Named> {
@@ -90,13 +177,20 @@ impl<'a> DdlRouter<'a> {
                 | DdlKind::CreateFunction
                 | DdlKind::CreateProcedure
         );
-        let target = selected
-            .filter(|_| !whole_only || self.route.whole_database(db).is_some())
-            .map(|routed| TableName {
-                db: routed.db,
-                name: routed.table,
-            });
-        Ok(Named { source, target })
+        let selected = selected.filter(|_| !whole_only || self.route.whole_database(db).is_some());
+        let columns = selected
+            .as_ref()
+            .map(|routed| routed.columns.clone())
+            .unwrap_or_default();
+        let target = selected.map(|routed| TableName {
+            db: routed.db,
+            name: routed.table,
+        });
+        Ok(Named {
+            source,
+            target,
+            columns,
+        })
     }
 
     /// The plan for `sql`, DDL of `kind` naming `objects`, run on the source
@@ -153,8 +247,10 @@ impl<'a> DdlRouter<'a> {
                 | DdlKind::RenameTable
                 | DdlKind::TruncateTable
         );
+        let history = self.history(kind, objects, schema, sql)?;
+        let mut merged = None;
         if table_kind {
-            let merged = named.iter().find_map(|n| {
+            merged = named.iter().find_map(|n| {
                 n.target
                     .as_ref()
                     .filter(|target| self.merges.shared(target, &n.source))
@@ -162,13 +258,38 @@ impl<'a> DdlRouter<'a> {
             });
             // Merged or not, the table's shard comes, goes or changes name.
             self.follow(kind, &named);
-            if let Some(target) = merged {
-                return Ok(DdlPlan::SkipMerged { target });
-            }
         }
-        Ok(DdlPlan::Apply {
-            schema: self.route.database(schema).unwrap_or_default(),
-            sql: names::rewrite(self.route, schema, sql, objects)?,
+        let destination = match merged {
+            Some(_) => None,
+            None => {
+                let renamed = names::rewrite(self.route, schema, sql, objects)?;
+                let columns = named.first().map(|n| &n.columns);
+                match columns.filter(|c| !c.is_identity()) {
+                    None => Some(renamed),
+                    Some(columns) => {
+                        let projected = match kind {
+                            DdlKind::AlterTable => columns::project_alter(&renamed, columns),
+                            DdlKind::CreateIndex => columns::project_index(&renamed, columns),
+                            DdlKind::CreateTable => Err(
+                                "it creates a table whose columns the task maps; drop the task's \
+                                 column options for it, or leave it out"
+                                    .to_string(),
+                            ),
+                            _ => Ok(Some(renamed)),
+                        };
+                        projected.map_err(|reason| unmappable(reason))?
+                    }
+                }
+                .map(|sql| DdlRun {
+                    schema: self.route.database(schema).unwrap_or_default(),
+                    sql,
+                })
+            }
+        };
+        Ok(DdlPlan::Follow {
+            history,
+            destination,
+            merged,
         })
     }
 
@@ -231,20 +352,47 @@ mod tests {
         }
     }
 
-    fn apply(schema: &str, sql: &str) -> DdlPlan {
-        DdlPlan::Apply {
+    fn run(schema: &str, sql: &str) -> DdlRun {
+        DdlRun {
             schema: schema.into(),
             sql: sql.into(),
         }
+    }
+
+    /// What the destination gets, and the merged table it does not.
+    fn destination(plan: DdlPlan) -> (Option<DdlRun>, Option<TableName>) {
+        match plan {
+            DdlPlan::Follow {
+                destination,
+                merged,
+                ..
+            } => (destination, merged),
+            DdlPlan::Ignore => (None, None),
+        }
+    }
+
+    fn apply(schema: &str, sql: &str) -> (Option<DdlRun>, Option<TableName>) {
+        (Some(run(schema, sql)), None)
     }
 
     #[test]
     fn renamed_tables_take_their_ddl_under_the_new_names() -> SyncResult<()> {
         let r = route("[[objects]]\ndatabase = \"shop\"\nto = \"eu\"\ntables = [{ name = \"o\", to = \"o2\" }, \"c\"]");
         let tables = [source_table(&r, "shop", "o"), source_table(&r, "shop", "c")];
-        let mut router = DdlRouter::new(&r, &tables);
+        let mut router = DdlRouter::new(&r, &tables, "task");
+        let alter = plan(&mut router, "shop", "ALTER TABLE o ADD x INT")?;
+        // The history takes it under the source's names, in the shadow.
+        let shadow = schema_history::shadow_database("task", "shop");
         assert_eq!(
-            plan(&mut router, "shop", "ALTER TABLE o ADD x INT")?,
+            alter.runs().first().map(|r| r.sql.clone()),
+            Some(format!("CREATE DATABASE IF NOT EXISTS `{shadow}`"))
+        );
+        assert_eq!(
+            alter.runs().get(1),
+            Some(&run(&shadow, "ALTER TABLE o ADD x INT"))
+        );
+        assert_eq!(
+            destination(alter),
             apply("eu", "ALTER TABLE `o2` ADD x INT")
         );
         assert_eq!(
@@ -264,7 +412,7 @@ mod tests {
             Err(SyncError::UnmappableDdl { .. })
         ));
         assert_eq!(
-            plan(&mut router, "shop", "RENAME TABLE o TO c, c TO o")?,
+            destination(plan(&mut router, "shop", "RENAME TABLE o TO c, c TO o")?),
             apply("eu", "RENAME TABLE `o2` TO c, c TO `o2`")
         );
         Ok(())
@@ -281,34 +429,38 @@ mod tests {
             source_table(&r, "shard_2", "orders"),
             source_table(&r, "shard_1", "items"),
         ];
-        let mut router = DdlRouter::new(&r, &tables);
-        let merged = DdlPlan::SkipMerged {
-            target: TableName {
+        let mut router = DdlRouter::new(&r, &tables, "task");
+        let merged = (
+            None,
+            Some(TableName {
                 db: "merged".into(),
                 name: "orders".into(),
-            },
-        };
-        assert_eq!(
-            plan(&mut router, "shard_1", "ALTER TABLE orders ADD x INT")?,
-            merged
+            }),
         );
+        let alter = plan(&mut router, "shard_1", "ALTER TABLE orders ADD x INT")?;
+        assert_eq!(alter.runs().len(), 2, "the history still takes it");
+        assert_eq!(destination(alter), merged);
         assert_eq!(
-            plan(
+            destination(plan(
                 &mut router,
                 "shard_3",
                 "CREATE TABLE orders_new (id INT PRIMARY KEY)"
-            )?,
+            )?),
             merged
         );
         assert_eq!(
-            plan(&mut router, "shard_1", "ALTER TABLE items ADD x INT")?,
+            destination(plan(&mut router, "shard_1", "ALTER TABLE items ADD x INT")?),
             apply("merged", "ALTER TABLE items ADD x INT")
         );
         // The last shard but one dropped: the table is no longer shared.
         plan(&mut router, "shard_2", "DROP TABLE orders")?;
         plan(&mut router, "shard_3", "DROP TABLE orders_new")?;
         assert_eq!(
-            plan(&mut router, "shard_1", "ALTER TABLE orders ADD y INT")?,
+            destination(plan(
+                &mut router,
+                "shard_1",
+                "ALTER TABLE orders ADD y INT"
+            )?),
             apply("merged", "ALTER TABLE orders ADD y INT")
         );
         Ok(())

@@ -16,6 +16,27 @@ use std::ops::Range;
 /// objects `ddl::classify` found at its head.
 pub fn rewrite(route: &Route, schema: &str, sql: &str, named: &[ObjectName]) -> SyncResult<String> {
     let run_in = route.database(schema);
+    rewrite_with(sql, named, schema, run_in.as_deref(), |db, name| {
+        Ok(route
+            .table(db, name)
+            .map_err(SyncError::RouteConflict)?
+            .map(|routed| TableName {
+                db: routed.db,
+                name: routed.table,
+            }))
+    })
+}
+
+/// `sql`, run on the source in `schema`, for a run in `run_in` with each
+/// table name `map` gives a target for replaced by it (a name `map` leaves
+/// alone keeps naming the source's object).
+pub fn rewrite_with(
+    sql: &str,
+    named: &[ObjectName],
+    schema: &str,
+    run_in: Option<&str>,
+    map: impl Fn(&str, &str) -> SyncResult<Option<TableName>>,
+) -> SyncResult<String> {
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
     let references = ddl::table_references(sql);
     for object in named.iter().chain(&references) {
@@ -27,19 +48,10 @@ pub fn rewrite(route: &Route, schema: &str, sql: &str, named: &[ObjectName]) -> 
             db: db.to_string(),
             name: object.name.clone(),
         };
-        let target = match route
-            .table(db, &object.name)
-            .map_err(SyncError::RouteConflict)?
-        {
-            Some(routed) => TableName {
-                db: routed.db,
-                name: routed.table,
-            },
-            // Not selected: a qualified name keeps naming the source's
-            // object; so does an unqualified one where it will resolve.
-            None => continue,
+        let Some(target) = map(db, &object.name)? else {
+            continue;
         };
-        let resolves_alike = object.db.is_none() && run_in.as_deref() == Some(&target.db);
+        let resolves_alike = object.db.is_none() && run_in == Some(target.db.as_str());
         let unchanged = if resolves_alike {
             target.name == source.name
         } else {

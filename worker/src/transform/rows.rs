@@ -3,9 +3,19 @@
 
 use crate::sink::lanes::RowsWork;
 use crate::source::binlog::{RowChange, RowKind};
+use crate::source::catalog::TableName;
 use crate::source::position::BinlogPosition;
 use dts_common::route::{DmlSet, TableRoute};
+
+impl RowsWork {
+    /// The destination keeps what a filtered operation would have changed,
+    /// so later changes cannot be checked against it strictly.
+    pub fn lenient(&self) -> bool {
+        self.route.dml != DmlSet::ALL
+    }
+}
 use dts_common::spec::DmlOperation;
+use std::sync::Arc;
 
 impl RowKind {
     pub fn operation(self) -> DmlOperation {
@@ -19,7 +29,8 @@ impl RowKind {
 
 /// The work for the destination, or `None` when the route drops it.
 pub fn to_destination(
-    route: &TableRoute,
+    source: &Arc<TableName>,
+    route: &Arc<TableRoute>,
     kind: RowKind,
     columns: usize,
     changes: Vec<RowChange>,
@@ -35,9 +46,8 @@ pub fn to_destination(
         columns,
         changes,
         position,
-        // The destination keeps what a filtered operation would have
-        // changed, so later changes cannot be checked against it strictly.
-        lenient: route.dml != DmlSet::ALL,
+        source: source.clone(),
+        route: route.clone(),
     })
 }
 
@@ -46,13 +56,14 @@ mod tests {
     use super::*;
     use dts_common::route::Claim;
 
-    fn route(dml: DmlSet) -> TableRoute {
-        TableRoute {
+    fn route(dml: DmlSet) -> Arc<TableRoute> {
+        Arc::new(TableRoute {
             db: "shop_eu".into(),
             table: "orders_eu".into(),
             dml,
+            columns: Default::default(),
             claim: Claim::Database(0),
-        }
+        })
     }
 
     fn at() -> BinlogPosition {
@@ -63,11 +74,25 @@ mod tests {
         }
     }
 
+    fn source() -> Arc<TableName> {
+        Arc::new(TableName {
+            db: "shop".into(),
+            name: "orders".into(),
+        })
+    }
+
     #[test]
     fn work_is_named_for_the_destination_and_strict_unless_filtered() {
-        let work = to_destination(&route(DmlSet::ALL), RowKind::Insert, 3, Vec::new(), at());
-        let work = work.map(|w| (w.db, w.table, w.lenient));
-        assert_eq!(work, Some(("shop_eu".into(), "orders_eu".into(), false)));
+        let work = to_destination(
+            &source(),
+            &route(DmlSet::ALL),
+            RowKind::Insert,
+            3,
+            Vec::new(),
+            at(),
+        );
+        let work = work.map(|w| (w.lenient(), w.db, w.table));
+        assert_eq!(work, Some((false, "shop_eu".into(), "orders_eu".into())));
     }
 
     #[test]
@@ -76,10 +101,18 @@ mod tests {
             delete: false,
             ..DmlSet::ALL
         };
-        assert!(to_destination(&route(no_deletes), RowKind::Delete, 3, Vec::new(), at()).is_none());
+        assert!(to_destination(
+            &source(),
+            &route(no_deletes),
+            RowKind::Delete,
+            3,
+            Vec::new(),
+            at()
+        )
+        .is_none());
         for kind in [RowKind::Insert, RowKind::Update] {
-            let work = to_destination(&route(no_deletes), kind, 3, Vec::new(), at());
-            assert_eq!(work.map(|w| w.lenient), Some(true), "{kind:?}");
+            let work = to_destination(&source(), &route(no_deletes), kind, 3, Vec::new(), at());
+            assert_eq!(work.map(|w| w.lenient()), Some(true), "{kind:?}");
         }
     }
 }

@@ -3,13 +3,21 @@
 //! every rows event).
 
 use crate::error::{SyncError, SyncResult};
+use crate::source::catalog::TableName;
 use dts_common::route::{Route, TableRoute};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// A selected source table and where it goes.
+#[derive(Clone)]
+pub struct Selected {
+    pub source: Arc<TableName>,
+    pub route: Arc<TableRoute>,
+}
+
 pub struct Selector {
     route: Arc<Route>,
-    known: HashMap<(String, String), Option<Arc<TableRoute>>>,
+    known: HashMap<(String, String), Option<Selected>>,
 }
 
 impl Selector {
@@ -27,7 +35,7 @@ impl Selector {
 
     /// Where `db`.`table` goes, or `None` when the task does not select it.
     /// A table two route rules claim (created after the prechecks) is an error.
-    pub fn select(&mut self, db: &str, table: &str) -> SyncResult<Option<Arc<TableRoute>>> {
+    pub fn select(&mut self, db: &str, table: &str) -> SyncResult<Option<Selected>> {
         let key = (db.to_string(), table.to_string());
         if let Some(known) = self.known.get(&key) {
             return Ok(known.clone());
@@ -36,7 +44,13 @@ impl Selector {
             .route
             .table(db, table)
             .map_err(SyncError::RouteConflict)?
-            .map(Arc::new);
+            .map(|route| Selected {
+                source: Arc::new(TableName {
+                    db: db.to_string(),
+                    name: table.to_string(),
+                }),
+                route: Arc::new(route),
+            });
         self.known.insert(key, routed.clone());
         Ok(routed)
     }
