@@ -57,7 +57,7 @@ async fn renamed_databases_and_tables_and_filtered_operations_hold_in_every_phas
     let objects = r#"[[objects]]
 database = "shop"
 to = "shop_eu"
-tables = ["customers", { name = "orders", to = "orders_eu" }, { name = "events", dml = ["insert", "update"] }]"#;
+tables = ["customers", { name = "orders", to = "orders_eu" }, { name = "events", dml = ["insert", "update"], ddl = ["create index"] }]"#;
     let spec = sync_task(
         "renames",
         source.port,
@@ -96,6 +96,8 @@ tables = ["customers", { name = "orders", to = "orders_eu" }, { name = "events",
              INSERT INTO events VALUES (21, 'inserted'); UPDATE events SET kind = 'updated' WHERE id = 1; \
              DELETE FROM events WHERE id IN (2, 3); \
              INSERT INTO events VALUES (2, 'deleted then back'); \
+             ALTER TABLE events ADD COLUMN extra INT NULL; CREATE INDEX by_kind ON events (kind); \
+             INSERT INTO events VALUES (22, 'with extra', 5); \
              INSERT INTO secret VALUES (2)",
         )
         .await?;
@@ -129,6 +131,12 @@ tables = ["customers", { name = "orders", to = "orders_eu" }, { name = "events",
         events.as_deref(),
         Some("1:updated,2:deleted then back,3:seeded,21:inserted")
     );
+    // Its ddl option lets CREATE INDEX through, not ALTER TABLE; the rows
+    // written after the ALTER still arrive, without the new column.
+    let events_shape = destination
+        .query_value("SELECT CONCAT((SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'shop_eu' AND TABLE_NAME = 'events'), ' ', (SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'shop_eu' AND TABLE_NAME = 'events' AND INDEX_NAME = 'by_kind'), ' ', (SELECT kind FROM shop_eu.events WHERE id = 22))")
+        .await?;
+    assert_eq!(events_shape.as_deref(), Some("id,kind 1 with extra"));
     let leaked = destination
         .query_value("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'secret'")
         .await?;

@@ -7,7 +7,7 @@
 //! `[[routes]]` rule (two rules matching one table is an error), then an
 //! `[[objects]]` entry selecting its whole database.
 
-use crate::spec::{DmlOperation, NameCase, SpecError, TaskSpec};
+use crate::spec::{DdlOperation, DmlOperation, NameCase, SpecError, TaskSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -212,7 +212,16 @@ pub struct TableRoute {
     pub table: String,
     pub dml: DmlSet,
     pub columns: ColumnMap,
+    /// The DDL applied to the destination table; `None`: all dts follows.
+    pub ddl: Option<BTreeSet<DdlOperation>>,
     pub claim: Claim,
+}
+
+impl TableRoute {
+    /// Whether DDL of this kind on the table reaches the destination.
+    pub fn applies_ddl(&self, operation: DdlOperation) -> bool {
+        self.ddl.as_ref().is_none_or(|ddl| ddl.contains(&operation))
+    }
 }
 
 /// A source table that two rules claim.
@@ -310,6 +319,7 @@ struct TableEntry {
     to: Option<String>,
     dml: DmlSet,
     columns: ColumnMap,
+    ddl: Option<BTreeSet<DdlOperation>>,
 }
 
 #[derive(Debug, Clone)]
@@ -418,11 +428,22 @@ impl Route {
                     Some(options) => ColumnMap::compile(&field, options)?,
                     None => ColumnMap::default(),
                 };
+                let ddl = table.options().and_then(|o| o.ddl.as_ref());
+                if let Some(ddl) = ddl {
+                    let distinct: BTreeSet<_> = ddl.iter().collect();
+                    if distinct.len() != ddl.len() {
+                        return Err(SpecError::new(
+                            format!("{field}.ddl"),
+                            "lists a kind of DDL twice",
+                        ));
+                    }
+                }
                 tables.push(TableEntry {
                     name: table.name().to_string(),
                     to: table.to().map(str::to_string),
                     dml: DmlSet::of(table.dml()),
                     columns,
+                    ddl: ddl.map(|d| d.iter().copied().collect()),
                 });
             }
             databases.push(DatabaseEntry {
@@ -597,6 +618,7 @@ impl Route {
                     table: self.cased(named.to.as_deref().unwrap_or(table)),
                     dml: named.dml,
                     columns: named.columns.clone(),
+                    ddl: named.ddl.clone(),
                     claim: Claim::Table {
                         object: i,
                         table: j,
@@ -631,6 +653,7 @@ impl Route {
                 table: self.cased(rule.to_table.as_deref().unwrap_or(table)),
                 dml: DmlSet::ALL,
                 columns: ColumnMap::default(),
+                ddl: None,
                 claim: Claim::Rule(k),
             }));
         }
@@ -640,6 +663,7 @@ impl Route {
                 table: self.cased(table),
                 dml: DmlSet::ALL,
                 columns: ColumnMap::default(),
+                ddl: None,
                 claim: Claim::Database(i),
             }),
             _ => None,
@@ -881,6 +905,8 @@ mod tests {
             ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", to = \"x\" }, { name = \"b\", to = \"x\" }]", "objects[0].tables[1]"),
             ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", dml = [] }]", "objects[0].tables[0].dml"),
             ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", dml = [\"insert\", \"insert\"] }]", "objects[0].tables[0].dml"),
+            ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", ddl = [\"alter table\", \"alter table\"] }]", "objects[0].tables[0].ddl"),
+            ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", ddl = [\"alter tables\"] }]", "objects[0].tables[0].ddl[0]"),
             ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"a\", to = \"\" }]", "objects[0].tables[0].to"),
             ("[[objects]]\ndatabase = \"s\"\ntables = [{ name = \"\" }]", "objects[0].tables[0].name"),
             ("[[objects]]\ndatabase = \"s\"\nto = \"mysql\"", "objects[0].to"),

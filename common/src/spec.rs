@@ -144,6 +144,37 @@ pub struct TableOptions {
     /// Source column name -> its name on the destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rename_columns: Option<std::collections::BTreeMap<String, String>>,
+    /// Which DDL on the table the binlog phases apply to the destination
+    /// (default: all that dts follows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ddl: Option<Vec<DdlOperation>>,
+}
+
+/// The DDL dts follows from the binlog, as a task file names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DdlOperation {
+    #[serde(rename = "alter table")]
+    AlterTable,
+    #[serde(rename = "alter view")]
+    AlterView,
+    #[serde(rename = "create function")]
+    CreateFunction,
+    #[serde(rename = "create index")]
+    CreateIndex,
+    #[serde(rename = "create procedure")]
+    CreateProcedure,
+    #[serde(rename = "create table")]
+    CreateTable,
+    #[serde(rename = "create view")]
+    CreateView,
+    #[serde(rename = "drop index")]
+    DropIndex,
+    #[serde(rename = "drop table")]
+    DropTable,
+    #[serde(rename = "rename table")]
+    RenameTable,
+    #[serde(rename = "truncate table")]
+    TruncateTable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -425,14 +425,19 @@ impl Incremental<'_> {
             }
         };
         if let DdlPlan::Follow {
-            merged: Some(target),
-            ..
+            merged, filtered, ..
         } = &plan
         {
             let head: String = sql.chars().take(120).collect();
-            warn!(statement = %head, %target, "not applying DDL to a merged table");
-            self.progress
-                .ddl_skipped(&format!("{head} (merged table {target})"));
+            if let Some(target) = merged {
+                warn!(statement = %head, %target, "not applying DDL to a merged table");
+                self.progress
+                    .ddl_skipped(&format!("{head} (merged table {target})"));
+            } else if *filtered {
+                info!(statement = %head, "not applying DDL the table's ddl option leaves out");
+                self.progress
+                    .ddl_skipped(&format!("{head} (left out by the table's ddl option)"));
+            }
         }
         let runs = plan.runs();
         if runs.is_empty() {

@@ -1017,6 +1017,7 @@ mod tests {
                 table: "t".into(),
                 dml: dts_common::route::DmlSet::ALL,
                 columns: dts_common::route::ColumnMap::default(),
+                ddl: None,
                 claim: dts_common::route::Claim::Database(0),
             }),
         }

@@ -19,6 +19,26 @@ pub enum DdlKind {
     TruncateTable,
 }
 
+impl DdlKind {
+    /// The name a task file gives it.
+    pub fn operation(self) -> dts_common::spec::DdlOperation {
+        use dts_common::spec::DdlOperation as Op;
+        match self {
+            DdlKind::AlterTable => Op::AlterTable,
+            DdlKind::AlterView => Op::AlterView,
+            DdlKind::CreateFunction => Op::CreateFunction,
+            DdlKind::CreateIndex => Op::CreateIndex,
+            DdlKind::CreateProcedure => Op::CreateProcedure,
+            DdlKind::CreateTable => Op::CreateTable,
+            DdlKind::CreateView => Op::CreateView,
+            DdlKind::DropIndex => Op::DropIndex,
+            DdlKind::DropTable => Op::DropTable,
+            DdlKind::RenameTable => Op::RenameTable,
+            DdlKind::TruncateTable => Op::TruncateTable,
+        }
+    }
+}
+
 /// A table name as written: `db` is None when unqualified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectName {

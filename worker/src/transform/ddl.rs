@@ -38,6 +38,8 @@ pub enum DdlPlan {
         destination: Option<DdlRun>,
         /// The merged table it would have changed.
         merged: Option<TableName>,
+        /// The table's `ddl` option leaves this kind out.
+        filtered: bool,
     },
 }
 
@@ -93,6 +95,8 @@ struct Named {
     source: TableName,
     target: Option<TableName>,
     columns: ColumnMap,
+    /// The table's `ddl` option lets this kind through.
+    applies: bool,
 }
 
 impl<'a> DdlRouter<'a> {
@@ -182,6 +186,9 @@ impl<'a> DdlRouter<'a> {
             .as_ref()
             .map(|routed| routed.columns.clone())
             .unwrap_or_default();
+        let applies = selected
+            .as_ref()
+            .is_none_or(|routed| routed.applies_ddl(kind.operation()));
         let target = selected.map(|routed| TableName {
             db: routed.db,
             name: routed.table,
@@ -190,6 +197,7 @@ impl<'a> DdlRouter<'a> {
             source,
             target,
             columns,
+            applies,
         })
     }
 
@@ -259,8 +267,10 @@ impl<'a> DdlRouter<'a> {
             // Merged or not, the table's shard comes, goes or changes name.
             self.follow(kind, &named);
         }
+        let filtered = named.iter().any(|n| n.target.is_some() && !n.applies);
         let destination = match merged {
             Some(_) => None,
+            None if filtered => None,
             None => {
                 let renamed = names::rewrite(self.route, schema, sql, objects)?;
                 let columns = named.first().map(|n| &n.columns);
@@ -290,6 +300,7 @@ impl<'a> DdlRouter<'a> {
             history,
             destination,
             merged,
+            filtered,
         })
     }
 
@@ -414,6 +425,22 @@ mod tests {
         assert_eq!(
             destination(plan(&mut router, "shop", "RENAME TABLE o TO c, c TO o")?),
             apply("eu", "RENAME TABLE `o2` TO c, c TO `o2`")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_table_takes_only_the_ddl_its_option_lets_through() -> SyncResult<()> {
+        let r = route("[[objects]]\ndatabase = \"shop\"\ntables = [{ name = \"o\", ddl = [\"create index\"] }]");
+        let tables = [source_table(&r, "shop", "o")];
+        let mut router = DdlRouter::new(&r, &tables, "task");
+        let alter = plan(&mut router, "shop", "ALTER TABLE o ADD x INT")?;
+        assert!(matches!(alter, DdlPlan::Follow { filtered: true, .. }));
+        assert_eq!(alter.runs().len(), 2, "the history still takes it");
+        assert_eq!(destination(alter), (None, None));
+        assert_eq!(
+            destination(plan(&mut router, "shop", "CREATE INDEX i ON o (x)")?),
+            apply("shop", "CREATE INDEX i ON o (x)")
         );
         Ok(())
     }

@@ -62,6 +62,7 @@ mod tests {
             table: "orders_eu".into(),
             dml,
             columns: Default::default(),
+            ddl: None,
             claim: Claim::Database(0),
         })
     }
