@@ -568,3 +568,58 @@ tables = [
     assert_eq!(sum, Some(committed.to_string()));
     Ok(())
 }
+
+/// Two thousand tables, renamed by one route rule with the destination's
+/// names in lower case, through schema, full and incremental sync.
+#[tokio::test]
+async fn two_thousand_tables_renamed_by_one_route_go_through_every_phase() -> anyhow::Result<()> {
+    const TABLES: usize = 2000;
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    let mut seed = String::from("CREATE DATABASE Many; USE Many;");
+    for t in 0..TABLES {
+        seed.push_str(&format!(
+            "CREATE TABLE T_{t:04} (id INT PRIMARY KEY, v INT); INSERT INTO T_{t:04} VALUES (1, {t}), (2, {t});"
+        ));
+    }
+    let started = std::time::Instant::now();
+    source.exec(&seed).await?;
+    println!("seeded at {:?}", started.elapsed());
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(4)
+        .start()
+        .await?;
+    let spec = format!(
+        "name_case = \"lower\"\n{}",
+        sync_task(
+            "many",
+            source.port,
+            destination.port,
+            &["schema", "full", "incremental"],
+            "[[routes]]\ndatabase = \"Many\"\nto_database = \"Many_Copy\"",
+            4,
+        )
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", Duration::from_secs(600))
+        .await?;
+    println!("incremental at {:?}", started.elapsed());
+    let tables = destination
+        .query_value("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'many_copy' AND TABLE_NAME LIKE 't\\_%'")
+        .await?;
+    assert_eq!(tables, Some(TABLES.to_string()));
+    source
+        .exec(
+            "USE Many; INSERT INTO T_0000 VALUES (3, 3); UPDATE T_1999 SET v = -1; DELETE FROM T_1000 WHERE id = 1; \
+             ALTER TABLE T_0500 ADD COLUMN w INT NULL; INSERT INTO T_0500 VALUES (3, 3, 3); \
+             CREATE TABLE T_NEW (id INT PRIMARY KEY); INSERT INTO T_NEW VALUES (7)",
+        )
+        .await?;
+    wait_caught_up(&source, &destination, 4, TIMEOUT).await?;
+    println!("caught up at {:?}", started.elapsed());
+    assert_healthy(&cluster, &task).await?;
+    assert_routed(&source, &destination, &spec).await?;
+    println!("compared at {:?}", started.elapsed());
+    Ok(())
+}

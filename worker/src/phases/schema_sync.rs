@@ -7,7 +7,7 @@
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::meta::deferred_index;
 use crate::meta::Meta;
-use crate::source::catalog::Table;
+use crate::source::catalog::{Table, TableName};
 use crate::source::ddl::{self, Statement};
 use crate::transform::sql_text::{guard_trigger, strip_definer};
 use crate::transform::{columns, names};
@@ -43,10 +43,18 @@ pub async fn run(
             create_database(&db, &to, src, dst).await?;
         }
     }
-    // The full copy adds the deferred indexes back as each table completes.
-    let defer_indexes = spec.has_mode(SyncMode::Full).then_some(meta);
+    // The full copy adds the deferred indexes back as each table completes,
+    // except in tables in a foreign-key relation, whose indexes the
+    // constraint may need.
+    let defer_indexes = match spec.has_mode(SyncMode::Full) {
+        true => Some(Deferral {
+            meta,
+            referenced: referenced_tables(src).await?,
+        }),
+        false => None,
+    };
     for table in tables {
-        create_table(route, table, defer_indexes, src, dst).await?;
+        create_table(route, table, defer_indexes.as_ref(), src, dst).await?;
     }
     for (db, to) in &whole {
         let names = Names { route, db, to };
@@ -104,6 +112,12 @@ async fn create_database(
     dst.query_drop(create).await.on(Side::Destination, &ctx)
 }
 
+/// Where deferred indexes are recorded, and the tables whose indexes stay.
+struct Deferral<'a> {
+    meta: &'a Meta,
+    referenced: BTreeSet<TableName>,
+}
+
 /// Creates the table unless it exists (prechecks refused existing tables
 /// unless conflict_mode is "ignore", in which case the existing one is kept).
 /// With `defer_indexes`, its plain indexes are recorded there and left out,
@@ -111,7 +125,7 @@ async fn create_database(
 async fn create_table(
     route: &Route,
     table: &Table,
-    defer_indexes: Option<&Meta>,
+    defer_indexes: Option<&Deferral<'_>>,
     src: &mut mysql_async::Conn,
     dst: &mut mysql_async::Conn,
 ) -> SyncResult<()> {
@@ -146,14 +160,16 @@ async fn create_table(
             format!("{reason} (`{}`.`{}`)", table.db, table.name),
         ))
     })?;
-    if let Some(meta) = defer_indexes {
-        if !in_foreign_key_relation(table, &create, src).await? {
+    if let Some(deferral) = defer_indexes {
+        let in_relation =
+            create.contains("FOREIGN KEY") || deferral.referenced.contains(&table.source_name());
+        if !in_relation {
             let auto_increment = table.columns.iter().position(|c| c.auto_increment);
             let (without, deferred) = deferred_index::split_plain_indexes(
                 &create,
                 auto_increment.map(|i| table.column_target(i)),
             );
-            deferred_index::record(meta, dst, &target.db, &target.name, &deferred).await?;
+            deferred_index::record(deferral.meta, dst, &target.db, &target.name, &deferred).await?;
             create = without;
         }
     }
@@ -166,31 +182,21 @@ async fn create_table(
     Ok(())
 }
 
-/// Whether the table has a foreign key or another table's foreign key refers
-/// to it: its indexes may be what the constraint needs, so none is deferred.
-async fn in_foreign_key_relation(
-    table: &Table,
-    create: &str,
-    src: &mut mysql_async::Conn,
-) -> SyncResult<bool> {
-    if create.contains("FOREIGN KEY") {
-        return Ok(true);
-    }
-    let referring: Option<String> = src
-        .exec_first(
-            "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
-             WHERE UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ? LIMIT 1",
-            (&table.db, &table.name),
+/// Tables some foreign key refers to, read once: the server answers this
+/// query by opening every table it has, so asking per table made schema
+/// sync quadratic (2,000 tables took minutes).
+async fn referenced_tables(src: &mut mysql_async::Conn) -> SyncResult<BTreeSet<TableName>> {
+    let rows: Vec<(String, String)> = src
+        .query(
+            "SELECT DISTINCT UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME \
+             FROM information_schema.REFERENTIAL_CONSTRAINTS",
         )
         .await
-        .on(
-            Side::Source,
-            &format!(
-                "reading the foreign keys that refer to `{}`.`{}`",
-                table.db, table.name
-            ),
-        )?;
-    Ok(referring.is_some())
+        .on(Side::Source, "reading which tables foreign keys refer to")?;
+    Ok(rows
+        .into_iter()
+        .map(|(db, name)| TableName { db, name })
+        .collect())
 }
 
 async fn create_views(
