@@ -52,6 +52,17 @@ async fn broken_task_files_name_the_field_and_store_nothing() -> anyhow::Result<
             VALID.replace("database = \"shop\"", "database = \"mysql\""),
             "objects[0].database",
         ),
+        (
+            VALID.replace(
+                "database = \"shop\"",
+                "database = \"shop\"\ntables = [{ name = \"a\", to = \"x\" }, { name = \"b\", to = \"x\" }]",
+            ),
+            "objects[0].tables[1]",
+        ),
+        (
+            format!("{VALID}\n[[routes]]\ndatabase = \"~(\"\nto_database = \"m\""),
+            "routes[0].database",
+        ),
     ];
     for (i, (text, field)) in cases.iter().enumerate() {
         let path = write(&cluster, &format!("bad-{i}.toml"), text)?;

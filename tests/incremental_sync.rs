@@ -485,3 +485,72 @@ async fn a_two_phase_xa_transaction_fails_the_task_and_a_one_phase_one_arrives(
     );
     Ok(())
 }
+
+/// Views, procedures and functions redefined on the source (DROP, then
+/// CREATE of the same name) are redefined on the destination, and a view
+/// replaced by a table of its name is replaced there too: before, DROP was
+/// skipped, so the next CREATE failed (1304) and stalled the task, or (a
+/// view, 1050) was swallowed after a restart and left the old definition.
+#[tokio::test]
+async fn redefined_views_and_routines_are_redefined_on_the_destination() -> anyhow::Result<()> {
+    let IncrementalSync {
+        source,
+        destination,
+        cluster,
+        task,
+    } = IncrementalSync::start(
+        "CREATE DATABASE r1; CREATE TABLE r1.t (id INT PRIMARY KEY, v VARCHAR(10)); \
+         CREATE PROCEDURE r1.copied() SELECT 0; CREATE VIEW r1.old AS SELECT id FROM r1.t",
+        "r1",
+        1,
+    )
+    .await?;
+    source
+        .exec(
+            "USE r1; \
+             CREATE PROCEDURE p() BEGIN SELECT 1; END; DROP PROCEDURE p; \
+             CREATE PROCEDURE p() BEGIN SELECT 2; END; \
+             DROP PROCEDURE IF EXISTS copied; CREATE PROCEDURE copied() SELECT 3; \
+             CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1; DROP FUNCTION f; \
+             CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 2; \
+             CREATE VIEW v AS SELECT id FROM t; DROP VIEW v; CREATE VIEW v AS SELECT id, v FROM t; \
+             DROP VIEW old; CREATE TABLE old (id INT PRIMARY KEY, w INT); INSERT INTO old VALUES (1, 1); \
+             INSERT INTO t VALUES (1, 'after')",
+        )
+        .await?;
+    wait_caught_up(&source, &destination, 1, TIMEOUT).await?;
+    assert_healthy(&cluster, &task).await?;
+    let routine = |name: &str| {
+        format!(
+            "SELECT ROUTINE_DEFINITION FROM information_schema.ROUTINES \
+             WHERE ROUTINE_SCHEMA = 'r1' AND ROUTINE_NAME = '{name}'"
+        )
+    };
+    let p = destination.query_value(&routine("p")).await?;
+    assert!(
+        p.as_deref().is_some_and(|d| d.contains("SELECT 2")),
+        "{p:?}"
+    );
+    let copied = destination.query_value(&routine("copied")).await?;
+    assert!(
+        copied.as_deref().is_some_and(|d| d.contains("SELECT 3")),
+        "{copied:?}"
+    );
+    assert_eq!(
+        destination.query_value("SELECT r1.f()").await?.as_deref(),
+        Some("2")
+    );
+    let view = destination
+        .query_value("SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'r1' AND TABLE_NAME = 'v'")
+        .await?
+        .unwrap_or_default();
+    assert!(view.contains("`v`"), "the old view is still there: {view}");
+    assert_eq!(
+        destination
+            .query_value("SELECT CONCAT(TABLE_TYPE, ' ', (SELECT w FROM r1.old WHERE id = 1)) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'r1' AND TABLE_NAME = 'old'")
+            .await?
+            .as_deref(),
+        Some("BASE TABLE 1")
+    );
+    assert_same_rows(&source, &destination, &[("r1", "t")]).await
+}

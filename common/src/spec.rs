@@ -167,10 +167,16 @@ pub enum DdlOperation {
     CreateTable,
     #[serde(rename = "create view")]
     CreateView,
+    #[serde(rename = "drop function")]
+    DropFunction,
     #[serde(rename = "drop index")]
     DropIndex,
+    #[serde(rename = "drop procedure")]
+    DropProcedure,
     #[serde(rename = "drop table")]
     DropTable,
+    #[serde(rename = "drop view")]
+    DropView,
     #[serde(rename = "rename table")]
     RenameTable,
     #[serde(rename = "truncate table")]

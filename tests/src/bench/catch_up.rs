@@ -6,7 +6,7 @@
 use super::report::Report;
 use super::tools::{cpu_seconds, quiesce, run_shell, Sysbench, SERVER_OPTIONS};
 use super::{median_seconds, Settings};
-use crate::compare::assert_same_rows;
+use crate::compare::{assert_routed, assert_same_rows};
 use crate::converge::wait_caught_up;
 use crate::fixtures::sync_task;
 use crate::wait::wait_for;
@@ -45,8 +45,17 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
 }
 
 /// What each contender took in one round, in the order dts (transaction),
-/// dts (row), native single-threaded, native 4 threads optimistic.
+/// dts (row), native single-threaded, native 4 threads optimistic, dts
+/// (transaction) through a route that renames the database and a column.
 type Round = Vec<(String, Duration)>;
+
+/// The mapped variant: the route it runs through, and how its copy of the
+/// starting data is made to look like what that route gives.
+const MAPPED_OBJECTS: &str = r#"[[objects]]
+database = "sbtest"
+to = "sbtest_mapped"
+tables = ["#;
+const MAPPED_DATABASE: &str = "sbtest_mapped";
 
 /// Medians over the rounds; each ratio is of medians, with the rounds' own
 /// ratios in its note.
@@ -73,6 +82,22 @@ fn report_rounds(report: &mut Report, writes: u64, rounds: &[Round]) {
             "events/s",
         );
         medians.push(secs);
+    }
+    if let Some((subject, _)) = first.get(4) {
+        // What the route's transforms and the schema history cost.
+        let per_round: Vec<String> = seconds_of(0)
+            .iter()
+            .zip(seconds_of(4))
+            .map(|(plain, mapped)| format!("{:.2}", plain / mapped))
+            .collect();
+        report.add_noted(
+            SCENARIO,
+            subject,
+            "speed vs the same task unmapped",
+            medians[0] / medians[4],
+            "x",
+            &format!("goal >= 0.9; rounds {}", per_round.join(", ")),
+        );
     }
     for (index, (subject, _)) in first.iter().enumerate().take(2) {
         let dts = medians[index];
@@ -114,10 +139,11 @@ async fn one_round(
     sysbench.prepare(settings.threads)?;
     let (file, pos) = master_position(&source).await?;
 
-    // Four copies of the starting data: dts with transaction-consistent and
-    // with row-level apply, native single-threaded, native 4 threads.
+    // Five copies of the starting data: dts with transaction-consistent and
+    // with row-level apply, native single-threaded, native 4 threads, dts
+    // through a renaming route.
     let mut copies = Vec::new();
-    for server_id in 2..=5 {
+    for server_id in 2..=6 {
         let copy = MariaDb::start_with(server_id, SERVER_OPTIONS).await?;
         run_shell(
             "copy the starting data",
@@ -129,6 +155,17 @@ async fn one_round(
         )?;
         copies.push(copy);
     }
+    // The mapped copy holds what the route makes of sbtest: the database
+    // renamed, and in every table `pad` renamed to `padding`.
+    let mapped_objects = mapped_objects(settings.tables);
+    let mut rename = format!("CREATE DATABASE {MAPPED_DATABASE};");
+    for i in 1..=settings.tables {
+        rename.push_str(&format!(
+            "RENAME TABLE sbtest.sbtest{i} TO {MAPPED_DATABASE}.sbtest{i}; \
+             ALTER TABLE {MAPPED_DATABASE}.sbtest{i} RENAME COLUMN pad TO padding;"
+        ));
+    }
+    copies[4].exec(&rename).await?;
 
     // The dts tasks start at the current position, then are paused while
     // the backlog grows; one worker each.
@@ -136,22 +173,30 @@ async fn one_round(
         .coordinators(1)
         .worker(settings.threads)
         .worker(settings.threads)
+        .worker(settings.threads)
         .start()
         .await?;
-    let variants = [("transaction", &copies[0]), ("row", &copies[1])];
+    let plain_objects = "[[objects]]\ndatabase = \"sbtest\"".to_string();
+    let variants = [
+        ("transaction", &copies[0], &plain_objects),
+        ("row", &copies[1], &plain_objects),
+        ("transaction", &copies[4], &mapped_objects),
+    ];
     let mut tasks = Vec::new();
-    for (consistency, copy) in variants {
+    let mut specs = Vec::new();
+    for (n, (consistency, copy, objects)) in variants.iter().enumerate() {
         let spec = format!(
             "apply_consistency = \"{consistency}\"\n{}",
             sync_task(
-                &format!("bench-catch-up-{consistency}"),
+                &format!("bench-catch-up-{n}-{consistency}"),
                 source.port,
                 copy.port,
                 &["incremental"],
-                "[[objects]]\ndatabase = \"sbtest\"",
+                objects,
                 settings.threads,
             )
         );
+        specs.push(spec.clone());
         let task = cluster.create_task(&spec, true).await?.id;
         cluster
             .wait_for_task_phase(&task, "incremental", LONG)
@@ -162,7 +207,7 @@ async fn one_round(
     source
         .exec("UPDATE sbtest.sbtest1 SET k = k + 1 WHERE id = 1")
         .await?;
-    for (task, (_, copy)) in tasks.iter().zip(variants) {
+    for (task, (_, copy, _)) in tasks.iter().zip(variants) {
         wait_caught_up(&source, copy, settings.threads, LONG).await?;
         cluster.control_task(task, TaskAction::Pause).await?;
         cluster.wait_for_task_status(task, "paused", LONG).await?;
@@ -176,23 +221,31 @@ async fn one_round(
     // has finished purging what came before.
     let everything: Vec<&MariaDb> = std::iter::once(&source).chain(&copies).collect();
     let mut results = Vec::new();
-    for (task, (consistency, copy)) in tasks.iter().zip(variants) {
+    let mut mapped = None;
+    for (n, (task, (consistency, copy, _))) in tasks.iter().zip(variants).enumerate() {
         quiesce(&everything).await?;
+        let variant = match n {
+            2 => "mapped (database and a column renamed)".to_string(),
+            _ => format!("{consistency} consistency"),
+        };
         let took = catch_up(
             settings,
             &cluster,
             task,
-            consistency,
+            &variant,
             &source,
             copy,
             cpu_report.as_deref_mut(),
         )
         .await?;
-        let subject = match consistency {
-            "transaction" => format!("dts ({} DU)", settings.threads),
-            _ => format!("dts ({} DU, row-level apply)", settings.threads),
-        };
-        results.push((subject, took));
+        match n {
+            0 => results.push((format!("dts ({} DU)", settings.threads), took)),
+            1 => results.push((
+                format!("dts ({} DU, row-level apply)", settings.threads),
+                took,
+            )),
+            _ => mapped = Some(took),
+        }
     }
 
     for (copy, threads) in [(&copies[2], 0u32), (&copies[3], 4)] {
@@ -206,13 +259,22 @@ async fn one_round(
         results.push((subject, took));
     }
 
+    if let Some(took) = mapped {
+        let subject = format!(
+            "dts ({} DU, database and a column renamed)",
+            settings.threads
+        );
+        results.push((subject, took));
+    }
+
     let tables: Vec<String> = (1..=settings.tables)
         .map(|i| format!("sbtest{i}"))
         .collect();
     let pairs: Vec<(&str, &str)> = tables.iter().map(|t| ("sbtest", t.as_str())).collect();
-    for copy in &copies {
+    for copy in &copies[..4] {
         assert_same_rows(&source, copy, &pairs).await?;
     }
+    assert_routed(&source, &copies[4], &specs[2]).await?;
 
     Ok((writes, results))
 }
@@ -223,7 +285,7 @@ async fn catch_up(
     settings: &Settings,
     cluster: &TestCluster,
     task: &str,
-    consistency: &str,
+    variant: &str,
     source: &MariaDb,
     copy: &MariaDb,
     report: Option<&mut Report>,
@@ -253,16 +315,17 @@ async fn catch_up(
         .iter()
         .map(|(n, p)| (n.as_str(), *p))
         .collect();
-    let name = format!("catch-up-{consistency}");
+    let slug = variant.split(' ').next().unwrap_or_default();
+    let name = format!("catch-up-{slug}");
     // Timed inside, so that starting and stopping a profiler does not count.
     let (took, cpu_used) = super::profiled(settings, &name, &profiled_pids, async {
         let cpu_before: Vec<f64> = groups.iter().map(|(_, pids)| cpu(pids)).collect();
         let statements_before = statement_counts(copy).await?;
         let started = Instant::now();
-        println!("  resuming dts ({consistency}) at {}", utc_clock());
+        println!("  resuming dts ({variant}) at {}", utc_clock());
         cluster.control_task(task, TaskAction::Resume).await?;
         wait_caught_up(source, copy, settings.threads, LONG).await?;
-        println!("  dts ({consistency}) caught up at {}", utc_clock());
+        println!("  dts ({variant}) caught up at {}", utc_clock());
         if settings.profile_dir.is_some() {
             let after = statement_counts(copy).await?;
             let deltas: Vec<String> = after
@@ -293,7 +356,7 @@ async fn catch_up(
     for ((process, _), used) in groups.iter().zip(cpu_used) {
         report.add_noted(
             SCENARIO,
-            &format!("dts, {consistency} consistency"),
+            &format!("dts, {variant}"),
             &format!("{process} CPU"),
             used / took.as_secs_f64() * 100.0,
             "% of a core",
@@ -395,4 +458,12 @@ async fn statement_counts(server: &MariaDb) -> anyhow::Result<Vec<(String, u64)>
         .into_iter()
         .map(|(name, value)| (name, value.parse().unwrap_or(0)))
         .collect())
+}
+
+/// The mapped variant's objects: every sysbench table with `pad` renamed.
+fn mapped_objects(tables: u32) -> String {
+    let entries: Vec<String> = (1..=tables)
+        .map(|i| format!("{{ name = \"sbtest{i}\", rename_columns = {{ pad = \"padding\" }} }}"))
+        .collect();
+    format!("{MAPPED_OBJECTS}{}]", entries.join(", "))
 }

@@ -125,7 +125,10 @@ fn changes_definition(kind: DdlKind) -> bool {
         | DdlKind::CreateIndex
         | DdlKind::CreateProcedure
         | DdlKind::CreateView
+        | DdlKind::DropFunction
         | DdlKind::DropIndex
+        | DdlKind::DropProcedure
+        | DdlKind::DropView
         | DdlKind::TruncateTable => false,
     }
 }

@@ -73,8 +73,10 @@ pub struct Applier {
     overwrite: bool,
     tables: TableCache,
     sources: SourceDefinitions,
-    /// Destination column -> source column, per (source, destination) pair.
-    projections: HashMap<(TableName, TableName), Arc<Projection>>,
+    /// Destination column -> source column, per (source, destination) pair
+    /// of the definitions cached now (cleared with them, so the addresses
+    /// name those definitions).
+    projections: HashMap<(usize, usize), Arc<Projection>>,
     batch: Option<Batch>,
     /// Net changes of foldable tables (see `compact`), written at commit.
     folded: Vec<(Arc<Table>, Folded)>,
@@ -133,11 +135,11 @@ impl Applier {
     /// How rows of `source` are laid onto `table`.
     fn projection(
         &mut self,
-        source: &Table,
-        table: &Table,
+        source: &Arc<Table>,
+        table: &Arc<Table>,
         columns: &ColumnMap,
     ) -> SyncResult<Arc<Projection>> {
-        let key = (source.source_name(), table.source_name());
+        let key = (Arc::as_ptr(source) as usize, Arc::as_ptr(table) as usize);
         if let Some(projection) = self.projections.get(&key) {
             return Ok(projection.clone());
         }

@@ -45,6 +45,12 @@ impl Projection {
             }
             columns.push(from);
         }
+        // Renamed columns in their places: the values need no moving.
+        if source.columns.len() == columns.len()
+            && columns.iter().enumerate().all(|(i, from)| *from == Some(i))
+        {
+            return Ok(Self::Identity);
+        }
         Ok(Self::Columns(columns))
     }
 
@@ -52,13 +58,18 @@ impl Projection {
     pub fn apply(&self, row: Vec<Value>) -> Vec<Value> {
         match self {
             Self::Identity => row,
-            Self::Columns(columns) => columns
-                .iter()
-                .map(|from| {
-                    from.and_then(|i| row.get(i).cloned())
-                        .unwrap_or(Value::NULL)
-                })
-                .collect(),
+            Self::Columns(columns) => {
+                // Each source column feeds one destination column at most:
+                // its value is moved, not copied.
+                let mut row = row;
+                columns
+                    .iter()
+                    .map(|from| {
+                        from.and_then(|i| row.get_mut(i))
+                            .map_or(Value::NULL, |value| std::mem::replace(value, Value::NULL))
+                    })
+                    .collect()
+            }
         }
     }
 }
@@ -100,6 +111,7 @@ mod tests {
             &table(&["id", "b"]),
             &ColumnMap::default(),
         )?;
+        assert!(matches!(projection, Projection::Columns(_)));
         let row = vec![Value::Int(1), Value::Int(2), Value::Int(3)];
         assert_eq!(projection.apply(row), vec![Value::Int(1), Value::Int(3)]);
         Ok(())

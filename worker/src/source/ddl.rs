@@ -13,13 +13,31 @@ pub enum DdlKind {
     CreateProcedure,
     CreateTable,
     CreateView,
+    DropFunction,
     DropIndex,
+    DropProcedure,
     DropTable,
+    DropView,
     RenameTable,
     TruncateTable,
 }
 
 impl DdlKind {
+    /// DDL of views, functions and procedures, which come with a whole
+    /// database only; the rest is table DDL.
+    pub fn of_whole_database(self) -> bool {
+        matches!(
+            self,
+            DdlKind::AlterView
+                | DdlKind::CreateFunction
+                | DdlKind::CreateProcedure
+                | DdlKind::CreateView
+                | DdlKind::DropFunction
+                | DdlKind::DropProcedure
+                | DdlKind::DropView
+        )
+    }
+
     /// The name a task file gives it.
     pub fn operation(self) -> dts_common::spec::DdlOperation {
         use dts_common::spec::DdlOperation as Op;
@@ -31,8 +49,11 @@ impl DdlKind {
             DdlKind::CreateProcedure => Op::CreateProcedure,
             DdlKind::CreateTable => Op::CreateTable,
             DdlKind::CreateView => Op::CreateView,
+            DdlKind::DropFunction => Op::DropFunction,
             DdlKind::DropIndex => Op::DropIndex,
+            DdlKind::DropProcedure => Op::DropProcedure,
             DdlKind::DropTable => Op::DropTable,
+            DdlKind::DropView => Op::DropView,
             DdlKind::RenameTable => Op::RenameTable,
             DdlKind::TruncateTable => Op::TruncateTable,
         }
@@ -529,6 +550,27 @@ pub fn classify(sql: &str) -> Statement {
                 }
             };
         }
+        for (word, kind) in [
+            ("VIEW", DdlKind::DropView),
+            ("PROCEDURE", DdlKind::DropProcedure),
+            ("FUNCTION", DdlKind::DropFunction),
+        ] {
+            if c.eat(word) {
+                c.skip_if_exists();
+                let mut objects = Vec::new();
+                while let Some(name) = c.name() {
+                    objects.push(name);
+                    if !c.comma() {
+                        break;
+                    }
+                }
+                return if objects.is_empty() {
+                    unsupported()
+                } else {
+                    Statement::Ddl { kind, objects }
+                };
+            }
+        }
         if c.eat("INDEX") {
             c.skip_if_exists();
             let _index = c.ident();
@@ -622,6 +664,9 @@ mod tests {
             ("CREATE OR REPLACE ALGORITHM=UNDEFINED DEFINER=`root`@`%` SQL SECURITY DEFINER VIEW `v` AS select 1", DdlKind::CreateView, vec![(None, "v")]),
             ("ALTER ALGORITHM=MERGE VIEW v AS select 2", DdlKind::AlterView, vec![(None, "v")]),
             ("CREATE DEFINER=`u`@`h` PROCEDURE p() select 1", DdlKind::CreateProcedure, vec![(None, "p")]),
+            ("DROP VIEW IF EXISTS v, r1.w", DdlKind::DropView, vec![(None, "v"), (Some("r1"), "w")]),
+            ("DROP PROCEDURE r1.p", DdlKind::DropProcedure, vec![(Some("r1"), "p")]),
+            ("drop function if exists `f`", DdlKind::DropFunction, vec![(None, "f")]),
             ("/* comment */ CREATE TABLE `we``ird` (a int)", DdlKind::CreateTable, vec![(None, "we`ird")]),
         ];
         for (sql, kind, expected) in cases {

@@ -11,7 +11,7 @@ use crate::error::{SyncError, SyncResult};
 use crate::meta::schema_history;
 use crate::source::catalog::{Table, TableName};
 use crate::source::ddl::{DdlKind, ObjectName};
-use crate::transform::{columns, names};
+use crate::transform::{columns, names, sql_text};
 use dts_common::mysql::quote_ident;
 use dts_common::route::{ColumnMap, Route};
 use std::collections::{BTreeSet, HashMap};
@@ -122,14 +122,7 @@ impl<'a> DdlRouter<'a> {
         schema: &str,
         sql: &str,
     ) -> SyncResult<Vec<DdlRun>> {
-        if matches!(
-            kind,
-            DdlKind::TruncateTable
-                | DdlKind::CreateView
-                | DdlKind::AlterView
-                | DdlKind::CreateFunction
-                | DdlKind::CreateProcedure
-        ) {
+        if kind == DdlKind::TruncateTable || kind.of_whole_database() {
             return Ok(Vec::new());
         }
         let shadow = |db: &str| schema_history::shadow_database(&self.task_id, db);
@@ -174,13 +167,7 @@ impl<'a> DdlRouter<'a> {
             .table(db, &object.name)
             .map_err(SyncError::RouteConflict)?;
         // Views and routines come with a whole database only.
-        let whole_only = matches!(
-            kind,
-            DdlKind::CreateView
-                | DdlKind::AlterView
-                | DdlKind::CreateFunction
-                | DdlKind::CreateProcedure
-        );
+        let whole_only = kind.of_whole_database();
         let selected = selected.filter(|_| !whole_only || self.route.whole_database(db).is_some());
         let columns = selected
             .as_ref()
@@ -245,16 +232,7 @@ impl<'a> DdlRouter<'a> {
                 }
             }
         }
-        let table_kind = matches!(
-            kind,
-            DdlKind::AlterTable
-                | DdlKind::CreateIndex
-                | DdlKind::CreateTable
-                | DdlKind::DropIndex
-                | DdlKind::DropTable
-                | DdlKind::RenameTable
-                | DdlKind::TruncateTable
-        );
+        let table_kind = !kind.of_whole_database();
         let history = self.history(kind, objects, schema, sql)?;
         let mut merged = None;
         if table_kind {
@@ -273,6 +251,7 @@ impl<'a> DdlRouter<'a> {
             None if filtered => None,
             None => {
                 let renamed = names::rewrite(self.route, schema, sql, objects)?;
+                let renamed = sql_text::idempotent(kind, &renamed);
                 let columns = named.first().map(|n| &n.columns);
                 match columns.filter(|c| !c.is_identity()) {
                     None => Some(renamed),

@@ -1,5 +1,7 @@
 //! Small, careful rewrites of SQL text taken from the source.
 
+use crate::source::ddl::{self, DdlKind, Token};
+
 /// Removes `DEFINER=...` so objects do not need SUPER on the destination;
 /// they are then defined by the task's destination user.
 pub fn strip_definer(sql: &str) -> String {
@@ -57,6 +59,47 @@ mod tests {
     use super::strip_definer;
 
     #[test]
+    fn views_and_routines_are_redefined_and_dropped_whatever_is_there() {
+        use super::idempotent;
+        use crate::source::ddl::DdlKind;
+        let cases = [
+            (
+                DdlKind::CreateView,
+                "CREATE ALGORITHM=UNDEFINED VIEW v AS SELECT 1",
+                "CREATE OR REPLACE ALGORITHM=UNDEFINED VIEW v AS SELECT 1",
+            ),
+            (
+                DdlKind::CreateView,
+                "CREATE OR REPLACE VIEW v AS SELECT 1",
+                "CREATE OR REPLACE VIEW v AS SELECT 1",
+            ),
+            (
+                DdlKind::CreateProcedure,
+                "create procedure p() select 1",
+                "create OR REPLACE procedure p() select 1",
+            ),
+            (
+                DdlKind::DropProcedure,
+                "DROP PROCEDURE r1.p",
+                "DROP PROCEDURE IF EXISTS r1.p",
+            ),
+            (
+                DdlKind::DropView,
+                "DROP VIEW IF EXISTS v",
+                "DROP VIEW IF EXISTS v",
+            ),
+            (
+                DdlKind::AlterTable,
+                "ALTER TABLE t ADD c INT",
+                "ALTER TABLE t ADD c INT",
+            ),
+        ];
+        for (kind, sql, expected) in cases {
+            assert_eq!(idempotent(kind, sql), expected, "{sql}");
+        }
+    }
+
+    #[test]
     fn definer_is_removed_with_quoted_parts() {
         assert_eq!(
             strip_definer("CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`local host` SQL SECURITY DEFINER VIEW `v` AS select 1"),
@@ -88,5 +131,35 @@ mod tests {
             )
         );
         assert_eq!(guard_trigger("CREATE VIEW v AS SELECT 1"), None);
+    }
+}
+
+/// A view's or routine's DDL in a form that leaves the destination as the
+/// statement defines, whether or not it ran before: CREATE as CREATE OR
+/// REPLACE, DROP as DROP ... IF EXISTS. After a restart the first statement
+/// may already have run; an "already exists" error swallowed then left the
+/// old definition in place, and a DROP of a routine already dropped failed.
+pub fn idempotent(kind: DdlKind, sql: &str) -> String {
+    let tokens = ddl::tokenize_spanned(sql);
+    let word = |i: usize| match tokens.get(i) {
+        Some((Token::Word(w), _)) => w.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    let insert_after = |i: usize, text: &str| {
+        let at = tokens.get(i).map_or(sql.len(), |(_, span)| span.end);
+        format!("{}{text}{}", &sql[..at], &sql[at..])
+    };
+    match kind {
+        DdlKind::CreateView | DdlKind::CreateFunction | DdlKind::CreateProcedure
+            if word(0) == "CREATE" && word(1) != "OR" =>
+        {
+            insert_after(0, " OR REPLACE")
+        }
+        DdlKind::DropView | DdlKind::DropFunction | DdlKind::DropProcedure
+            if word(0) == "DROP" && word(2) != "IF" =>
+        {
+            insert_after(1, " IF EXISTS")
+        }
+        _ => sql.to_string(),
     }
 }
