@@ -554,3 +554,40 @@ async fn redefined_views_and_routines_are_redefined_on_the_destination() -> anyh
     );
     assert_same_rows(&source, &destination, &[("r1", "t")]).await
 }
+
+/// The first DDL after a (re)start may have run before the crash, so an
+/// "already exists" answer may mean it did; it is taken for that only when
+/// the destination table is what the statement leaves. A table of that name
+/// made by someone else fails the task with both definitions, where the
+/// error used to be swallowed.
+#[tokio::test]
+async fn an_already_applied_answer_to_ddl_must_match_what_the_ddl_leaves() -> anyhow::Result<()> {
+    let IncrementalSync {
+        source,
+        destination,
+        cluster,
+        task,
+    } = IncrementalSync::start(
+        "CREATE DATABASE r1; CREATE TABLE r1.t (id INT PRIMARY KEY)",
+        "r1",
+        1,
+    )
+    .await?;
+    destination
+        .exec("CREATE TABLE r1.x (id INT PRIMARY KEY, other TEXT)")
+        .await?;
+    source
+        .exec("CREATE TABLE r1.x (id INT PRIMARY KEY, v INT); INSERT INTO r1.x VALUES (1, 1)")
+        .await?;
+    let failed = cluster
+        .wait_for_task_status(&task, "failed", TIMEOUT)
+        .await?;
+    assert!(
+        failed.last_error.contains("`r1`.`x`")
+            && failed.last_error.contains("`v` int")
+            && failed.last_error.contains("`other` text"),
+        "{}",
+        failed.last_error
+    );
+    Ok(())
+}

@@ -147,6 +147,19 @@ pub enum SyncError {
         reason: String,
     },
     #[error(
+        "destination: `{statement}` (binlog position {position}) failed as already applied, \
+         but {table} is not what it leaves: expected {expected}; found {found}. Something \
+         other than this task changed the destination table: make it match the source's, \
+         or drop it, and start the task again"
+    )]
+    DdlOutcomeDiffers {
+        statement: String,
+        position: String,
+        table: String,
+        expected: String,
+        found: String,
+    },
+    #[error(
         "destination: table `{db}`.`{table}` already exists (conflict_mode = \"precheck_error\"); \
          drop it, or set conflict_mode = \"ignore\" to sync into it"
     )]

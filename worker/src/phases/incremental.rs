@@ -416,10 +416,11 @@ impl Incremental<'_> {
                 windows.check(kind, &objects, schema, position, sql)?;
                 ddl_router.plan(kind, &objects, schema, sql, &position.to_string())?
             }
-            Statement::Unsupported(head) => {
+            Statement::Unsupported(_) => {
                 if self.route.selects_database(schema) || schema.is_empty() {
-                    warn!(statement = %head, schema, "skipping unsupported DDL");
-                    self.progress.ddl_skipped(&head);
+                    let statement = shown(sql);
+                    warn!(%statement, schema, "skipping unsupported DDL");
+                    self.progress.ddl_skipped(&statement);
                 }
                 DdlPlan::Ignore
             }
@@ -428,7 +429,7 @@ impl Incremental<'_> {
             merged, filtered, ..
         } = &plan
         {
-            let head: String = sql.chars().take(120).collect();
+            let head = shown(sql);
             if let Some(target) = merged {
                 warn!(statement = %head, %target, "not applying DDL to a merged table");
                 self.progress
@@ -520,6 +521,21 @@ impl Incremental<'_> {
     }
 }
 
+/// A statement as `ddl skipped` and the log show it: whole, unless it is
+/// longer than [`SHOWN_CHARS`] (a routine's body, say), where it is cut and
+/// says by how much; every task report carries the list.
+fn shown(sql: &str) -> String {
+    let sql = sql.trim();
+    let length = sql.chars().count();
+    if length <= SHOWN_CHARS {
+        return sql.to_string();
+    }
+    let head: String = sql.chars().take(SHOWN_CHARS).collect();
+    format!("{head}... ({} more characters)", length - SHOWN_CHARS)
+}
+
+const SHOWN_CHARS: usize = 1_000;
+
 /// The error that ended the run. A reader that fails closes the channel, and
 /// the applier then reports only that it was stopped: the reader's error is
 /// the cause (a purged position must fail the task, not stop it silently).
@@ -561,6 +577,17 @@ mod tests {
             first_cause(Ok(()), Err(purged())),
             Err(SyncError::BinlogPurged { .. })
         ));
+    }
+
+    #[test]
+    fn skipped_statements_are_shown_whole_up_to_a_bound() {
+        assert_eq!(
+            shown(" DROP DATABASE IF EXISTS r1 "),
+            "DROP DATABASE IF EXISTS r1"
+        );
+        let long = format!("CREATE TRIGGER t {}", "x".repeat(2_000));
+        let cut = shown(&long);
+        assert!(cut.ends_with("... (1017 more characters)"), "{cut}");
     }
 
     #[test]

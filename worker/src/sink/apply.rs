@@ -20,7 +20,7 @@ use crate::sink::projection::Projection;
 use crate::source::binlog::{RowChange, RowKind};
 use crate::source::catalog::{Column, Table, TableCache, TableName};
 use crate::source::position::BinlogPosition;
-use crate::transform::ddl::DdlRun;
+use crate::transform::ddl::{DdlRun, Proof};
 use dts_common::mysql::quote_ident;
 use dts_common::route::{ColumnMap, DmlSet, TableRoute};
 use mysql_async::prelude::Queryable;
@@ -575,8 +575,9 @@ impl Applier {
 
     /// Runs DDL (the schema history's, then the destination's) and then
     /// checkpoints after it. `tolerate_applied`: when the statements may have
-    /// run before a crash (the checkpoint is just before them), errors that
-    /// say one already took effect mean it did.
+    /// run before a crash (the checkpoint is just before them), an error that
+    /// says one already took effect is taken for it only once its proof
+    /// holds (see `transform::ddl::Proof`).
     pub async fn execute_ddl(
         &mut self,
         runs: &[DdlRun],
@@ -584,6 +585,7 @@ impl Applier {
         tolerate_applied: bool,
     ) -> SyncResult<()> {
         self.commit(None).await?;
+        let mut to_prove = Vec::new();
         for run in runs {
             let context = format!(
                 "applying DDL `{}`",
@@ -601,10 +603,78 @@ impl Applier {
                 if !(tolerate_applied && already) {
                     return Err(e).on(Side::Destination, &context);
                 }
+                to_prove.extend(run.proof.as_ref().map(|proof| (run, proof)));
             }
         }
         self.forget_tables();
+        for (run, proof) in to_prove {
+            self.prove(run, proof, position).await?;
+        }
         self.commit(Some(position)).await
+    }
+
+    /// Fails unless the destination table is as `run` leaves it.
+    async fn prove(
+        &mut self,
+        run: &DdlRun,
+        proof: &Proof,
+        position: &BinlogPosition,
+    ) -> SyncResult<()> {
+        let context = "checking that DDL already took effect";
+        let exists: Option<String> = self
+            .conn
+            .exec_first(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (&proof.target.db, &proof.target.name),
+            )
+            .await
+            .on(Side::Destination, context)?;
+        let (expected, found) = if proof.gone {
+            if exists.is_none() {
+                return Ok(());
+            }
+            ("no table".to_string(), format!("table {}", proof.target))
+        } else {
+            let source = self
+                .sources
+                .get(&mut self.conn, &self.meta.task_id, &proof.source)
+                .await?;
+            let expected: Vec<String> = source
+                .columns
+                .iter()
+                .filter_map(|c| {
+                    let name = proof.columns.target(&c.name)?;
+                    Some(format!("`{name}` {}", c.column_type))
+                })
+                .collect();
+            let found: Vec<String> = match exists {
+                None => Vec::new(),
+                Some(_) => {
+                    let table = self.table(&proof.target.db, &proof.target.name).await?;
+                    table
+                        .columns
+                        .iter()
+                        .map(|c| format!("`{}` {}", c.name, c.column_type))
+                        .collect()
+                }
+            };
+            let same = expected.len() == found.len()
+                && expected
+                    .iter()
+                    .zip(&found)
+                    .all(|(a, b)| a.eq_ignore_ascii_case(b));
+            if same {
+                return Ok(());
+            }
+            (expected.join(", "), found.join(", "))
+        };
+        Err(SyncError::DdlOutcomeDiffers {
+            statement: run.sql.clone(),
+            position: position.to_string(),
+            table: proof.target.to_string(),
+            expected,
+            found,
+        })
     }
 }
 

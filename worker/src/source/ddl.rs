@@ -532,25 +532,8 @@ pub fn classify(sql: &str) -> Statement {
     }
     if c.eat("DROP") {
         c.skip_create_options();
-        if c.eat("TABLE") {
-            c.skip_if_exists();
-            let mut objects = Vec::new();
-            while let Some(name) = c.name() {
-                objects.push(name);
-                if !c.comma() {
-                    break;
-                }
-            }
-            return if objects.is_empty() {
-                unsupported()
-            } else {
-                Statement::Ddl {
-                    kind: DdlKind::DropTable,
-                    objects,
-                }
-            };
-        }
         for (word, kind) in [
+            ("TABLE", DdlKind::DropTable),
             ("VIEW", DdlKind::DropView),
             ("PROCEDURE", DdlKind::DropProcedure),
             ("FUNCTION", DdlKind::DropFunction),

@@ -22,6 +22,20 @@ use std::collections::{BTreeSet, HashMap};
 pub struct DdlRun {
     pub schema: String,
     pub sql: String,
+    /// What shows that it took effect, when it fails as already applied on
+    /// the first statement after a restart; `None`: the error is proof.
+    pub proof: Option<Proof>,
+}
+
+/// The destination table as a table DDL leaves it: equal to the schema
+/// history's definition (which took the statement first) under the route's
+/// column map, or gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    pub source: TableName,
+    pub target: TableName,
+    pub columns: ColumnMap,
+    pub gone: bool,
 }
 
 /// What to do with a DDL statement.
@@ -147,11 +161,13 @@ impl<'a> DdlRouter<'a> {
             .map(|db| DdlRun {
                 schema: String::new(),
                 sql: format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&db)),
+                proof: None,
             })
             .collect();
         runs.push(DdlRun {
             schema: run_in.unwrap_or_default(),
             sql: rewritten,
+            proof: None,
         });
         Ok(runs)
     }
@@ -272,6 +288,7 @@ impl<'a> DdlRouter<'a> {
                 .map(|sql| DdlRun {
                     schema: self.route.database(schema).unwrap_or_default(),
                     sql,
+                    proof: proof(kind, &named),
                 })
             }
         };
@@ -315,6 +332,26 @@ impl<'a> DdlRouter<'a> {
     }
 }
 
+/// The proof for table DDL naming one selected table; RENAME and TRUNCATE
+/// (and views and routines, applied as CREATE OR REPLACE and DROP ... IF
+/// EXISTS) need none.
+fn proof(kind: DdlKind, named: &[Named]) -> Option<Proof> {
+    let gone = match kind {
+        DdlKind::AlterTable | DdlKind::CreateTable | DdlKind::CreateIndex | DdlKind::DropIndex => {
+            false
+        }
+        DdlKind::DropTable => true,
+        _ => return None,
+    };
+    let [one] = named else { return None };
+    Some(Proof {
+        source: one.source.clone(),
+        target: one.target.clone()?,
+        columns: one.columns.clone(),
+        gone,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,17 +383,19 @@ mod tests {
         DdlRun {
             schema: schema.into(),
             sql: sql.into(),
+            proof: None,
         }
     }
 
     /// What the destination gets, and the merged table it does not.
+    /// What the destination gets (its proof aside), and the merged table it does not.
     fn destination(plan: DdlPlan) -> (Option<DdlRun>, Option<TableName>) {
         match plan {
             DdlPlan::Follow {
                 destination,
                 merged,
                 ..
-            } => (destination, merged),
+            } => (destination.map(|run| DdlRun { proof: None, ..run }), merged),
             DdlPlan::Ignore => (None, None),
         }
     }
