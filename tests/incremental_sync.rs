@@ -119,7 +119,9 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
                 .as_ref()
                 .map(|c| c.position.clone())
                 .unwrap_or_default();
-            Ok(position.contains("CREATE TRIGGER").then_some(t))
+            Ok(position
+                .contains("TRIGGER trg BEFORE INSERT ON fresh")
+                .then_some(t))
         },
     )
     .await?;
@@ -552,7 +554,25 @@ async fn redefined_views_and_routines_are_redefined_on_the_destination() -> anyh
             .as_deref(),
         Some("BASE TABLE 1")
     );
-    assert_same_rows(&source, &destination, &[("r1", "t")]).await
+    assert_same_rows(&source, &destination, &[("r1", "t")]).await?;
+    // DROP DATABASE is never followed: the destination keeps its copy, and
+    // the task lists the statement, whole.
+    source.exec("DROP DATABASE r1").await?;
+    wait_for("the DROP DATABASE to be listed", TIMEOUT, || async {
+        let t = cluster.task(&task).await?;
+        let position = t.checkpoint.map(|c| c.position).unwrap_or_default();
+        Ok(position.contains("DROP DATABASE r1").then_some(()))
+    })
+    .await?;
+    assert_healthy(&cluster, &task).await?;
+    assert_eq!(
+        destination
+            .query_value("SELECT COUNT(*) FROM r1.t")
+            .await?
+            .as_deref(),
+        Some("1")
+    );
+    Ok(())
 }
 
 /// The first DDL after a (re)start may have run before the crash, so an
