@@ -16,13 +16,14 @@ use crate::meta::schema_history::SourceDefinitions;
 use crate::meta::Meta;
 use crate::sink::compact::{self, Checks, Folded, NetStatements};
 use crate::sink::convert::{placeholder, push_rendered, render, rendered_len, to_param};
+use crate::sink::lanes::RowsWork;
 use crate::sink::projection::Projection;
-use crate::source::binlog::{RowChange, RowKind};
-use crate::source::catalog::{Column, Table, TableCache, TableName};
+use crate::source::binlog::RowKind;
+use crate::source::catalog::{Column, Table, TableCache};
 use crate::source::position::BinlogPosition;
 use crate::transform::ddl::{DdlRun, Proof};
 use dts_common::mysql::quote_ident;
-use dts_common::route::{ColumnMap, DmlSet, TableRoute};
+use dts_common::route::ColumnMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
 use std::collections::HashMap;
@@ -148,32 +149,27 @@ impl Applier {
         Ok(projection)
     }
 
-    pub async fn rows(
-        &mut self,
-        db: &str,
-        name: &str,
-        kind: RowKind,
-        image_columns: usize,
-        changes: Vec<RowChange>,
-        source: &TableName,
-        route: &TableRoute,
-    ) -> SyncResult<()> {
-        let lenient = route.dml != DmlSet::ALL;
+    pub async fn rows(&mut self, work: RowsWork) -> SyncResult<()> {
         self.begin().await?;
         // A table whose operations the route filters differs from its
         // source by design: its changes are applied as in catch-up (an
         // insert overwrites, a delete of a missing row is none).
-        let mode = if lenient { Mode::Idempotent } else { self.mode };
-        let table = self.table(db, name).await?;
+        let mode = if work.lenient() {
+            Mode::Idempotent
+        } else {
+            self.mode
+        };
+        let kind = work.kind;
+        let table = self.table(work.db(), work.table()).await?;
         let source_table = self
             .sources
-            .get(&mut self.conn, &self.meta.task_id, source)
+            .get(&mut self.conn, &self.meta.task_id, &work.source)
             .await?;
-        let projection = self.projection(&source_table, &table, &route.columns)?;
-        let mapping = image_mapping(&source_table, image_columns)?;
+        let projection = self.projection(&source_table, &table, &work.route.columns)?;
+        let mapping = image_mapping(&source_table, work.columns)?;
         let foldable = compact::foldable(&table);
         let row = |img| decode(&source_table, &mapping, img).map(|row| projection.apply(row));
-        for change in changes {
+        for change in work.changes {
             let before = change.before.map(row).transpose()?;
             let after = change.after.map(row).transpose()?;
             if foldable {

@@ -91,18 +91,36 @@ fn lane_ended(lane: usize) -> SyncError {
     SyncError::Internal(format!("apply lane {lane} ended unexpectedly"))
 }
 
-/// Row changes of one rows event, for the destination table they go to.
+/// Row changes of one rows event, for the destination table the route
+/// sends them to.
 pub struct RowsWork {
-    pub db: String,
-    pub table: String,
     pub kind: RowKind,
     pub columns: usize,
     pub changes: Vec<RowChange>,
     pub position: BinlogPosition,
     /// The source table whose rows these are (its definition decodes them).
     pub source: Arc<TableName>,
-    /// What the route does with them (operations, columns).
+    /// Where the route sends them, and what it does with them (operations,
+    /// columns).
     pub route: Arc<TableRoute>,
+}
+
+impl RowsWork {
+    /// The destination database.
+    pub fn db(&self) -> &str {
+        &self.route.db
+    }
+
+    /// The destination table.
+    pub fn table(&self) -> &str {
+        &self.route.table
+    }
+
+    /// The destination keeps what a filtered operation would have changed,
+    /// so later changes cannot be checked against it strictly.
+    pub fn lenient(&self) -> bool {
+        self.route.dml != dts_common::route::DmlSet::ALL
+    }
 }
 
 /// A lane's applier with where its checkpoint stood when the run started:
@@ -139,17 +157,7 @@ impl Lane {
             if self.already_applied(&work.position) {
                 continue;
             }
-            self.applier
-                .rows(
-                    &work.db,
-                    &work.table,
-                    work.kind,
-                    work.columns,
-                    work.changes,
-                    &work.source,
-                    &work.route,
-                )
-                .await?;
+            self.applier.rows(work).await?;
         }
         // Never move a checkpoint back (replaying a batch this lane finished).
         let checkpoint = Some(checkpoint).filter(|c| !self.behind(c));
@@ -209,19 +217,7 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
                 if failed.is_some() || lane.already_applied(&work.position) {
                     continue;
                 }
-                if let Err(error) = lane
-                    .applier
-                    .rows(
-                        &work.db,
-                        &work.table,
-                        work.kind,
-                        work.columns,
-                        work.changes,
-                        &work.source,
-                        &work.route,
-                    )
-                    .await
-                {
+                if let Err(error) = lane.applier.rows(work).await {
                     failed = Some(error);
                 }
             }
@@ -448,8 +444,6 @@ impl Lanes {
     /// transactions sharing a row no longer pull whole lanes together.
     fn route_rows(&mut self, work: RowsWork, change_keys: Vec<Vec<u64>>) {
         let RowsWork {
-            db,
-            table,
             kind,
             columns,
             changes,
@@ -472,8 +466,6 @@ impl Lanes {
                 continue;
             }
             self.lanes[lane].pending.push(RowsWork {
-                db: db.clone(),
-                table: table.clone(),
                 kind,
                 columns,
                 changes,
@@ -529,7 +521,7 @@ impl Lanes {
 
     pub async fn rows(&mut self, work: RowsWork) -> SyncResult<()> {
         if self.changed_in_transaction.is_none() {
-            self.changed_in_transaction = Some((work.db.clone(), work.table.clone()));
+            self.changed_in_transaction = Some((work.db().to_string(), work.table().to_string()));
         }
         if self.streaming {
             return self.stream(work).await;
@@ -792,9 +784,9 @@ impl Lanes {
             for image in [&change.before, &change.after].into_iter().flatten() {
                 for (index_no, key) in table.unique_keys.iter().enumerate() {
                     let mut hash = Fnv::new();
-                    hash.write(work.db.as_bytes());
+                    hash.write(work.db().as_bytes());
                     hash.write(&[0]);
-                    hash.write(work.table.as_bytes());
+                    hash.write(work.table().as_bytes());
                     hash.write(&[0, index_no as u8]);
                     let mut complete = true;
                     for &column in key {
@@ -998,8 +990,6 @@ mod tests {
 
     fn work_at(pos: u64) -> super::RowsWork {
         super::RowsWork {
-            db: "d".into(),
-            table: "t".into(),
             kind: crate::source::binlog::RowKind::Update,
             columns: 1,
             changes: Vec::new(),

@@ -5,15 +5,7 @@ use crate::sink::lanes::RowsWork;
 use crate::source::binlog::{RowChange, RowKind};
 use crate::source::catalog::TableName;
 use crate::source::position::BinlogPosition;
-use dts_common::route::{DmlSet, TableRoute};
-
-impl RowsWork {
-    /// The destination keeps what a filtered operation would have changed,
-    /// so later changes cannot be checked against it strictly.
-    pub fn lenient(&self) -> bool {
-        self.route.dml != DmlSet::ALL
-    }
-}
+use dts_common::route::TableRoute;
 use dts_common::spec::DmlOperation;
 use std::sync::Arc;
 
@@ -40,8 +32,6 @@ pub fn to_destination(
         return None;
     }
     Some(RowsWork {
-        db: route.db.clone(),
-        table: route.table.clone(),
         kind,
         columns,
         changes,
@@ -54,7 +44,7 @@ pub fn to_destination(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dts_common::route::Claim;
+    use dts_common::route::{Claim, DmlSet};
 
     fn route(dml: DmlSet) -> Arc<TableRoute> {
         Arc::new(TableRoute {
@@ -92,7 +82,7 @@ mod tests {
             Vec::new(),
             at(),
         );
-        let work = work.map(|w| (w.lenient(), w.db, w.table));
+        let work = work.map(|w| (w.lenient(), w.db().to_string(), w.table().to_string()));
         assert_eq!(work, Some((false, "shop_eu".into(), "orders_eu".into())));
     }
 
