@@ -75,7 +75,12 @@ impl AdminService {
                     .node_status(pb::NodeStatusRequest {})
                     .await
                 {
-                    Ok(r) => r.into_inner(),
+                    // Membership is this node's committed view: a member that has not
+                    // received the change yet would still call itself a learner.
+                    Ok(r) => pb::CoordinatorInfo {
+                        voter,
+                        ..r.into_inner()
+                    },
                     Err(_) => unreachable,
                 }
             }
