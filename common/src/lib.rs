@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod config_file;
+pub mod filter;
 pub mod leader_hint;
 pub mod model;
 pub mod mysql;

@@ -7,6 +7,7 @@
 //! `[[routes]]` rule (two rules matching one table is an error), then an
 //! `[[objects]]` entry selecting its whole database.
 
+use crate::filter::RowFilter;
 use crate::spec::{DdlOperation, DmlOperation, NameCase, SpecError, TaskSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -214,6 +215,8 @@ pub struct TableRoute {
     pub columns: ColumnMap,
     /// The DDL applied to the destination table; `None`: all dts follows.
     pub ddl: Option<BTreeSet<DdlOperation>>,
+    /// Only rows this condition holds for reach the destination.
+    pub filter: Option<std::sync::Arc<RowFilter>>,
     pub claim: Claim,
 }
 
@@ -320,6 +323,7 @@ struct TableEntry {
     dml: DmlSet,
     columns: ColumnMap,
     ddl: Option<BTreeSet<DdlOperation>>,
+    filter: Option<std::sync::Arc<RowFilter>>,
 }
 
 #[derive(Debug, Clone)]
@@ -336,6 +340,7 @@ struct Rule {
     table: Pattern,
     to_database: Option<String>,
     to_table: Option<String>,
+    filter: Option<std::sync::Arc<RowFilter>>,
 }
 
 #[derive(Debug, Clone)]
@@ -438,12 +443,19 @@ impl Route {
                         ));
                     }
                 }
+                let filter = table
+                    .options()
+                    .and_then(|o| o.filter.as_deref())
+                    .map(|text| RowFilter::parse(&format!("{field}.where"), text))
+                    .transpose()?
+                    .map(std::sync::Arc::new);
                 tables.push(TableEntry {
                     name: table.name().to_string(),
                     to: table.to().map(str::to_string),
                     dml: DmlSet::of(table.dml()),
                     columns,
                     ddl: ddl.map(|d| d.iter().copied().collect()),
+                    filter,
                 });
             }
             databases.push(DatabaseEntry {
@@ -475,11 +487,18 @@ impl Route {
                     ),
                 ));
             }
+            let filter = rule
+                .filter
+                .as_deref()
+                .map(|text| RowFilter::parse(&format!("routes[{k}].where"), text))
+                .transpose()?
+                .map(std::sync::Arc::new);
             rules.push(Rule {
                 database,
                 table,
                 to_database: rule.to_database.clone(),
                 to_table: rule.to_table.clone(),
+                filter,
             });
         }
         let route = Self {
@@ -619,6 +638,7 @@ impl Route {
                     dml: named.dml,
                     columns: named.columns.clone(),
                     ddl: named.ddl.clone(),
+                    filter: named.filter.clone(),
                     claim: Claim::Table {
                         object: i,
                         table: j,
@@ -654,6 +674,7 @@ impl Route {
                 dml: DmlSet::ALL,
                 columns: ColumnMap::default(),
                 ddl: None,
+                filter: rule.filter.clone(),
                 claim: Claim::Rule(k),
             }));
         }
@@ -664,6 +685,7 @@ impl Route {
                 dml: DmlSet::ALL,
                 columns: ColumnMap::default(),
                 ddl: None,
+                filter: None,
                 claim: Claim::Database(i),
             }),
             _ => None,

@@ -148,6 +148,14 @@ pub struct TableOptions {
     /// (default: all that dts follows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ddl: Option<Vec<DdlOperation>>,
+    /// Only rows for which this condition (over source columns) is true
+    /// reach the destination, in every phase.
+    #[serde(
+        default,
+        rename = "where",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub filter: Option<String>,
 }
 
 /// The DDL dts follows from the binlog, as a task file names it.
@@ -273,6 +281,13 @@ pub struct RouteRule {
     /// Default: the source table's own name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_table: Option<String>,
+    /// A row filter for every table the rule matches (see `TableOptions`).
+    #[serde(
+        default,
+        rename = "where",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub filter: Option<String>,
 }
 
 /// Capitalization of names on the destination.

@@ -4,6 +4,7 @@
 
 pub mod columns;
 pub mod ddl;
+pub mod filter;
 pub mod names;
 pub mod rows;
 pub mod select;

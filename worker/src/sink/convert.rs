@@ -88,7 +88,7 @@ pub fn to_param(column: &Column, value: BinlogValue<'static>) -> Result<Value, C
 /// which are not valid in the utf8mb4 session: a string parameter would be
 /// mangled before any CAST could see it. Such values travel as hex text and are
 /// decoded by the server in the column's own character set.
-fn passes_as_hex(column: &Column) -> bool {
+pub(crate) fn passes_as_hex(column: &Column) -> bool {
     let text = matches!(
         column.data_type.as_str(),
         "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext"
@@ -329,6 +329,7 @@ mod tests {
             virtual_generated: false,
             auto_increment: false,
             charset: None,
+            collation: None,
         }
     }
 

@@ -257,6 +257,7 @@ mod tests {
             virtual_generated: false,
             auto_increment: false,
             charset: charset.map(str::to_string),
+            collation: None,
         }
     }
 

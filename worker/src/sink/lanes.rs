@@ -1008,6 +1008,7 @@ mod tests {
                 dml: dts_common::route::DmlSet::ALL,
                 columns: dts_common::route::ColumnMap::default(),
                 ddl: None,
+                filter: None,
                 claim: dts_common::route::Claim::Database(0),
             }),
         }

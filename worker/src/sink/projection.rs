@@ -90,6 +90,7 @@ mod tests {
                 generated: false,
                 virtual_generated: false,
                 charset: None,
+                collation: None,
                 auto_increment: false,
             })
             .collect();

@@ -20,6 +20,8 @@ pub struct Column {
     pub virtual_generated: bool,
     /// Character set of text columns (`utf8mb4`, `latin1`, ...).
     pub charset: Option<String>,
+    /// Collation of text columns (`utf8mb4_general_ci`, ...).
+    pub collation: Option<String>,
     pub auto_increment: bool,
 }
 
@@ -293,11 +295,14 @@ pub async fn load_table_from(
         Option<String>,
         String,
         Option<String>,
+        Option<String>,
     );
+    // COLUMN_TYPE as it is: its words are lower case already, and ENUM and
+    // SET labels keep theirs.
     let rows: Vec<ColumnRow> = conn
         .exec(
-            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), IS_NULLABLE, GENERATION_EXPRESSION, EXTRA, \
-             CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+            "SELECT COLUMN_NAME, LOWER(DATA_TYPE), COLUMN_TYPE, IS_NULLABLE, GENERATION_EXPRESSION, EXTRA, \
+             CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",
             (db, name),
         )
@@ -306,7 +311,7 @@ pub async fn load_table_from(
     let columns: Vec<Column> = rows
         .into_iter()
         .map(
-            |(name, data_type, column_type, nullable, generation, extra, charset)| Column {
+            |(name, data_type, column_type, nullable, generation, extra, charset, collation)| Column {
                 name,
                 data_type,
                 column_type,
@@ -315,6 +320,7 @@ pub async fn load_table_from(
                 virtual_generated: extra.to_ascii_uppercase().contains("VIRTUAL"),
                 auto_increment: extra.to_ascii_lowercase().contains("auto_increment"),
                 charset,
+                collation,
             },
         )
         .collect();

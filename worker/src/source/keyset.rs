@@ -119,6 +119,7 @@ mod tests {
                 virtual_generated: false,
                 auto_increment: false,
                 charset: None,
+                collation: None,
             })
             .collect();
         Table::new(

@@ -53,6 +53,7 @@ mod tests {
             dml,
             columns: Default::default(),
             ddl: None,
+            filter: None,
             claim: Claim::Database(0),
         })
     }
