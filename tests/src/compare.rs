@@ -55,7 +55,8 @@ pub async fn assert_same_rows(
     Ok(())
 }
 
-/// "The source as the route says": every selected source table's rows, with
+/// "The source as the route says": every selected source table's rows that
+/// pass its row filter, with
 /// the columns the route takes under their destination names, gathered
 /// under the destination table the task's route sends them to (a merge is
 /// the union of its sources), compared row by row with the destination. Returns the first difference, or `None` when equal.
@@ -82,7 +83,11 @@ pub async fn routed_difference(
     for (db, table) in tables {
         if let Some(target) = route.table(&db, &table)? {
             // Only the columns the route takes, under their destination names.
-            let rows = source.rows_as_hex(&db, &table).await?;
+            // Its row filter as the user wrote it, asked of the source server.
+            let condition = target.filter.as_ref().map_or("TRUE", |f| f.text());
+            let rows = source
+                .rows_as_hex_where(&db, &table, &format!("({condition})"))
+                .await?;
             let rows = rows.into_iter().map(|row| {
                 row.into_iter()
                     .filter_map(|cell| {

@@ -296,6 +296,17 @@ impl MariaDb {
     /// Every row as `column=HEX(bytes)` cells in key order, for diagnosing a
     /// checksum mismatch.
     pub async fn rows_as_hex(&self, db: &str, table: &str) -> anyhow::Result<Vec<Vec<String>>> {
+        self.rows_as_hex_where(db, table, "TRUE").await
+    }
+
+    /// As [`MariaDb::rows_as_hex`], of the rows `condition` (SQL, as a user
+    /// writes it) holds for.
+    pub async fn rows_as_hex_where(
+        &self,
+        db: &str,
+        table: &str,
+        condition: &str,
+    ) -> anyhow::Result<Vec<Vec<String>>> {
         let mut conn = self.conn().await?;
         let columns: Vec<String> = conn
             .exec(
@@ -311,7 +322,9 @@ impl MariaDb {
             .join(", ");
         conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
         let rows: Vec<mysql_async::Row> = conn
-            .query(format!("SELECT {cells} FROM `{db}`.`{table}` ORDER BY 1"))
+            .query(format!(
+                "SELECT {cells} FROM `{db}`.`{table}` WHERE {condition} ORDER BY 1"
+            ))
             .await?;
         conn.disconnect().await?;
         Ok(rows

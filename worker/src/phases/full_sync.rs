@@ -389,6 +389,10 @@ impl FullSync<'_> {
             filters.push(sql);
             params.extend(p);
         }
+        if let Some(condition) = &table.filter {
+            // Rebuilt from the parsed condition, never the spec's text.
+            filters.push(format!("({})", condition.to_sql()));
+        }
         let filter = if filters.is_empty() {
             "TRUE".to_string()
         } else {

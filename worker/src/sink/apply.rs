@@ -19,9 +19,11 @@ use crate::sink::convert::{placeholder, push_rendered, render, rendered_len, to_
 use crate::sink::lanes::RowsWork;
 use crate::sink::projection::Projection;
 use crate::source::binlog::RowKind;
-use crate::source::catalog::{Column, Table, TableCache};
+use crate::source::catalog::{self, Column, Table, TableCache, TableName};
 use crate::source::position::BinlogPosition;
 use crate::transform::ddl::{DdlRun, Proof};
+use crate::transform::filter::{self, collation::Collations, BoundFilter};
+use crate::transform::rows;
 use dts_common::mysql::quote_ident;
 use dts_common::route::ColumnMap;
 use mysql_async::prelude::Queryable;
@@ -78,6 +80,10 @@ pub struct Applier {
     /// of the definitions cached now (cleared with them, so the addresses
     /// name those definitions).
     projections: HashMap<(usize, usize), Arc<Projection>>,
+    /// Row filters bound to the source definition they were bound with
+    /// (held, so a new definition is told by its address).
+    filters: HashMap<TableName, (Arc<Table>, Arc<BoundFilter>)>,
+    collations: Collations,
     batch: Option<Batch>,
     /// Net changes of foldable tables (see `compact`), written at commit.
     folded: Vec<(Arc<Table>, Folded)>,
@@ -100,6 +106,8 @@ impl Applier {
             tables: TableCache::default(),
             sources: SourceDefinitions::default(),
             projections: HashMap::new(),
+            filters: HashMap::new(),
+            collations: Collations::default(),
             batch: None,
             folded: Vec::new(),
             folded_keys: 0,
@@ -149,6 +157,33 @@ impl Applier {
         Ok(projection)
     }
 
+    /// The route's row filter bound to `source`'s current definition; the
+    /// collations it compares under are read from the destination, which
+    /// knows them (the schema history's shadow tables use them).
+    async fn filter(
+        &mut self,
+        name: &TableName,
+        source: &Arc<Table>,
+        work: &RowsWork,
+    ) -> SyncResult<Option<Arc<BoundFilter>>> {
+        let Some(filter) = &work.route.filter else {
+            return Ok(None);
+        };
+        if let Some((definition, bound)) = self.filters.get(name) {
+            if Arc::ptr_eq(definition, source) {
+                return Ok(Some(bound.clone()));
+            }
+        }
+        let field = work.route.claim.to_string();
+        let bound = filter::bind(filter, source, &mut self.collations, &mut self.conn)
+            .await
+            .map_err(|e| catalog::filter_error(Side::Destination, &field, e))?;
+        let bound = Arc::new(bound);
+        self.filters
+            .insert(name.clone(), (source.clone(), bound.clone()));
+        Ok(Some(bound))
+    }
+
     pub async fn rows(&mut self, work: RowsWork) -> SyncResult<()> {
         self.begin().await?;
         // A table whose operations the route filters differs from its
@@ -166,12 +201,30 @@ impl Applier {
             .get(&mut self.conn, &self.meta.task_id, &work.source)
             .await?;
         let projection = self.projection(&source_table, &table, &work.route.columns)?;
+        let row_filter = self.filter(&work.source, &source_table, &work).await?;
         let mapping = image_mapping(&source_table, work.columns)?;
         let foldable = compact::foldable(&table);
-        let row = |img| decode(&source_table, &mapping, img).map(|row| projection.apply(row));
+        let row = |img| decode(&source_table, &mapping, img);
         for change in work.changes {
             let before = change.before.map(row).transpose()?;
             let after = change.after.map(row).transpose()?;
+            let (kind, before, after) = match &row_filter {
+                None => (kind, before, after),
+                Some(row_filter) => {
+                    match rows::through_filter(row_filter, kind, before, after) {
+                        Ok(Some(change)) => change,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            return Err(SyncError::InvalidSpec(dts_common::SpecError::new(
+                                format!("{}.where", work.route.claim),
+                                format!("on a row of {}: {e}", work.source),
+                            )))
+                        }
+                    }
+                }
+            };
+            let before = before.map(|r| projection.apply(r));
+            let after = after.map(|r| projection.apply(r));
             if foldable {
                 self.fold(&table, kind, before, after, mode)?;
                 self.rows_applied += 1;

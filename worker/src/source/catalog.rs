@@ -51,6 +51,8 @@ pub struct Table {
     pub column_map: ColumnMap,
     /// Each column's name on the destination, where the route renames any.
     pub column_targets: Option<Vec<String>>,
+    /// Only rows this condition holds for are copied (source column names).
+    pub filter: Option<std::sync::Arc<dts_common::filter::RowFilter>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -88,6 +90,7 @@ impl Table {
             claim: None,
             column_map: ColumnMap::default(),
             column_targets: None,
+            filter: None,
         }
     }
 
@@ -212,6 +215,7 @@ pub async fn load_tables(conn: &mut mysql_async::Conn, route: &Route) -> SyncRes
         }
     }
     let mut tables = Vec::new();
+    let mut collations = crate::transform::filter::collation::Collations::default();
     for db in all_databases.iter().filter(|d| route.selects_database(d)) {
         let base_tables: Vec<(String, Option<u64>)> = conn
             .exec(
@@ -240,11 +244,40 @@ pub async fn load_tables(conn: &mut mysql_async::Conn, route: &Route) -> SyncRes
                 name: routed.table,
             };
             let field = routed.claim.to_string();
+            if let Some(filter) = &routed.filter {
+                // Bound to the whole definition: the condition may read
+                // columns the route leaves out.
+                crate::transform::filter::bind(filter, &table, &mut collations, conn)
+                    .await
+                    .map_err(|e| filter_error(Side::Source, &field, e))?;
+            }
+            table.filter = routed.filter;
             table.claim = Some(routed.claim);
             tables.push(table.narrowed(routed.columns, &field)?);
         }
     }
     Ok(tables)
+}
+
+/// A filter the source's definition cannot take, as the spec field's error.
+/// (A server that could not be asked is a query error, retried.)
+pub fn filter_error(
+    side: Side,
+    field: &str,
+    error: crate::transform::filter::FilterError,
+) -> SyncError {
+    use crate::transform::filter::{collation::CollationError, FilterError};
+    match error {
+        FilterError::Collation(CollationError::Server { name, detail }) => SyncError::Query {
+            side,
+            context: format!("reading collation {name} for {field}.where"),
+            detail,
+        },
+        other => SyncError::InvalidSpec(dts_common::SpecError::new(
+            format!("{field}.where"),
+            other.to_string(),
+        )),
+    }
 }
 
 /// Destination table definitions by name, read once and kept until DDL.

@@ -7,6 +7,8 @@ use crate::source::catalog::TableName;
 use crate::source::position::BinlogPosition;
 use dts_common::route::TableRoute;
 use dts_common::spec::DmlOperation;
+use crate::transform::filter::{BoundFilter, EvalError};
+use mysql_async::Value;
 use std::sync::Arc;
 
 impl RowKind {
@@ -38,6 +40,31 @@ pub fn to_destination(
         position,
         source: source.clone(),
         route: route.clone(),
+    })
+}
+
+/// A row change seen through the table's row filter: an update whose row
+/// moves out of the filter deletes it on the destination, one whose row
+/// moves in inserts it; `None` when neither image passes.
+#[allow(clippy::type_complexity)]
+pub fn through_filter(
+    filter: &BoundFilter,
+    kind: RowKind,
+    before: Option<Vec<Value>>,
+    after: Option<Vec<Value>>,
+) -> Result<Option<(RowKind, Option<Vec<Value>>, Option<Vec<Value>>)>, EvalError> {
+    let passes = |image: &Option<Vec<Value>>| match image {
+        Some(row) => filter.matches(row),
+        None => Ok(false),
+    };
+    let (was, is) = (passes(&before)?, passes(&after)?);
+    Ok(match (kind, was, is) {
+        (RowKind::Insert, _, true) => Some((RowKind::Insert, None, after)),
+        (RowKind::Delete, true, _) => Some((RowKind::Delete, before, None)),
+        (RowKind::Update, true, true) => Some((RowKind::Update, before, after)),
+        (RowKind::Update, true, false) => Some((RowKind::Delete, before, None)),
+        (RowKind::Update, false, true) => Some((RowKind::Insert, None, after)),
+        _ => None,
     })
 }
 
