@@ -63,6 +63,17 @@ async fn broken_task_files_name_the_field_and_store_nothing() -> anyhow::Result<
             format!("{VALID}\n[[routes]]\ndatabase = \"~(\"\nto_database = \"m\""),
             "routes[0].database",
         ),
+        (
+            VALID.replace(
+                "database = \"shop\"",
+                "database = \"shop\"\ntables = [{ name = \"a\", where = \"region = \" }]",
+            ),
+            "objects[0].tables[0].where",
+        ),
+        (
+            format!("{VALID}\n[[routes]]\ndatabase = \"s*\"\nto_database = \"m\"\nwhere = \"created < NOW()\""),
+            "routes[0].where",
+        ),
     ];
     for (i, (text, field)) in cases.iter().enumerate() {
         let path = write(&cluster, &format!("bad-{i}.toml"), text)?;
