@@ -84,8 +84,8 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
              TRUNCATE TABLE emptied; INSERT INTO emptied VALUES (9); \
              DROP TABLE doomed; \
              CREATE TABLE fresh (id INT PRIMARY KEY, note TEXT); INSERT INTO fresh VALUES (1, 'new'), (2, 'rows'); \
-             CREATE TRIGGER trg BEFORE INSERT ON fresh FOR EACH ROW SET NEW.note = NEW.note; \
-             INSERT INTO fresh VALUES (3, 'after trigger')",
+             CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM fresh WHERE id < 0; \
+             INSERT INTO fresh VALUES (3, 'after event')",
         )
         .await?;
     wait_caught_up(&source, &destination, 1, TIMEOUT).await?;
@@ -104,11 +104,11 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
         .query_value("SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'app' AND INDEX_NAME = 'by_v'")
         .await?;
     assert_eq!(index.as_deref(), Some("1"));
-    // The trigger was not created, and the task says so.
-    let triggers = destination
-        .query_value("SELECT COUNT(*) FROM information_schema.TRIGGERS")
+    // The event was not created, and the task says so.
+    let events = destination
+        .query_value("SELECT COUNT(*) FROM information_schema.EVENTS")
         .await?;
-    assert_eq!(triggers.as_deref(), Some("0"));
+    assert_eq!(events.as_deref(), Some("0"));
     let info = wait_for(
         "the skipped DDL to be reported",
         Duration::from_secs(10),
@@ -120,7 +120,7 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
                 .map(|c| c.position.clone())
                 .unwrap_or_default();
             Ok(position
-                .contains("TRIGGER trg BEFORE INSERT ON fresh")
+                .contains("EVENT nightly ON SCHEDULE")
                 .then_some(t))
         },
     )
@@ -609,5 +609,102 @@ async fn an_already_applied_answer_to_ddl_must_match_what_the_ddl_leaves() -> an
         "{}",
         failed.last_error
     );
+    Ok(())
+}
+
+/// The three trigger methods, one task each from one source database into
+/// three copies: with the schema, after the full copy, or never. Triggers
+/// created and dropped on the source during incremental sync are followed
+/// (guarded, so dts's writes do not fire them: the log rows the source's
+/// trigger wrote arrive once), or listed as skipped with `triggers = "skip"`.
+#[tokio::test]
+async fn triggers_are_created_with_the_schema_after_the_full_copy_or_never_and_followed(
+) -> anyhow::Result<()> {
+    use dts_tests::compare::assert_routed;
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE app; USE app; \
+             CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(40)); \
+             CREATE TABLE log (id INT AUTO_INCREMENT PRIMARY KEY, item INT); \
+             CREATE TRIGGER log_insert AFTER INSERT ON items FOR EACH ROW INSERT INTO log (item) VALUES (NEW.id); \
+             INSERT INTO items SELECT seq, CONCAT('v', seq) FROM seq_1_to_500",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(3)
+        .start()
+        .await?;
+    let mut tasks = Vec::new();
+    for (method, copy) in [
+        ("with_schema", "t_with"),
+        ("after_full", "t_after"),
+        ("skip", "t_skip"),
+    ] {
+        let spec = format!(
+            "triggers = \"{method}\"\n{}",
+            sync_task(
+                &format!("triggers-{method}"),
+                source.port,
+                destination.port,
+                &["schema", "full", "incremental"],
+                &format!("[[objects]]\ndatabase = \"app\"\nto = \"{copy}\""),
+                1,
+            )
+        );
+        let task = cluster.run_task_until(&spec, "incremental", TIMEOUT).await?;
+        tasks.push((method, copy, spec, task));
+    }
+    let triggers_of = |copy: &str| {
+        format!(
+            "SELECT IFNULL(GROUP_CONCAT(TRIGGER_NAME ORDER BY TRIGGER_NAME), '') FROM \
+             information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{copy}'"
+        )
+    };
+    for (method, copy, _, _) in &tasks {
+        let expected = if *method == "skip" { "" } else { "log_insert" };
+        let found = destination.query_value(&triggers_of(copy)).await?;
+        assert_eq!(found.as_deref(), Some(expected), "{method}");
+    }
+
+    source
+        .exec(
+            "USE app; INSERT INTO items SELECT seq, 'later' FROM seq_501_to_600; \
+             CREATE TRIGGER stamp BEFORE UPDATE ON items FOR EACH ROW SET NEW.v = CONCAT(NEW.v, '!'); \
+             DROP TRIGGER log_insert; \
+             UPDATE items SET v = 'changed' WHERE id <= 50; \
+             INSERT INTO items VALUES (601, 'untriggered')",
+        )
+        .await?;
+    // One lane per task, three tasks.
+    wait_caught_up(&source, &destination, 3, TIMEOUT).await?;
+    for (method, copy, spec, task) in &tasks {
+        assert_healthy(&cluster, task).await?;
+        // Each log row once: the destination's trigger did not fire for dts.
+        assert_routed(&source, &destination, spec).await?;
+        let expected = if *method == "skip" { "" } else { "stamp" };
+        let found = destination.query_value(&triggers_of(copy)).await?;
+        assert_eq!(found.as_deref(), Some(expected), "{method}");
+    }
+    let logged = source.query_value("SELECT COUNT(*) FROM app.log").await?;
+    assert_eq!(logged.as_deref(), Some("600"));
+    let (_, _, _, skip_task) = &tasks[2];
+    wait_for("the skipped trigger DDL to be reported", TIMEOUT, || async {
+        let t = cluster.task(skip_task).await?;
+        let position = t.checkpoint.map(|c| c.position).unwrap_or_default();
+        let progress: serde_json::Value = serde_json::from_str(&position).unwrap_or_default();
+        let skipped: Vec<&str> = progress["ddl_skipped"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str())
+            .filter(|s| s.ends_with("(triggers = \"skip\")"))
+            .collect();
+        // CREATE TRIGGER stamp and DROP TRIGGER log_insert.
+        Ok((skipped.len() == 2).then_some(()))
+    })
+    .await?;
     Ok(())
 }

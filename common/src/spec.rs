@@ -173,6 +173,8 @@ pub enum DdlOperation {
     CreateProcedure,
     #[serde(rename = "create table")]
     CreateTable,
+    #[serde(rename = "create trigger")]
+    CreateTrigger,
     #[serde(rename = "create view")]
     CreateView,
     #[serde(rename = "drop function")]
@@ -183,6 +185,8 @@ pub enum DdlOperation {
     DropProcedure,
     #[serde(rename = "drop table")]
     DropTable,
+    #[serde(rename = "drop trigger")]
+    DropTrigger,
     #[serde(rename = "drop view")]
     DropView,
     #[serde(rename = "rename table")]
@@ -290,6 +294,19 @@ pub struct RouteRule {
     pub filter: Option<String>,
 }
 
+/// When a whole database's triggers are created on the destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerMethod {
+    /// With the schema, guarded so that dts's own writes do not fire them.
+    #[default]
+    WithSchema,
+    /// When the full copy ends (with the schema when there is no full copy).
+    AfterFull,
+    /// Never; CREATE/DROP TRIGGER in the binlog are listed as skipped.
+    Skip,
+}
+
 /// Capitalization of names on the destination.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -363,6 +380,13 @@ pub struct TaskSpec {
     /// and incremental writes are always logged.
     #[serde(default = "default_full_sync_binlog")]
     pub full_sync_binlog: bool,
+    /// When the triggers of databases selected whole are created.
+    #[serde(default, skip_serializing_if = "is_with_schema")]
+    pub triggers: TriggerMethod,
+}
+
+fn is_with_schema(method: &TriggerMethod) -> bool {
+    *method == TriggerMethod::WithSchema
 }
 
 pub const MAX_DU: u32 = 1024;

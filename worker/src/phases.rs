@@ -18,7 +18,7 @@ use crate::progress::Progress;
 use crate::source::catalog::Table;
 use crate::source::position::{self, Phase, TaskCheckpoint};
 use dts_common::route::Route;
-use dts_common::spec::{ConflictMode, SyncMode, TaskSpec};
+use dts_common::spec::{ConflictMode, SyncMode, TaskSpec, TriggerMethod};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -162,6 +162,10 @@ async fn run_phases(
                 }
                 .run()
                 .await?;
+                if spec.triggers == TriggerMethod::AfterFull {
+                    let mut src = source.conn().await?;
+                    schema_sync::create_whole_database_triggers(&route, &mut src, &mut dst).await?;
+                }
                 if spec.has_mode(SyncMode::Incremental) {
                     let mut src = source.conn().await?;
                     checkpoint.copy_end = Some(position::current(&mut src).await?);

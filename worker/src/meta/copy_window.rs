@@ -124,10 +124,12 @@ fn changes_definition(kind: DdlKind) -> bool {
         | DdlKind::CreateFunction
         | DdlKind::CreateIndex
         | DdlKind::CreateProcedure
+        | DdlKind::CreateTrigger
         | DdlKind::CreateView
         | DdlKind::DropFunction
         | DdlKind::DropIndex
         | DdlKind::DropProcedure
+        | DdlKind::DropTrigger
         | DdlKind::DropView
         | DdlKind::TruncateTable => false,
     }

@@ -20,7 +20,7 @@ use crate::transform::rows;
 use crate::transform::select::Selector;
 use dts_common::mysql::quote_ident;
 use dts_common::route::Route;
-use dts_common::spec::{ApplyConsistency, ConflictMode, TaskSpec};
+use dts_common::spec::{ApplyConsistency, ConflictMode, TaskSpec, TriggerMethod};
 use mysql_async::prelude::Queryable;
 use std::future::Future;
 use std::sync::Arc;
@@ -249,7 +249,8 @@ impl Incremental<'_> {
             routing,
             self.meta.task_id.clone(),
         );
-        let mut ddl_router = DdlRouter::new(self.route, self.tables, &self.meta.task_id);
+        let mut ddl_router = DdlRouter::new(self.route, self.tables, &self.meta.task_id)
+            .with_triggers(self.spec.triggers != TriggerMethod::Skip);
         let mut first_statement = true;
         let mut last_timestamp = 0u32;
         self.progress.set_phase(if mode == Mode::Strict {
@@ -426,7 +427,7 @@ impl Incremental<'_> {
             }
         };
         if let DdlPlan::Follow {
-            merged, filtered, ..
+            merged, left_out, ..
         } = &plan
         {
             let head = shown(sql);
@@ -434,10 +435,9 @@ impl Incremental<'_> {
                 warn!(statement = %head, %target, "not applying DDL to a merged table");
                 self.progress
                     .ddl_skipped(&format!("{head} (merged table {target})"));
-            } else if *filtered {
-                info!(statement = %head, "not applying DDL the table's ddl option leaves out");
-                self.progress
-                    .ddl_skipped(&format!("{head} (left out by the table's ddl option)"));
+            } else if let Some(reason) = left_out {
+                info!(statement = %head, reason, "not applying DDL the task leaves out");
+                self.progress.ddl_skipped(&format!("{head} ({reason})"));
             }
         }
         let runs = plan.runs();

@@ -13,7 +13,7 @@ use crate::transform::sql_text::{guard_trigger, strip_definer};
 use crate::transform::{columns, names};
 use dts_common::mysql::{quote_ident, quote_table};
 use dts_common::route::Route;
-use dts_common::spec::{SyncMode, TaskSpec};
+use dts_common::spec::{SyncMode, TaskSpec, TriggerMethod};
 use dts_common::SpecError;
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeSet;
@@ -60,7 +60,32 @@ pub async fn run(
         let names = Names { route, db, to };
         create_views(&names, src, dst).await?;
         create_routines(&names, src, dst).await?;
-        create_triggers(&names, src, dst).await?;
+    }
+    let with_schema = match spec.triggers {
+        TriggerMethod::WithSchema => true,
+        TriggerMethod::AfterFull => !spec.has_mode(SyncMode::Full),
+        TriggerMethod::Skip => false,
+    };
+    if with_schema {
+        create_whole_database_triggers(route, src, dst).await?;
+    }
+    Ok(())
+}
+
+/// The triggers of every database the task selects whole, in the database
+/// it goes to; those already there are left as they are (so a restart may
+/// run it again).
+pub async fn create_whole_database_triggers(
+    route: &Route,
+    src: &mut mysql_async::Conn,
+    dst: &mut mysql_async::Conn,
+) -> SyncResult<()> {
+    let whole: Vec<(String, String)> = route
+        .named_databases()
+        .filter_map(|db| route.whole_database(db).map(|to| (db.to_string(), to)))
+        .collect();
+    for (db, to) in &whole {
+        create_triggers(&Names { route, db, to }, src, dst).await?;
     }
     Ok(())
 }

@@ -12,30 +12,38 @@ pub enum DdlKind {
     CreateIndex,
     CreateProcedure,
     CreateTable,
+    CreateTrigger,
     CreateView,
     DropFunction,
     DropIndex,
     DropProcedure,
     DropTable,
+    DropTrigger,
     DropView,
     RenameTable,
     TruncateTable,
 }
 
 impl DdlKind {
-    /// DDL of views, functions and procedures, which come with a whole
-    /// database only; the rest is table DDL.
+    /// DDL of views, functions, procedures and triggers, which come with a
+    /// whole database only; the rest is table DDL.
     pub fn of_whole_database(self) -> bool {
         matches!(
             self,
             DdlKind::AlterView
                 | DdlKind::CreateFunction
                 | DdlKind::CreateProcedure
+                | DdlKind::CreateTrigger
                 | DdlKind::CreateView
                 | DdlKind::DropFunction
                 | DdlKind::DropProcedure
+                | DdlKind::DropTrigger
                 | DdlKind::DropView
         )
+    }
+
+    pub fn of_trigger(self) -> bool {
+        matches!(self, DdlKind::CreateTrigger | DdlKind::DropTrigger)
     }
 
     /// The name a task file gives it.
@@ -48,11 +56,13 @@ impl DdlKind {
             DdlKind::CreateIndex => Op::CreateIndex,
             DdlKind::CreateProcedure => Op::CreateProcedure,
             DdlKind::CreateTable => Op::CreateTable,
+            DdlKind::CreateTrigger => Op::CreateTrigger,
             DdlKind::CreateView => Op::CreateView,
             DdlKind::DropFunction => Op::DropFunction,
             DdlKind::DropIndex => Op::DropIndex,
             DdlKind::DropProcedure => Op::DropProcedure,
             DdlKind::DropTable => Op::DropTable,
+            DdlKind::DropTrigger => Op::DropTrigger,
             DdlKind::DropView => Op::DropView,
             DdlKind::RenameTable => Op::RenameTable,
             DdlKind::TruncateTable => Op::TruncateTable,
@@ -518,6 +528,19 @@ pub fn classify(sql: &str) -> Statement {
                 unsupported()
             };
         }
+        if c.eat("TRIGGER") {
+            // The trigger, then the table it is on (both may need mapping).
+            c.skip_if_exists();
+            let trigger = c.name();
+            let table = if c.skip_past_on() { c.name() } else { None };
+            return match (trigger, table) {
+                (Some(trigger), Some(table)) => Statement::Ddl {
+                    kind: DdlKind::CreateTrigger,
+                    objects: vec![trigger, table],
+                },
+                _ => unsupported(),
+            };
+        }
         return named(&c, "CREATE");
     }
     if c.eat("ALTER") {
@@ -537,6 +560,7 @@ pub fn classify(sql: &str) -> Statement {
             ("VIEW", DdlKind::DropView),
             ("PROCEDURE", DdlKind::DropProcedure),
             ("FUNCTION", DdlKind::DropFunction),
+            ("TRIGGER", DdlKind::DropTrigger),
         ] {
             if c.eat(word) {
                 c.skip_if_exists();
@@ -689,9 +713,25 @@ mod tests {
 
     #[test]
     fn others_are_unsupported_or_ignored() {
+        let names = |statement: Statement| match statement {
+            Statement::Ddl { kind, objects } => Some((
+                kind,
+                objects
+                    .into_iter()
+                    .map(|o| format!("{}.{}", o.db.unwrap_or_default(), o.name))
+                    .collect::<Vec<_>>(),
+            )),
+            _ => None,
+        };
         assert_eq!(
-            classify("CREATE DEFINER=`root`@`localhost` TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @x = 1"),
-            Statement::Unsupported("CREATE TRIGGER tr".into())
+            names(classify(
+                "CREATE DEFINER=`root`@`localhost` TRIGGER tr BEFORE INSERT ON `s`.t FOR EACH ROW SET @x = 1"
+            )),
+            Some((DdlKind::CreateTrigger, vec![".tr".to_string(), "s.t".into()]))
+        );
+        assert_eq!(
+            names(classify("DROP TRIGGER IF EXISTS s.tr")),
+            Some((DdlKind::DropTrigger, vec!["s.tr".to_string()]))
         );
         assert!(matches!(
             classify("GRANT SELECT ON *.* TO u"),

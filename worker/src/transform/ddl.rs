@@ -52,8 +52,9 @@ pub enum DdlPlan {
         destination: Option<DdlRun>,
         /// The merged table it would have changed.
         merged: Option<TableName>,
-        /// The table's `ddl` option leaves this kind out.
-        filtered: bool,
+        /// Why the destination does not get it though the task selects
+        /// its object (the table's `ddl` option, `triggers = "skip"`).
+        left_out: Option<&'static str>,
     },
 }
 
@@ -102,6 +103,8 @@ pub struct DdlRouter<'a> {
     merges: Merges,
     /// Whose schema history the shadows are.
     task_id: String,
+    /// CREATE/DROP TRIGGER reach the destination (`triggers` is not "skip").
+    follow_triggers: bool,
 }
 
 /// A table DDL names, and where the route sends it.
@@ -124,7 +127,14 @@ impl<'a> DdlRouter<'a> {
             route,
             merges,
             task_id: task_id.to_string(),
+            follow_triggers: true,
         }
+    }
+
+    /// With `triggers = "skip"`, trigger DDL is listed as skipped.
+    pub fn with_triggers(mut self, follow: bool) -> Self {
+        self.follow_triggers = follow;
+        self
     }
 
     /// `sql` run on the selected tables' shadows instead (none for DDL that
@@ -261,12 +271,24 @@ impl<'a> DdlRouter<'a> {
             // Merged or not, the table's shard comes, goes or changes name.
             self.follow(kind, &named);
         }
-        let filtered = named.iter().any(|n| n.target.is_some() && !n.applies);
+        let left_out = if kind.of_trigger() && !self.follow_triggers {
+            Some("triggers = \"skip\"")
+        } else if named.iter().any(|n| n.target.is_some() && !n.applies) {
+            Some("left out by the table's ddl option")
+        } else {
+            None
+        };
         let destination = match merged {
             Some(_) => None,
-            None if filtered => None,
+            None if left_out.is_some() => None,
             None => {
                 let renamed = names::rewrite(self.route, schema, sql, objects)?;
+                let renamed = match kind {
+                    // dts's own writes must not fire it (see sql_text::guard_trigger).
+                    DdlKind::CreateTrigger => sql_text::guard_trigger(&renamed)
+                        .ok_or_else(|| unmappable("dts cannot find the trigger's body".into()))?,
+                    _ => renamed,
+                };
                 let renamed = sql_text::idempotent(kind, &renamed);
                 let columns = named.first().map(|n| &n.columns);
                 match columns.filter(|c| !c.is_identity()) {
@@ -296,7 +318,7 @@ impl<'a> DdlRouter<'a> {
             history,
             destination,
             merged,
-            filtered,
+            left_out,
         })
     }
 
@@ -453,7 +475,7 @@ mod tests {
         let tables = [source_table(&r, "shop", "o")];
         let mut router = DdlRouter::new(&r, &tables, "task");
         let alter = plan(&mut router, "shop", "ALTER TABLE o ADD x INT")?;
-        assert!(matches!(alter, DdlPlan::Follow { filtered: true, .. }));
+        assert!(matches!(alter, DdlPlan::Follow { left_out: Some(_), .. }));
         assert_eq!(alter.runs().len(), 2, "the history still takes it");
         assert_eq!(destination(alter), (None, None));
         assert_eq!(

@@ -150,12 +150,15 @@ pub fn idempotent(kind: DdlKind, sql: &str) -> String {
         format!("{}{text}{}", &sql[..at], &sql[at..])
     };
     match kind {
-        DdlKind::CreateView | DdlKind::CreateFunction | DdlKind::CreateProcedure
+        DdlKind::CreateView
+        | DdlKind::CreateFunction
+        | DdlKind::CreateProcedure
+        | DdlKind::CreateTrigger
             if word(0) == "CREATE" && word(1) != "OR" =>
         {
             insert_after(0, " OR REPLACE")
         }
-        DdlKind::DropView | DdlKind::DropFunction | DdlKind::DropProcedure
+        DdlKind::DropView | DdlKind::DropFunction | DdlKind::DropProcedure | DdlKind::DropTrigger
             if word(0) == "DROP" && word(2) != "IF" =>
         {
             insert_after(1, " IF EXISTS")

@@ -37,18 +37,37 @@ pub enum Charset {
 }
 
 impl Charset {
-    /// Each character's code point (each byte's value for binary).
-    pub fn units<'a>(&'a self, bytes: &'a [u8]) -> Box<dyn Iterator<Item = u32> + 'a> {
+    /// Each character's code point (each byte's value for binary); no
+    /// allocation, as it runs for every text compared in every row.
+    pub fn units<'a>(&'a self, bytes: &'a [u8]) -> Units<'a> {
         match self {
-            Self::Utf8 => Box::new(Utf8Units { bytes }),
-            Self::SingleByte(table) => Box::new(bytes.iter().map(|b| table[usize::from(*b)])),
-            Self::Binary => Box::new(bytes.iter().map(|b| u32::from(*b))),
+            Self::Utf8 => Units::Utf8(Utf8Units { bytes }),
+            Self::SingleByte(table) => Units::Table(table, bytes.iter()),
+            Self::Binary => Units::Bytes(bytes.iter()),
+        }
+    }
+}
+
+pub enum Units<'a> {
+    Utf8(Utf8Units<'a>),
+    Table(&'a [u32; 256], std::slice::Iter<'a, u8>),
+    Bytes(std::slice::Iter<'a, u8>),
+}
+
+impl Iterator for Units<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            Self::Utf8(units) => units.next(),
+            Self::Table(table, bytes) => bytes.next().map(|b| table[usize::from(*b)]),
+            Self::Bytes(bytes) => bytes.next().map(|b| u32::from(*b)),
         }
     }
 }
 
 /// UTF-8 decoding that reads a broken sequence as U+FFFD, byte by byte.
-struct Utf8Units<'a> {
+pub struct Utf8Units<'a> {
     bytes: &'a [u8],
 }
 
@@ -57,6 +76,10 @@ impl Iterator for Utf8Units<'_> {
 
     fn next(&mut self) -> Option<u32> {
         let first = *self.bytes.first()?;
+        if first < 0x80 {
+            self.bytes = &self.bytes[1..];
+            return Some(u32::from(first));
+        }
         let width = match first {
             0x00..=0x7f => 1,
             0xc2..=0xdf => 2,

@@ -81,6 +81,11 @@ fn as_double(value: &Val<'_>) -> f64 {
 pub(super) fn eval<'a>(node: &'a Node, row: &'a [Value]) -> Result<Val<'a>, EvalError> {
     Ok(match node {
         Node::Column { index, read } => read_value(read, row.get(*index).unwrap_or(&Value::NULL))?,
+        // Constant text is lent, not copied, for every row.
+        Node::Const(Val::Text(text)) => Val::Text(Text {
+            bytes: Cow::Borrowed(&text.bytes),
+            charset: text.charset,
+        }),
         Node::Const(value) => value.clone(),
         Node::Not(e) => boolean(truth(&eval(e, row)?).map(|b| !b)),
         Node::Logic(op, l, r) => {

@@ -23,7 +23,7 @@ pub struct Text<'a> {
 }
 
 impl Text<'_> {
-    pub fn units(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+    pub fn units(&self) -> super::collation::Units<'_> {
         self.charset.units(&self.bytes)
     }
 
