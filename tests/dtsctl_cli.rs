@@ -74,6 +74,9 @@ async fn broken_task_files_name_the_field_and_store_nothing() -> anyhow::Result<
             format!("{VALID}\n[[routes]]\ndatabase = \"s*\"\nto_database = \"m\"\nwhere = \"created < NOW()\""),
             "routes[0].where",
         ),
+        (format!("accounts = [\"app@%\", \"root@localhost\"]\n{VALID}"), "accounts[1]"),
+        (format!("accounts = \"everyone\"\n{VALID}"), "accounts"),
+        (format!("triggers = \"later\"\n{VALID}"), "triggers"),
     ];
     for (i, (text, field)) in cases.iter().enumerate() {
         let path = write(&cluster, &format!("bad-{i}.toml"), text)?;

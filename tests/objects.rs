@@ -289,6 +289,95 @@ async fn a_filter_on_an_unknown_column_fails_the_prechecks_with_the_field() -> a
     Ok(())
 }
 
+/// Accounts migrate with the schema: created with the source's password
+/// hash (the same password logs in on the destination) and grants mapped
+/// through the route; a grant on an unselected database stays behind. An
+/// account the destination already has, or the source lacks, is refused by
+/// the prechecks naming its entry.
+#[tokio::test]
+async fn accounts_migrate_with_their_grants_mapped_and_log_in_with_the_source_password(
+) -> anyhow::Result<()> {
+    use mysql_async::prelude::Queryable;
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE shop; CREATE TABLE shop.orders (id INT PRIMARY KEY, v INT); \
+             INSERT INTO shop.orders VALUES (1, 1), (2, 2); CREATE DATABASE other; \
+             CREATE USER 'app'@'%' IDENTIFIED BY 'app-pw'; \
+             GRANT SELECT, INSERT ON shop.* TO 'app'@'%'; GRANT SELECT ON other.* TO 'app'@'%'; \
+             CREATE USER 'report'@'127.0.0.1' IDENTIFIED BY 'report-pw'; \
+             GRANT SELECT ON shop.orders TO 'report'@'127.0.0.1'; \
+             CREATE USER 'idle'@'%'",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(3)
+        .start()
+        .await?;
+    let task_with = |name: &str, to: &str, accounts: &str| {
+        format!(
+            "accounts = {accounts}\n{}",
+            sync_task(
+                name,
+                source.port,
+                destination.port,
+                &["schema", "full", "incremental"],
+                &format!("[[objects]]\ndatabase = \"shop\"\nto = \"{to}\""),
+                1,
+            )
+        )
+    };
+    let spec = task_with("accounts", "shop_eu", r#"["app@%", "'report'@'127.0.0.1'"]"#);
+    let task = cluster.run_task_until(&spec, "incremental", TIMEOUT).await?;
+    assert_healthy(&cluster, &task).await?;
+
+    let login = |user: &str, password: &str| {
+        format!("mysql://{user}:{password}@127.0.0.1:{}/", destination.port)
+    };
+    let mut app = mysql_async::Conn::from_url(login("app", "app-pw")).await?;
+    app.query_drop("INSERT INTO shop_eu.orders VALUES (3, 3)").await?;
+    let count: Option<u64> = app.query_first("SELECT COUNT(*) FROM shop_eu.orders").await?;
+    assert_eq!(count, Some(3));
+    let grants: Vec<String> = app.query("SHOW GRANTS").await?;
+    assert!(
+        grants.iter().any(|g| g.contains("`shop_eu`.*")) && !grants.iter().any(|g| g.contains("other")),
+        "{grants:?}"
+    );
+    app.disconnect().await?;
+    let mut report = mysql_async::Conn::from_url(login("report", "report-pw")).await?;
+    let count: Option<u64> = report.query_first("SELECT COUNT(*) FROM shop_eu.orders").await?;
+    assert_eq!(count, Some(3));
+    assert!(report.query_drop("INSERT INTO shop_eu.orders VALUES (4, 4)").await.is_err());
+    report.disconnect().await?;
+    let idle = destination
+        .query_value("SELECT COUNT(*) FROM mysql.user WHERE User = 'idle'")
+        .await?;
+    assert_eq!(idle.as_deref(), Some("0"));
+
+    for (accounts, reason) in [
+        (r#"["app@%"]"#, "already exists on the destination"),
+        (r#"["ghost@%"]"#, "the source has no account `ghost@%`"),
+    ] {
+        let spec = task_with("accounts-refused", "shop_again", accounts);
+        let refused = cluster.create_task(&spec, true).await?.id;
+        let failed = cluster
+            .wait_for_task_status(&refused, "failed", TIMEOUT)
+            .await?;
+        assert!(
+            failed.last_error.contains("accounts[0]") && failed.last_error.contains(reason),
+            "{}",
+            failed.last_error
+        );
+    }
+    let created = destination
+        .query_value("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop_again'")
+        .await?;
+    assert_eq!(created.as_deref(), Some("0"));
+    Ok(())
+}
+
 /// Four shard tables on two sources, merged by one route rule into one
 /// destination table by two tasks, while every shard takes writes.
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! domain vocabulary (worker and task states), the leader-aware coordinator client,
 //! the leader-hint header contract and telemetry set-up.
 
+pub mod accounts;
 pub mod client;
 pub mod config_file;
 pub mod filter;

@@ -383,6 +383,9 @@ pub struct TaskSpec {
     /// When the triggers of databases selected whole are created.
     #[serde(default, skip_serializing_if = "is_with_schema")]
     pub triggers: TriggerMethod,
+    /// Accounts created on the destination with their grants (schema sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<crate::accounts::AccountSelection>,
 }
 
 fn is_with_schema(method: &TriggerMethod) -> bool {
@@ -458,6 +461,9 @@ impl TaskSpec {
         validate_identifier("meta_schema", &self.meta_schema)?;
         validate_endpoint("source", &self.source)?;
         validate_endpoint("destination", &self.destination)?;
+        if let Some(accounts) = &self.accounts {
+            accounts.named()?;
+        }
         // One server on both sides is fine: the route refuses what would
         // be synced onto itself.
         crate::route::Route::compile(self)?;

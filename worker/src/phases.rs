@@ -3,6 +3,7 @@
 //! checkpoint on the destination, so any worker can pick the task up where
 //! the last one stopped.
 
+pub mod accounts;
 pub mod full_sync;
 pub mod incremental;
 pub mod precheck;
@@ -112,6 +113,11 @@ async fn run_phases(
     }
     let route = Route::compile(spec).map_err(SyncError::InvalidSpec)?;
     let tables = precheck::run(&precheck_spec, &route, source, destination).await?;
+    // Accounts come with the schema: checked before anything is created.
+    let accounts = match checkpoint.phase {
+        Phase::Schema => accounts::selected(spec, source, destination, check_conflicts).await?,
+        _ => Vec::new(),
+    };
     if spec.has_mode(SyncMode::Incremental) {
         check_source_server(&mut checkpoint, source, &meta, &mut dst).await?;
     }
@@ -131,6 +137,7 @@ async fn run_phases(
             Phase::Schema => {
                 let mut src = source.conn().await?;
                 schema_sync::run(spec, &route, &tables, &meta, &mut src, &mut dst).await?;
+                accounts::migrate(&route, &accounts, &mut src, &mut dst).await?;
                 checkpoint.phase = phase_after_schema(spec);
                 if checkpoint.phase == Phase::Incremental {
                     let mut src = source.conn().await?;

@@ -12,7 +12,7 @@ pub mod sql_text;
 
 /// A route compiled from `objects` (the task file's object sections).
 #[cfg(test)]
-fn test_route(objects: &str) -> dts_common::route::Route {
+pub(crate) fn test_route(objects: &str) -> dts_common::route::Route {
     let text = format!(
         "[source]\nhost = \"a\"\nuser = \"u\"\n[destination]\nhost = \"b\"\nuser = \"u\"\n{objects}"
     );
