@@ -378,6 +378,73 @@ async fn accounts_migrate_with_their_grants_mapped_and_log_in_with_the_source_pa
     Ok(())
 }
 
+/// DDL of views, routines and indexes followed from the binlog into a
+/// renamed database: qualified names in a view's body point at the copy,
+/// ALTER VIEW and DROP INDEX arrive, routines are created in the copy.
+#[tokio::test]
+async fn views_routines_and_indexes_from_the_binlog_take_the_mapped_names() -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v INT); \
+             INSERT INTO shop.t VALUES (1, 10), (2, 20)",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(1)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "mapped-ddl",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"shop\"\nto = \"shop_eu\"",
+        1,
+    );
+    let task = cluster.run_task_until(&spec, "incremental", TIMEOUT).await?;
+    source
+        .exec(
+            "USE shop; CREATE VIEW big AS SELECT id FROM shop.t WHERE v > 15; \
+             ALTER VIEW big AS SELECT id, v FROM shop.t WHERE v > 5; \
+             CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN x * 2; \
+             CREATE PROCEDURE touch() UPDATE shop.t SET v = v + 1; \
+             CREATE INDEX by_v ON t (v); CREATE INDEX gone ON t (v, id); DROP INDEX gone ON t; \
+             INSERT INTO t VALUES (3, 30)",
+        )
+        .await?;
+    wait_caught_up(&source, &destination, 1, TIMEOUT).await?;
+    assert_healthy(&cluster, &task).await?;
+    assert_routed(&source, &destination, &spec).await?;
+    // The view reads the copy, with ALTER VIEW's definition.
+    let view = destination
+        .query_value("SELECT GROUP_CONCAT(CONCAT(id, ':', v) ORDER BY id) FROM shop_eu.big")
+        .await?;
+    assert_eq!(view.as_deref(), Some("1:10,2:20,3:30"));
+    let body = destination
+        .query_value("SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'shop_eu' AND TABLE_NAME = 'big'")
+        .await?
+        .unwrap_or_default();
+    assert!(body.contains("`shop_eu`.`t`") && !body.contains("`shop`."), "{body}");
+    let routines = destination
+        .query_value("SELECT GROUP_CONCAT(ROUTINE_NAME ORDER BY ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'shop_eu'")
+        .await?;
+    assert_eq!(routines.as_deref(), Some("touch,twice"));
+    let twice = destination.query_value("SELECT shop_eu.twice(21)").await?;
+    assert_eq!(twice.as_deref(), Some("42"));
+    let indexes = destination
+        .query_value("SELECT GROUP_CONCAT(DISTINCT INDEX_NAME ORDER BY INDEX_NAME) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'shop_eu' AND TABLE_NAME = 't'")
+        .await?;
+    assert_eq!(indexes.as_deref(), Some("by_v,PRIMARY"));
+    let leaked = destination
+        .query_value("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop'")
+        .await?;
+    assert_eq!(leaked.as_deref(), Some("0"));
+    Ok(())
+}
+
 /// Four shard tables on two sources, merged by one route rule into one
 /// destination table by two tasks, while every shard takes writes.
 #[tokio::test]
