@@ -29,10 +29,7 @@ pub async fn run(
 ) -> SyncResult<()> {
     // Each destination database once, from the first source database
     // mapped there (merged shards share one).
-    let whole: Vec<(String, String)> = route
-        .named_databases()
-        .filter_map(|db| route.whole_database(db).map(|to| (db.to_string(), to)))
-        .collect();
+    let whole = whole_databases(route);
     let mut created = BTreeSet::new();
     let pairs = whole
         .iter()
@@ -72,6 +69,14 @@ pub async fn run(
     Ok(())
 }
 
+/// Each database the task selects whole, and where it goes.
+fn whole_databases(route: &Route) -> Vec<(String, String)> {
+    route
+        .named_databases()
+        .filter_map(|db| route.whole_database(db).map(|to| (db.to_string(), to)))
+        .collect()
+}
+
 /// The triggers of every database the task selects whole, in the database
 /// it goes to; those already there are left as they are (so a restart may
 /// run it again).
@@ -80,11 +85,7 @@ pub async fn create_whole_database_triggers(
     src: &mut mysql_async::Conn,
     dst: &mut mysql_async::Conn,
 ) -> SyncResult<()> {
-    let whole: Vec<(String, String)> = route
-        .named_databases()
-        .filter_map(|db| route.whole_database(db).map(|to| (db.to_string(), to)))
-        .collect();
-    for (db, to) in &whole {
+    for (db, to) in &whole_databases(route) {
         create_triggers(&Names { route, db, to }, src, dst).await?;
     }
     Ok(())

@@ -401,15 +401,7 @@ fn read_value<'a>(read: &'a Read, value: &'a Value) -> Result<Val<'a>, EvalError
             Value::Bytes(b) => {
                 let text = std::str::from_utf8(b).map_err(|_| unreadable())?;
                 if text.starts_with("0000-00-00") {
-                    Val::Time(Temporal {
-                        year: 0,
-                        month: 0,
-                        day: 0,
-                        hour: 0,
-                        minute: 0,
-                        second: 0,
-                        micros: 0,
-                    })
+                    Val::Time(Temporal::ZERO)
                 } else {
                     Val::Time(Temporal::parse(text).ok_or_else(unreadable)?)
                 }

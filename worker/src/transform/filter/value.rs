@@ -57,20 +57,19 @@ impl Temporal {
         }
     }
 
-    pub fn is_zero(&self) -> bool {
-        *self == Self::default_zero()
-    }
+    /// The zero date, '0000-00-00 00:00:00'.
+    pub const ZERO: Self = Self {
+        year: 0,
+        month: 0,
+        day: 0,
+        hour: 0,
+        minute: 0,
+        second: 0,
+        micros: 0,
+    };
 
-    fn default_zero() -> Self {
-        Self {
-            year: 0,
-            month: 0,
-            day: 0,
-            hour: 0,
-            minute: 0,
-            second: 0,
-            micros: 0,
-        }
+    pub fn is_zero(&self) -> bool {
+        *self == Self::ZERO
     }
 
     /// `YYYY-MM-DD` or `YYYY-MM-DD hh:mm:ss[.ffffff]`, a real calendar date;
@@ -96,7 +95,7 @@ impl Temporal {
             year: year as u16,
             month: month as u8,
             day: day as u8,
-            ..Self::default_zero()
+            ..Self::ZERO
         };
         if let Some(time) = time {
             let (hms, fraction) = match time.split_once('.') {
