@@ -445,6 +445,65 @@ async fn views_routines_and_indexes_from_the_binlog_take_the_mapped_names() -> a
     Ok(())
 }
 
+/// Shards whose keys collide merge into one table when the route records
+/// each row's source table in a column that joins the primary key: in the
+/// full copy and in incremental sync, updates and deletes reach the row of
+/// their own shard only.
+#[tokio::test]
+async fn shards_with_colliding_keys_merge_with_a_source_column() -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE shard_a; CREATE DATABASE shard_b; USE shard_a; \
+             CREATE TABLE shard_a.orders (id INT PRIMARY KEY, v VARCHAR(10)); \
+             CREATE TABLE shard_b.orders (id INT PRIMARY KEY, v VARCHAR(10)); \
+             INSERT INTO shard_a.orders SELECT seq, CONCAT('a', seq) FROM seq_1_to_1000; \
+             INSERT INTO shard_b.orders SELECT seq, CONCAT('b', seq) FROM seq_1_to_1000",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let routes = r#"[[routes]]
+database = "shard_*"
+table = "orders"
+to_database = "merged"
+source_column = "origin""#;
+    let spec = sync_task(
+        "merge-origin",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        routes,
+        2,
+    );
+    let task = cluster.run_task_until(&spec, "incremental", TIMEOUT).await?;
+    assert_routed(&source, &destination, &spec).await?;
+    let rows = destination.query_value("SELECT COUNT(*) FROM merged.orders").await?;
+    assert_eq!(rows.as_deref(), Some("2000"));
+    source
+        .exec(
+            "UPDATE shard_a.orders SET v = 'a-changed' WHERE id <= 10; \
+             DELETE FROM shard_b.orders WHERE id BETWEEN 5 AND 15; \
+             INSERT INTO shard_b.orders VALUES (5000, 'b-new'); INSERT INTO shard_a.orders VALUES (5000, 'a-new'); \
+             UPDATE shard_b.orders SET id = id + 10000 WHERE id BETWEEN 20 AND 29",
+        )
+        .await?;
+    wait_routed(&source, &destination, &spec).await?;
+    assert_healthy(&cluster, &task).await?;
+    let key = destination
+        .query_value(
+            "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = 'merged' AND TABLE_NAME = 'orders' AND INDEX_NAME = 'PRIMARY'",
+        )
+        .await?;
+    assert_eq!(key.as_deref(), Some("id,origin"));
+    Ok(())
+}
+
 /// Four shard tables on two sources, merged by one route rule into one
 /// destination table by two tasks, while every shard takes writes.
 #[tokio::test]

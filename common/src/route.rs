@@ -217,6 +217,8 @@ pub struct TableRoute {
     pub ddl: Option<BTreeSet<DdlOperation>>,
     /// Only rows this condition holds for reach the destination.
     pub filter: Option<std::sync::Arc<RowFilter>>,
+    /// The destination column recording each row's source table (merges).
+    pub source_column: Option<String>,
     pub claim: Claim,
 }
 
@@ -341,6 +343,7 @@ struct Rule {
     to_database: Option<String>,
     to_table: Option<String>,
     filter: Option<std::sync::Arc<RowFilter>>,
+    source_column: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -493,12 +496,16 @@ impl Route {
                 .map(|text| RowFilter::parse(&format!("routes[{k}].where"), text))
                 .transpose()?
                 .map(std::sync::Arc::new);
+            if let Some(column) = &rule.source_column {
+                validate_identifier(&format!("routes[{k}].source_column"), column)?;
+            }
             rules.push(Rule {
                 database,
                 table,
                 to_database: rule.to_database.clone(),
                 to_table: rule.to_table.clone(),
                 filter,
+                source_column: rule.source_column.clone(),
             });
         }
         let route = Self {
@@ -639,6 +646,7 @@ impl Route {
                     columns: named.columns.clone(),
                     ddl: named.ddl.clone(),
                     filter: named.filter.clone(),
+                    source_column: None,
                     claim: Claim::Table {
                         object: i,
                         table: j,
@@ -675,6 +683,7 @@ impl Route {
                 columns: ColumnMap::default(),
                 ddl: None,
                 filter: rule.filter.clone(),
+                source_column: rule.source_column.clone(),
                 claim: Claim::Rule(k),
             }));
         }
@@ -686,6 +695,7 @@ impl Route {
                 columns: ColumnMap::default(),
                 ddl: None,
                 filter: None,
+                source_column: None,
                 claim: Claim::Database(i),
             }),
             _ => None,

@@ -285,6 +285,11 @@ pub struct RouteRule {
     /// Default: the source table's own name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_table: Option<String>,
+    /// Merges: a column added to the destination table holding each row's
+    /// source `database.table`, made part of its primary key, so rows of
+    /// different shards with one key do not collide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_column: Option<String>,
     /// A row filter for every table the rule matches (see `TableOptions`).
     #[serde(
         default,

@@ -88,6 +88,14 @@ pub async fn routed_difference(
             let rows = source
                 .rows_as_hex_where(&db, &table, &format!("({condition})"))
                 .await?;
+            // A merge's source column, added last, records `db.table`.
+            let recorded = target.source_column.as_ref().map(|column| {
+                let hex: String = format!("{db}.{table}")
+                    .bytes()
+                    .map(|b| format!("{b:02X}"))
+                    .collect();
+                format!("{column}={hex}")
+            });
             let rows = rows.into_iter().map(|row| {
                 row.into_iter()
                     .filter_map(|cell| {
@@ -95,6 +103,7 @@ pub async fn routed_difference(
                         let name = target.columns.target(column)?;
                         Some(format!("{name}={value}"))
                     })
+                    .chain(recorded.clone())
                     .collect::<Vec<String>>()
             });
             expected

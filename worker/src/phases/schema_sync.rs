@@ -165,7 +165,7 @@ async fn create_table(
         .await
         .on(Side::Destination, &ctx)?;
     if exists.is_some() {
-        return Ok(());
+        return add_source_column(table, dst).await;
     }
     let row: Option<(String, String)> = src
         .query_first(format!("SHOW CREATE TABLE {}", table.qualified()))
@@ -205,6 +205,44 @@ async fn create_table(
         .on(Side::Destination, &ctx)?;
     dst.query_drop(create).await.on(Side::Destination, &ctx)?;
     info!(source = %table.source_name(), table = %target, "table created on the destination");
+    add_source_column(table, dst).await
+}
+
+/// A merge's `source_column`: added to the destination table, with the
+/// primary key extended by it, in one ALTER (so a crash leaves the table
+/// with both or neither); a table that has the column is left as it is.
+async fn add_source_column(table: &Table, dst: &mut mysql_async::Conn) -> SyncResult<()> {
+    let Some(column) = &table.source_column else {
+        return Ok(());
+    };
+    let target = &table.target;
+    let ctx = format!("adding source column `{column}` to {target}");
+    let present: Option<String> = dst
+        .exec_first(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             AND COLUMN_NAME = ?",
+            (&target.db, &target.name, column),
+        )
+        .await
+        .on(Side::Destination, &ctx)?;
+    if present.is_some() {
+        return Ok(());
+    }
+    let key: Vec<String> = table
+        .key
+        .iter()
+        .map(|&i| quote_ident(table.column_target(i)))
+        .chain(std::iter::once(quote_ident(column)))
+        .collect();
+    dst.query_drop(format!(
+        "ALTER TABLE {} ADD COLUMN {} VARCHAR(129) CHARACTER SET utf8mb4 NOT NULL DEFAULT '', \
+         DROP PRIMARY KEY, ADD PRIMARY KEY ({})",
+        quote_table(&target.db, &target.name),
+        quote_ident(column),
+        key.join(", ")
+    ))
+    .await
+    .on(Side::Destination, &ctx)?;
     Ok(())
 }
 

@@ -25,7 +25,6 @@ use crate::transform::ddl::{DdlRun, Proof};
 use crate::transform::filter::{self, collation::Collations, BoundFilter};
 use crate::transform::rows;
 use dts_common::mysql::quote_ident;
-use dts_common::route::ColumnMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
 use std::collections::HashMap;
@@ -146,13 +145,25 @@ impl Applier {
         &mut self,
         source: &Arc<Table>,
         table: &Arc<Table>,
-        columns: &ColumnMap,
+        work: &RowsWork,
     ) -> SyncResult<Arc<Projection>> {
         let key = (Arc::as_ptr(source) as usize, Arc::as_ptr(table) as usize);
         if let Some(projection) = self.projections.get(&key) {
             return Ok(projection.clone());
         }
-        let projection = Arc::new(Projection::between(source, table, columns)?);
+        // A merge records each row's source table by its source name (the
+        // definition is read from the schema history, under another name).
+        let recorded = work
+            .route
+            .source_column
+            .as_deref()
+            .map(|column| (column, format!("{}.{}", work.source.db, work.source.name)));
+        let projection = Arc::new(Projection::between(
+            source,
+            table,
+            &work.route.columns,
+            recorded,
+        )?);
         self.projections.insert(key, projection.clone());
         Ok(projection)
     }
@@ -200,7 +211,7 @@ impl Applier {
             .sources
             .get(&mut self.conn, &self.meta.task_id, &work.source)
             .await?;
-        let projection = self.projection(&source_table, &table, &work.route.columns)?;
+        let projection = self.projection(&source_table, &table, &work)?;
         let row_filter = self.filter(&work.source, &source_table, &work).await?;
         let mapping = image_mapping(&source_table, work.columns)?;
         let foldable = compact::foldable(&table);

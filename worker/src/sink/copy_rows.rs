@@ -39,11 +39,37 @@ impl RowWriter {
         keep_existing: bool,
     ) -> Self {
         let writable: Vec<(usize, &Column)> = table.writable().collect();
-        let columns: Vec<Column> = writable.iter().map(|(_, c)| (*c).clone()).collect();
-        let targets: Vec<&str> = writable
+        let mut columns: Vec<Column> = writable.iter().map(|(_, c)| (*c).clone()).collect();
+        let mut targets: Vec<&str> = writable
             .iter()
             .map(|(i, _)| table.column_target(*i))
             .collect();
+        let mut select_list = columns
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // A merge's source column: the source reads it as a constant.
+        if let Some(source_column) = &table.source_column {
+            let label = table.source_label();
+            select_list.push_str(", _utf8mb4 X'");
+            for b in label.as_bytes() {
+                select_list.push_str(&format!("{b:02X}"));
+            }
+            select_list.push('\'');
+            columns.push(Column {
+                name: source_column.clone(),
+                data_type: "varchar".into(),
+                column_type: "varchar(129)".into(),
+                nullable: false,
+                generated: false,
+                virtual_generated: false,
+                charset: Some("utf8mb4".into()),
+                collation: None,
+                auto_increment: false,
+            });
+            targets.push(source_column);
+        }
         let recode: Vec<Option<String>> = columns
             .iter()
             .zip(&targets)
@@ -56,11 +82,6 @@ impl RowWriter {
                 },
             )
             .collect();
-        let select_list = columns
-            .iter()
-            .map(|c| quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ");
         let column_list = targets
             .iter()
             .map(|t| quote_ident(t))

@@ -1009,6 +1009,7 @@ mod tests {
                 columns: dts_common::route::ColumnMap::default(),
                 ddl: None,
                 filter: None,
+                source_column: None,
                 claim: dts_common::route::Claim::Database(0),
             }),
         }

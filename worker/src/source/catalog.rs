@@ -53,6 +53,8 @@ pub struct Table {
     pub column_targets: Option<Vec<String>>,
     /// Only rows this condition holds for are copied (source column names).
     pub filter: Option<std::sync::Arc<dts_common::filter::RowFilter>>,
+    /// The destination column that records the source table (merges).
+    pub source_column: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,7 +93,14 @@ impl Table {
             column_map: ColumnMap::default(),
             column_targets: None,
             filter: None,
+            source_column: None,
         }
+    }
+
+    /// What the source column records for this table's rows: its source
+    /// `database.table`.
+    pub fn source_label(&self) -> String {
+        format!("{}.{}", self.db, self.name)
     }
 
     /// The destination name of column `index`.
@@ -252,6 +261,7 @@ pub async fn load_tables(conn: &mut mysql_async::Conn, route: &Route) -> SyncRes
                     .map_err(|e| filter_error(Side::Source, &field, e))?;
             }
             table.filter = routed.filter;
+            table.source_column = routed.source_column;
             table.claim = Some(routed.claim);
             tables.push(table.narrowed(routed.columns, &field)?);
         }

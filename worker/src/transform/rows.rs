@@ -81,6 +81,7 @@ mod tests {
             columns: Default::default(),
             ddl: None,
             filter: None,
+            source_column: None,
             claim: Claim::Database(0),
         })
     }
