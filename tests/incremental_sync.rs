@@ -119,9 +119,7 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
                 .as_ref()
                 .map(|c| c.position.clone())
                 .unwrap_or_default();
-            Ok(position
-                .contains("EVENT nightly ON SCHEDULE")
-                .then_some(t))
+            Ok(position.contains("EVENT nightly ON SCHEDULE").then_some(t))
         },
     )
     .await?;
@@ -654,7 +652,9 @@ async fn triggers_are_created_with_the_schema_after_the_full_copy_or_never_and_f
                 1,
             )
         );
-        let task = cluster.run_task_until(&spec, "incremental", TIMEOUT).await?;
+        let task = cluster
+            .run_task_until(&spec, "incremental", TIMEOUT)
+            .await?;
         tasks.push((method, copy, spec, task));
     }
     let triggers_of = |copy: &str| {
@@ -691,20 +691,24 @@ async fn triggers_are_created_with_the_schema_after_the_full_copy_or_never_and_f
     let logged = source.query_value("SELECT COUNT(*) FROM app.log").await?;
     assert_eq!(logged.as_deref(), Some("600"));
     let (_, _, _, skip_task) = &tasks[2];
-    wait_for("the skipped trigger DDL to be reported", TIMEOUT, || async {
-        let t = cluster.task(skip_task).await?;
-        let position = t.checkpoint.map(|c| c.position).unwrap_or_default();
-        let progress: serde_json::Value = serde_json::from_str(&position).unwrap_or_default();
-        let skipped: Vec<&str> = progress["ddl_skipped"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str())
-            .filter(|s| s.ends_with("(triggers = \"skip\")"))
-            .collect();
-        // CREATE TRIGGER stamp and DROP TRIGGER log_insert.
-        Ok((skipped.len() == 2).then_some(()))
-    })
+    wait_for(
+        "the skipped trigger DDL to be reported",
+        TIMEOUT,
+        || async {
+            let t = cluster.task(skip_task).await?;
+            let position = t.checkpoint.map(|c| c.position).unwrap_or_default();
+            let progress: serde_json::Value = serde_json::from_str(&position).unwrap_or_default();
+            let skipped: Vec<&str> = progress["ddl_skipped"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str())
+                .filter(|s| s.ends_with("(triggers = \"skip\")"))
+                .collect();
+            // CREATE TRIGGER stamp and DROP TRIGGER log_insert.
+            Ok((skipped.len() == 2).then_some(()))
+        },
+    )
     .await?;
     Ok(())
 }

@@ -214,7 +214,13 @@ tables = [
         )
         .await?;
     assert_eq!(copied, expected);
-    assert!(copied.as_deref().and_then(|c| c.parse::<u64>().ok()).unwrap_or(0) > 500);
+    assert!(
+        copied
+            .as_deref()
+            .and_then(|c| c.parse::<u64>().ok())
+            .unwrap_or(0)
+            > 500
+    );
 
     source
         .exec(
@@ -258,7 +264,10 @@ async fn a_filter_on_an_unknown_column_fails_the_prechecks_with_the_field() -> a
         .await?;
     for (condition, reason) in [
         ("regio = 'eu'", "has no column `regio`"),
-        ("region = 'eu'", "collation utf8mb4_unicode_ci is not one dts evaluates"),
+        (
+            "region = 'eu'",
+            "collation utf8mb4_unicode_ci is not one dts evaluates",
+        ),
     ] {
         let objects = format!(
             "[[objects]]\ndatabase = \"shop\"\ntables = [{{ name = \"orders\", where = \"{condition}\" }}]"
@@ -329,27 +338,42 @@ async fn accounts_migrate_with_their_grants_mapped_and_log_in_with_the_source_pa
             )
         )
     };
-    let spec = task_with("accounts", "shop_eu", r#"["app@%", "'report'@'127.0.0.1'"]"#);
-    let task = cluster.run_task_until(&spec, "incremental", TIMEOUT).await?;
+    let spec = task_with(
+        "accounts",
+        "shop_eu",
+        r#"["app@%", "'report'@'127.0.0.1'"]"#,
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
     assert_healthy(&cluster, &task).await?;
 
     let login = |user: &str, password: &str| {
         format!("mysql://{user}:{password}@127.0.0.1:{}/", destination.port)
     };
     let mut app = mysql_async::Conn::from_url(login("app", "app-pw")).await?;
-    app.query_drop("INSERT INTO shop_eu.orders VALUES (3, 3)").await?;
-    let count: Option<u64> = app.query_first("SELECT COUNT(*) FROM shop_eu.orders").await?;
+    app.query_drop("INSERT INTO shop_eu.orders VALUES (3, 3)")
+        .await?;
+    let count: Option<u64> = app
+        .query_first("SELECT COUNT(*) FROM shop_eu.orders")
+        .await?;
     assert_eq!(count, Some(3));
     let grants: Vec<String> = app.query("SHOW GRANTS").await?;
     assert!(
-        grants.iter().any(|g| g.contains("`shop_eu`.*")) && !grants.iter().any(|g| g.contains("other")),
+        grants.iter().any(|g| g.contains("`shop_eu`.*"))
+            && !grants.iter().any(|g| g.contains("other")),
         "{grants:?}"
     );
     app.disconnect().await?;
     let mut report = mysql_async::Conn::from_url(login("report", "report-pw")).await?;
-    let count: Option<u64> = report.query_first("SELECT COUNT(*) FROM shop_eu.orders").await?;
+    let count: Option<u64> = report
+        .query_first("SELECT COUNT(*) FROM shop_eu.orders")
+        .await?;
     assert_eq!(count, Some(3));
-    assert!(report.query_drop("INSERT INTO shop_eu.orders VALUES (4, 4)").await.is_err());
+    assert!(report
+        .query_drop("INSERT INTO shop_eu.orders VALUES (4, 4)")
+        .await
+        .is_err());
     report.disconnect().await?;
     let idle = destination
         .query_value("SELECT COUNT(*) FROM mysql.user WHERE User = 'idle'")
@@ -372,7 +396,9 @@ async fn accounts_migrate_with_their_grants_mapped_and_log_in_with_the_source_pa
         );
     }
     let created = destination
-        .query_value("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop_again'")
+        .query_value(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'shop_again'",
+        )
         .await?;
     assert_eq!(created.as_deref(), Some("0"));
     Ok(())
@@ -404,7 +430,9 @@ async fn views_routines_and_indexes_from_the_binlog_take_the_mapped_names() -> a
         "[[objects]]\ndatabase = \"shop\"\nto = \"shop_eu\"",
         1,
     );
-    let task = cluster.run_task_until(&spec, "incremental", TIMEOUT).await?;
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
     source
         .exec(
             "USE shop; CREATE VIEW big AS SELECT id FROM shop.t WHERE v > 15; \
@@ -427,7 +455,10 @@ async fn views_routines_and_indexes_from_the_binlog_take_the_mapped_names() -> a
         .query_value("SELECT VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = 'shop_eu' AND TABLE_NAME = 'big'")
         .await?
         .unwrap_or_default();
-    assert!(body.contains("`shop_eu`.`t`") && !body.contains("`shop`."), "{body}");
+    assert!(
+        body.contains("`shop_eu`.`t`") && !body.contains("`shop`."),
+        "{body}"
+    );
     let routines = destination
         .query_value("SELECT GROUP_CONCAT(ROUTINE_NAME ORDER BY ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'shop_eu'")
         .await?;
@@ -480,9 +511,13 @@ source_column = "origin""#;
         routes,
         2,
     );
-    let task = cluster.run_task_until(&spec, "incremental", TIMEOUT).await?;
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
     assert_routed(&source, &destination, &spec).await?;
-    let rows = destination.query_value("SELECT COUNT(*) FROM merged.orders").await?;
+    let rows = destination
+        .query_value("SELECT COUNT(*) FROM merged.orders")
+        .await?;
     assert_eq!(rows.as_deref(), Some("2000"));
     source
         .exec(

@@ -53,10 +53,12 @@ const TABLE: &str = "CREATE TABLE d.t (
 )";
 
 const TEXT_PIECES: &[&str] = &[
-    "a", "A", "á", "Á", "b", "B", " ", "  ", "%", "_", "1", "2", "10", " 3", "x9", "\t", "ß", "ss", "ä", "😀",
-    "😁", "é", "E", "-", ".", "5e1", "\\",
+    "a", "A", "á", "Á", "b", "B", " ", "  ", "%", "_", "1", "2", "10", " 3", "x9", "\t", "ß", "ss",
+    "ä", "😀", "😁", "é", "E", "-", ".", "5e1", "\\",
 ];
-const LATIN1_PIECES: &[&str] = &["a", "A", "á", "é", "E", " ", "1", "%", "_", "ä", "Ä", "2x", "€"];
+const LATIN1_PIECES: &[&str] = &[
+    "a", "A", "á", "é", "E", " ", "1", "%", "_", "ä", "Ä", "2x", "€",
+];
 
 fn text(random: &mut Random, pieces: &[&str]) -> String {
     (0..random.below(5)).map(|_| *random.pick(pieces)).collect()
@@ -76,12 +78,24 @@ fn row(random: &mut Random, id: i64) -> Vec<Value> {
         Value::Bytes(text(random, &TEXT_PIECES[..16]).into_bytes()),
         Value::Bytes(text(random, TEXT_PIECES).into_bytes()),
         Value::Bytes(random.pick(&["EU", "us", "Asia"]).as_bytes().to_vec()),
-        Value::Date(2024, 1, day(random), random.below(24) as u8, 0, random.below(2) as u8 * 30, 0),
+        Value::Date(
+            2024,
+            1,
+            day(random),
+            random.below(24) as u8,
+            0,
+            random.below(2) as u8 * 30,
+            0,
+        ),
         Value::Date(2024, 1, day(random), 0, 0, 0, 0),
         Value::Date(2024, 1, day(random), 12, 0, 0, 0),
     ];
     std::iter::once(Value::Int(id))
-        .chain(values.into_iter().map(|v| if random.chance(12) { Value::NULL } else { v }))
+        .chain(
+            values
+                .into_iter()
+                .map(|v| if random.chance(12) { Value::NULL } else { v }),
+        )
         .collect()
 }
 
@@ -98,9 +112,13 @@ impl Conditions {
         match r.below(9) {
             0..=2 => r.pick(NUMERIC).to_string(),
             3 => format!("{}", r.below(31) as i64 - 10),
-            4 => r.pick(&["1.5", "-0.25", "2.000", "0.1", "10.005", "-7.5"]).to_string(),
+            4 => r
+                .pick(&["1.5", "-0.25", "2.000", "0.1", "10.005", "-7.5"])
+                .to_string(),
             5 => r.pick(&["1e1", "2.5e0", "-1e-1", "3e0"]).to_string(),
-            6 => r.pick(&["'3'", "' 2x'", "'1e1'", "'-4.5'", "'abc'"]).to_string(),
+            6 => r
+                .pick(&["'3'", "' 2x'", "'1e1'", "'-4.5'", "'abc'"])
+                .to_string(),
             7 => {
                 let op = *r.pick(&["+", "-", "*", "DIV", "%"]);
                 let (a, b) = (self.number_atom(), self.number_atom());
@@ -126,7 +144,11 @@ impl Conditions {
     }
 
     fn string_literal(&mut self) -> String {
-        let pieces = if self.0.chance(50) { &TEXT_PIECES[..12] } else { TEXT_PIECES };
+        let pieces = if self.0.chance(50) {
+            &TEXT_PIECES[..12]
+        } else {
+            TEXT_PIECES
+        };
         let text = text(&mut self.0, pieces);
         format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
     }
@@ -135,7 +157,11 @@ impl Conditions {
         match self.0.below(6) {
             0..=2 => self.0.pick(TEXTUAL).to_string(),
             3 => self.string_literal(),
-            4 => format!("COALESCE({}, {})", self.0.pick(TEXTUAL), self.string_literal()),
+            4 => format!(
+                "COALESCE({}, {})",
+                self.0.pick(TEXTUAL),
+                self.string_literal()
+            ),
             _ => self.0.pick(&["s", "c", "l"]).to_string(),
         }
     }
@@ -146,7 +172,12 @@ impl Conditions {
             0..=2 => r.pick(DATES).to_string(),
             3 => format!("DATE({})", r.pick(DATES)),
             _ => r
-                .pick(&["'2024-01-03'", "'2024-01-05 12:00:00'", "'2024-01-07 00:00:00'", "'2024-1-9'"])
+                .pick(&[
+                    "'2024-01-03'",
+                    "'2024-01-05 12:00:00'",
+                    "'2024-01-07 00:00:00'",
+                    "'2024-1-9'",
+                ])
                 .to_string(),
         }
     }
@@ -179,34 +210,65 @@ impl Conditions {
             5 => {
                 let not = if self.0.chance(30) { "NOT " } else { "" };
                 let column = *self.0.pick(NUMERIC);
-                let list: Vec<String> = (0..1 + self.0.below(4)).map(|_| self.number_atom()).collect();
+                let list: Vec<String> = (0..1 + self.0.below(4))
+                    .map(|_| self.number_atom())
+                    .collect();
                 format!("{column} {not}IN ({})", list.join(", "))
             }
             6 => {
                 let not = if self.0.chance(30) { "NOT " } else { "" };
                 let column = *self.0.pick(TEXTUAL);
-                let list: Vec<String> = (0..1 + self.0.below(3)).map(|_| self.string_literal()).collect();
+                let list: Vec<String> = (0..1 + self.0.below(3))
+                    .map(|_| self.string_literal())
+                    .collect();
                 format!("{column} {not}IN ({})", list.join(", "))
             }
             7 => {
                 let not = if self.0.chance(30) { "NOT " } else { "" };
-                format!("{} {not}BETWEEN {} AND {}", self.number(), self.number_atom(), self.number_atom())
+                format!(
+                    "{} {not}BETWEEN {} AND {}",
+                    self.number(),
+                    self.number_atom(),
+                    self.number_atom()
+                )
             }
             8 => {
                 let not = if self.0.chance(30) { "NOT " } else { "" };
                 let pattern = *self.0.pick(&[
-                    "'a%'", "'%a'", "'_'", "'%á%'", "'a\\\\_%'", "'%'", "'__'", "'A%'", "'% '", "'%\\\\%%'",
-                    "'ß'", "'%😀%'", "'1%'",
+                    "'a%'",
+                    "'%a'",
+                    "'_'",
+                    "'%á%'",
+                    "'a\\\\_%'",
+                    "'%'",
+                    "'__'",
+                    "'A%'",
+                    "'% '",
+                    "'%\\\\%%'",
+                    "'ß'",
+                    "'%😀%'",
+                    "'1%'",
                 ]);
                 let column = *self.0.pick(TEXTUAL);
                 format!("{column} {not}LIKE {pattern}")
             }
             9 => {
                 let column = *self.0.pick(&["i", "dm", "s", "l", "dt", "e", "vb", "ts"]);
-                let test = *self.0.pick(&["IS NULL", "IS NOT NULL", "IS TRUE", "IS NOT FALSE", "IS FALSE"]);
+                let test = *self.0.pick(&[
+                    "IS NULL",
+                    "IS NOT NULL",
+                    "IS TRUE",
+                    "IS NOT FALSE",
+                    "IS FALSE",
+                ]);
                 format!("{column} {test}")
             }
-            10 => format!("CHAR_LENGTH({}) {} {}", self.0.pick(TEXTUAL), self.0.pick(&["=", ">", "<"]), self.0.below(4)),
+            10 => format!(
+                "CHAR_LENGTH({}) {} {}",
+                self.0.pick(TEXTUAL),
+                self.0.pick(&["=", ">", "<"]),
+                self.0.below(4)
+            ),
             _ => self.number(),
         }
     }
@@ -217,9 +279,21 @@ impl Conditions {
         }
         match self.0.below(4) {
             0 => format!("NOT ({})", self.condition(depth - 1)),
-            1 => format!("({}) AND ({})", self.condition(depth - 1), self.condition(depth - 1)),
-            2 => format!("({}) OR ({})", self.condition(depth - 1), self.condition(depth - 1)),
-            _ => format!("({}) XOR ({})", self.condition(depth - 1), self.condition(depth - 1)),
+            1 => format!(
+                "({}) AND ({})",
+                self.condition(depth - 1),
+                self.condition(depth - 1)
+            ),
+            2 => format!(
+                "({}) OR ({})",
+                self.condition(depth - 1),
+                self.condition(depth - 1)
+            ),
+            _ => format!(
+                "({}) XOR ({})",
+                self.condition(depth - 1),
+                self.condition(depth - 1)
+            ),
         }
     }
 }
@@ -231,7 +305,8 @@ async fn ids(conn: &mut mysql_async::Conn, condition: &str) -> Result<Vec<i64>, 
 }
 
 #[tokio::test]
-async fn the_filter_evaluator_agrees_with_mariadb_on_random_rows_and_conditions() -> anyhow::Result<()> {
+async fn the_filter_evaluator_agrees_with_mariadb_on_random_rows_and_conditions(
+) -> anyhow::Result<()> {
     let db = MariaDb::start(61).await?;
     let mut conn = db.conn().await?;
     // As every dts session (endpoint::COMMON_INIT).
@@ -243,7 +318,8 @@ async fn the_filter_evaluator_agrees_with_mariadb_on_random_rows_and_conditions(
     let rows: Vec<Vec<Value>> = (1..=400).map(|id| row(&mut random, id)).collect();
     conn.exec_batch(
         "INSERT INTO d.t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows.iter().map(|r| mysql_async::Params::Positional(r.clone())),
+        rows.iter()
+            .map(|r| mysql_async::Params::Positional(r.clone())),
     )
     .await?;
 
@@ -279,7 +355,8 @@ async fn the_filter_evaluator_agrees_with_mariadb_on_random_rows_and_conditions(
         let as_written = ids(&mut conn, &text).await;
         let as_rebuilt = ids(&mut conn, &parsed.to_sql()).await;
         assert_eq!(
-            as_written, as_rebuilt,
+            as_written,
+            as_rebuilt,
             "the rebuilt SQL means something else: {text}  =>  {}",
             parsed.to_sql()
         );
@@ -307,8 +384,16 @@ async fn the_filter_evaluator_agrees_with_mariadb_on_random_rows_and_conditions(
                 if let Some(e) = our_error {
                     disagreements.push(format!("{text}: dts failed ({e}), the server did not"));
                 } else if theirs != ours {
-                    let only_server: Vec<_> = theirs.iter().filter(|id| !ours.contains(id)).take(3).collect();
-                    let only_dts: Vec<_> = ours.iter().filter(|id| !theirs.contains(id)).take(3).collect();
+                    let only_server: Vec<_> = theirs
+                        .iter()
+                        .filter(|id| !ours.contains(id))
+                        .take(3)
+                        .collect();
+                    let only_dts: Vec<_> = ours
+                        .iter()
+                        .filter(|id| !theirs.contains(id))
+                        .take(3)
+                        .collect();
                     let show = |id: &&i64| format!("{:?}", stored[(**id - 1) as usize]);
                     disagreements.push(format!(
                         "{text}\n   only the server: {only_server:?} {}\n   only dts: {only_dts:?} {}",
@@ -321,12 +406,19 @@ async fn the_filter_evaluator_agrees_with_mariadb_on_random_rows_and_conditions(
             }
         }
     }
-    println!("agreed {agreed}, refused when binding {refused}, refused by the server {server_errors}");
+    println!(
+        "agreed {agreed}, refused when binding {refused}, refused by the server {server_errors}"
+    );
     assert!(
         disagreements.is_empty(),
         "{} conditions disagree:\n{}",
         disagreements.len(),
-        disagreements.iter().take(12).cloned().collect::<Vec<_>>().join("\n")
+        disagreements
+            .iter()
+            .take(12)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(agreed >= 700, "too few conditions compared: {agreed}");
     Ok(())

@@ -40,7 +40,10 @@ impl Account {
             ));
         }
         if user.len() > 128 || host.len() > 255 || text.contains(['\0', '\n']) {
-            return Err(SpecError::new(field, format!("`{text}` is too long or holds control characters")));
+            return Err(SpecError::new(
+                field,
+                format!("`{text}` is too long or holds control characters"),
+            ));
         }
         Ok(Self { user, host })
     }
@@ -106,7 +109,10 @@ impl<'de> Deserialize<'de> for AccountSelection {
                 }
             }
 
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut names = Vec::new();
                 while let Some(name) = seq.next_element::<String>()? {
                     names.push(name);
@@ -125,7 +131,10 @@ impl AccountSelection {
             return Ok(Vec::new());
         };
         if names.is_empty() {
-            return Err(SpecError::new("accounts", "lists no account: leave it out, or name some"));
+            return Err(SpecError::new(
+                "accounts",
+                "lists no account: leave it out, or name some",
+            ));
         }
         let mut accounts: Vec<Account> = Vec::new();
         for (i, name) in names.iter().enumerate() {
@@ -134,11 +143,16 @@ impl AccountSelection {
             if account.is_system() {
                 return Err(SpecError::new(
                     field,
-                    format!("`{account}` is a system account, which the destination has its own of"),
+                    format!(
+                        "`{account}` is a system account, which the destination has its own of"
+                    ),
                 ));
             }
             if accounts.contains(&account) {
-                return Err(SpecError::new(field, format!("`{account}` is listed twice")));
+                return Err(SpecError::new(
+                    field,
+                    format!("`{account}` is listed twice"),
+                ));
             }
             accounts.push(account);
         }
@@ -161,10 +175,23 @@ mod tests {
             })
         );
         let named = AccountSelection::Named(vec!["app@%".into(), "root@localhost".into()]);
-        let error = named.named().map_err(|e| e.to_string()).err().unwrap_or_default();
-        assert!(error.contains("accounts[1]") && error.contains("system account"), "{error}");
-        let error = Account::parse("accounts[0]", "app").err().map(|e| e.to_string()).unwrap_or_default();
+        let error = named
+            .named()
+            .map_err(|e| e.to_string())
+            .err()
+            .unwrap_or_default();
+        assert!(
+            error.contains("accounts[1]") && error.contains("system account"),
+            "{error}"
+        );
+        let error = Account::parse("accounts[0]", "app")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(error.contains("user@host"), "{error}");
-        assert_eq!(Account::parse("f", "o'k@%").map(|a| a.quoted()).ok(), Some("'o''k'@'%'".into()));
+        assert_eq!(
+            Account::parse("f", "o'k@%").map(|a| a.quoted()).ok(),
+            Some("'o''k'@'%'".into())
+        );
     }
 }

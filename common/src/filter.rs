@@ -153,7 +153,8 @@ impl Function {
     }
 }
 
-const SUPPORTED: &str = "columns, literals, comparisons (= <> != < <= > >= <=>), IN, BETWEEN, LIKE, \
+const SUPPORTED: &str =
+    "columns, literals, comparisons (= <> != < <= > >= <=>), IN, BETWEEN, LIKE, \
 IS [NOT] NULL/TRUE/FALSE, AND/OR/XOR/NOT, + - * DIV % MOD(), and the functions \
 COALESCE, IFNULL, ABS, CHAR_LENGTH, YEAR, MONTH, DAY, DATE";
 
@@ -365,8 +366,8 @@ fn convert(expr: &ast::Expr) -> Result<Expr, String> {
                 }
                 return Err(format!("`{function}`: MOD takes two arguments"));
             }
-            let (known, arity) = Function::of(&name)
-                .ok_or_else(|| format!("function `{name}` is not supported"))?;
+            let (known, arity) =
+                Function::of(&name).ok_or_else(|| format!("function `{name}` is not supported"))?;
             let args = match &function.args {
                 ast::FunctionArguments::List(list)
                     if list.duplicate_treatment.is_none() && list.clauses.is_empty() =>
@@ -546,7 +547,11 @@ impl fmt::Display for Expr {
                 negated,
             } => {
                 let escape = Literal::String(escape.to_string());
-                write!(f, "({expr} {}LIKE {pattern} ESCAPE {escape})", not(*negated))
+                write!(
+                    f,
+                    "({expr} {}LIKE {pattern} ESCAPE {escape})",
+                    not(*negated)
+                )
             }
             Self::Function(function, args) => {
                 write!(f, "{}(", function.sql_name())?;
@@ -578,8 +583,14 @@ mod tests {
             "(((`region` = _utf8mb4 X'6575') AND (`amount` >= 10.5)) OR (`id` IN (1, 2)))"
         );
         assert_eq!(filter.columns(), vec!["region", "amount", "id"]);
-        let like = parse("name NOT LIKE 'a\\_%' AND d BETWEEN '2024-01-01' AND '2024-12-31'").unwrap();
-        assert!(like.to_sql().contains("NOT LIKE _utf8mb4 X'615C5F25' ESCAPE _utf8mb4 X'5C'"), "{}", like.to_sql());
+        let like =
+            parse("name NOT LIKE 'a\\_%' AND d BETWEEN '2024-01-01' AND '2024-12-31'").unwrap();
+        assert!(
+            like.to_sql()
+                .contains("NOT LIKE _utf8mb4 X'615C5F25' ESCAPE _utf8mb4 X'5C'"),
+            "{}",
+            like.to_sql()
+        );
         parse("1e3 < f AND x DIV 2 = 1 AND MOD(y, 3) = 0 AND z IS NOT NULL").unwrap();
     }
 

@@ -150,11 +150,7 @@ pub struct TableOptions {
     pub ddl: Option<Vec<DdlOperation>>,
     /// Only rows for which this condition (over source columns) is true
     /// reach the destination, in every phase.
-    #[serde(
-        default,
-        rename = "where",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
 }
 
@@ -291,11 +287,7 @@ pub struct RouteRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_column: Option<String>,
     /// A row filter for every table the rule matches (see `TableOptions`).
-    #[serde(
-        default,
-        rename = "where",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
 }
 

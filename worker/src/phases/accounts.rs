@@ -139,7 +139,10 @@ fn if_not_exists(create: &str) -> String {
     let upper = create.to_ascii_uppercase();
     match upper.strip_prefix("CREATE USER ") {
         Some(rest) if !rest.starts_with("IF NOT EXISTS") => {
-            format!("CREATE USER IF NOT EXISTS {}", &create["CREATE USER ".len()..])
+            format!(
+                "CREATE USER IF NOT EXISTS {}",
+                &create["CREATE USER ".len()..]
+            )
         }
         _ => create.to_string(),
     }
@@ -210,16 +213,41 @@ mod tests {
              [[objects]]\ndatabase = \"crm\"\ntables = [{ name = \"people\", to = \"persons\" }]",
         );
         let cases = [
-            ("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB'", Ok("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB'")),
-            ("GRANT SELECT, INSERT ON `shop`.* TO `app`@`%`", Ok("GRANT SELECT, INSERT ON `shop_eu`.* TO `app`@`%`")),
-            ("GRANT SELECT ON `crm`.`people` TO `app`@`%`", Ok("GRANT SELECT ON `crm`.`persons` TO `app`@`%`")),
-            ("GRANT EXECUTE ON PROCEDURE `shop`.`p` TO `app`@`%`", Ok("GRANT EXECUTE ON PROCEDURE `shop_eu`.`p` TO `app`@`%`")),
-            ("GRANT SELECT ON `other`.* TO `app`@`%`", Err("on a database the task does not select")),
-            ("GRANT SELECT ON `crm`.`secret` TO `app`@`%`", Err("on a table the task does not select")),
-            ("GRANT `reader` TO `app`@`%`", Err("a role grant: roles are not migrated")),
+            (
+                "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB'",
+                Ok("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB'"),
+            ),
+            (
+                "GRANT SELECT, INSERT ON `shop`.* TO `app`@`%`",
+                Ok("GRANT SELECT, INSERT ON `shop_eu`.* TO `app`@`%`"),
+            ),
+            (
+                "GRANT SELECT ON `crm`.`people` TO `app`@`%`",
+                Ok("GRANT SELECT ON `crm`.`persons` TO `app`@`%`"),
+            ),
+            (
+                "GRANT EXECUTE ON PROCEDURE `shop`.`p` TO `app`@`%`",
+                Ok("GRANT EXECUTE ON PROCEDURE `shop_eu`.`p` TO `app`@`%`"),
+            ),
+            (
+                "GRANT SELECT ON `other`.* TO `app`@`%`",
+                Err("on a database the task does not select"),
+            ),
+            (
+                "GRANT SELECT ON `crm`.`secret` TO `app`@`%`",
+                Err("on a table the task does not select"),
+            ),
+            (
+                "GRANT `reader` TO `app`@`%`",
+                Err("a role grant: roles are not migrated"),
+            ),
         ];
         for (grant, expected) in cases {
-            assert_eq!(mapped_grant(&r, grant), expected.map(str::to_string), "{grant}");
+            assert_eq!(
+                mapped_grant(&r, grant),
+                expected.map(str::to_string),
+                "{grant}"
+            );
         }
         assert_eq!(
             if_not_exists("CREATE USER `app`@`%` IDENTIFIED BY PASSWORD '*AB'"),

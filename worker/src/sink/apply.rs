@@ -221,18 +221,16 @@ impl Applier {
             let after = change.after.map(row).transpose()?;
             let (kind, before, after) = match &row_filter {
                 None => (kind, before, after),
-                Some(row_filter) => {
-                    match rows::through_filter(row_filter, kind, before, after) {
-                        Ok(Some(change)) => change,
-                        Ok(None) => continue,
-                        Err(e) => {
-                            return Err(SyncError::InvalidSpec(dts_common::SpecError::new(
-                                format!("{}.where", work.route.claim),
-                                format!("on a row of {}: {e}", work.source),
-                            )))
-                        }
+                Some(row_filter) => match rows::through_filter(row_filter, kind, before, after) {
+                    Ok(Some(change)) => change,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        return Err(SyncError::InvalidSpec(dts_common::SpecError::new(
+                            format!("{}.where", work.route.claim),
+                            format!("on a row of {}: {e}", work.source),
+                        )))
                     }
-                }
+                },
             };
             let before = before.map(|r| projection.apply(r));
             let after = after.map(|r| projection.apply(r));

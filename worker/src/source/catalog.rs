@@ -354,16 +354,18 @@ pub async fn load_table_from(
     let columns: Vec<Column> = rows
         .into_iter()
         .map(
-            |(name, data_type, column_type, nullable, generation, extra, charset, collation)| Column {
-                name,
-                data_type,
-                column_type,
-                nullable: nullable == "YES",
-                generated: generation.is_some_and(|g| !g.is_empty()),
-                virtual_generated: extra.to_ascii_uppercase().contains("VIRTUAL"),
-                auto_increment: extra.to_ascii_lowercase().contains("auto_increment"),
-                charset,
-                collation,
+            |(name, data_type, column_type, nullable, generation, extra, charset, collation)| {
+                Column {
+                    name,
+                    data_type,
+                    column_type,
+                    nullable: nullable == "YES",
+                    generated: generation.is_some_and(|g| !g.is_empty()),
+                    virtual_generated: extra.to_ascii_uppercase().contains("VIRTUAL"),
+                    auto_increment: extra.to_ascii_lowercase().contains("auto_increment"),
+                    charset,
+                    collation,
+                }
             },
         )
         .collect();

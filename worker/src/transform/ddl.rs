@@ -475,7 +475,13 @@ mod tests {
         let tables = [source_table(&r, "shop", "o")];
         let mut router = DdlRouter::new(&r, &tables, "task");
         let alter = plan(&mut router, "shop", "ALTER TABLE o ADD x INT")?;
-        assert!(matches!(alter, DdlPlan::Follow { left_out: Some(_), .. }));
+        assert!(matches!(
+            alter,
+            DdlPlan::Follow {
+                left_out: Some(_),
+                ..
+            }
+        ));
         assert_eq!(alter.runs().len(), 2, "the history still takes it");
         assert_eq!(destination(alter), (None, None));
         assert_eq!(

@@ -39,7 +39,9 @@ static UTF8: Charset = Charset::Utf8;
 #[derive(Debug, Clone)]
 enum Ty {
     Null,
-    Int { unsigned: bool },
+    Int {
+        unsigned: bool,
+    },
     Dec,
     Double,
     Text {
@@ -98,7 +100,10 @@ enum Read {
 
 #[derive(Debug)]
 enum Node {
-    Column { index: usize, read: Read },
+    Column {
+        index: usize,
+        read: Read,
+    },
     Const(Val<'static>),
     Not(Box<Node>),
     Logic(LogicOp, Box<Node>, Box<Node>),
@@ -195,7 +200,10 @@ impl Binder<'_> {
         Ok(match expr {
             Expr::Column(name) => self.column(name)?,
             Expr::Literal(literal) => self.literal(literal)?,
-            Expr::Not(e) => (Node::Not(Box::new(self.truth(e)?)), Ty::Int { unsigned: false }),
+            Expr::Not(e) => (
+                Node::Not(Box::new(self.truth(e)?)),
+                Ty::Int { unsigned: false },
+            ),
             Expr::Logic(op, l, r) => (
                 Node::Logic(*op, Box::new(self.truth(l)?), Box::new(self.truth(r)?)),
                 Ty::Int { unsigned: false },
@@ -257,7 +265,8 @@ impl Binder<'_> {
                 // x IN (a, b) is x = a OR x = b, NULLs included.
                 let mut any: Option<Node> = None;
                 for item in list {
-                    let (eq, _) = self.compare(CompareOp::Eq, self.bind(expr)?, self.bind(item)?)?;
+                    let (eq, _) =
+                        self.compare(CompareOp::Eq, self.bind(expr)?, self.bind(item)?)?;
                     any = Some(match any {
                         None => eq,
                         Some(before) => Node::Logic(LogicOp::Or, Box::new(before), Box::new(eq)),
@@ -403,10 +412,16 @@ impl Binder<'_> {
                 } else if n <= i128::from(u64::MAX) {
                     (Val::Int(n), Ty::Int { unsigned: true })
                 } else {
-                    (Val::Dec(decimal_of(text).ok_or_else(|| bad(text))?), Ty::Dec)
+                    (
+                        Val::Dec(decimal_of(text).ok_or_else(|| bad(text))?),
+                        Ty::Dec,
+                    )
                 }
             }
-            Literal::Decimal(text) => (Val::Dec(decimal_of(text).ok_or_else(|| bad(text))?), Ty::Dec),
+            Literal::Decimal(text) => (
+                Val::Dec(decimal_of(text).ok_or_else(|| bad(text))?),
+                Ty::Dec,
+            ),
             Literal::Double(text) => (
                 Val::Double(text.parse().map_err(|_| bad(text))?),
                 Ty::Double,
@@ -502,7 +517,9 @@ impl Binder<'_> {
             .iter()
             .map(|a| self.bind(a))
             .collect::<Result<Vec<_>, _>>()?;
-        let single = |bound: &mut Vec<(Node, Ty)>| bound.pop().ok_or_else(|| unsupported("missing argument"));
+        let single = |bound: &mut Vec<(Node, Ty)>| {
+            bound.pop().ok_or_else(|| unsupported("missing argument"))
+        };
         Ok(match function {
             Function::Coalesce | Function::IfNull => {
                 let mut ty = Ty::Null;
@@ -517,13 +534,18 @@ impl Binder<'_> {
                     Ty::Text { collation, .. } => Mode::Text(collation.clone()),
                     Ty::Time => Mode::Time,
                 };
-                (Node::First(mode, bound.into_iter().map(|(n, _)| n).collect()), ty)
+                (
+                    Node::First(mode, bound.into_iter().map(|(n, _)| n).collect()),
+                    ty,
+                )
             }
             Function::Abs => {
                 let (node, ty) = single(&mut bound)?;
                 let numeric = arith_mode(&ty, &Ty::Int { unsigned: true })?;
                 let numeric = match (numeric, &ty) {
-                    (Numeric::Int { .. }, Ty::Int { unsigned }) => Numeric::Int { unsigned: *unsigned },
+                    (Numeric::Int { .. }, Ty::Int { unsigned }) => Numeric::Int {
+                        unsigned: *unsigned,
+                    },
                     (other, _) => other,
                 };
                 (Node::Abs(numeric, Box::new(node)), numeric_ty(numeric))
@@ -531,9 +553,15 @@ impl Binder<'_> {
             Function::CharLength => {
                 let (node, ty) = single(&mut bound)?;
                 if !matches!(ty, Ty::Text { .. } | Ty::Null) {
-                    return Err(unsupported(format!("CHAR_LENGTH takes text, not {}", ty.name())));
+                    return Err(unsupported(format!(
+                        "CHAR_LENGTH takes text, not {}",
+                        ty.name()
+                    )));
                 }
-                (Node::CharLength(Box::new(node)), Ty::Int { unsigned: false })
+                (
+                    Node::CharLength(Box::new(node)),
+                    Ty::Int { unsigned: false },
+                )
             }
             Function::Year | Function::Month | Function::Day | Function::Date => {
                 let (node, ty) = single(&mut bound)?;
@@ -562,11 +590,11 @@ impl Binder<'_> {
     fn common_type(&self, a: &Ty, b: &Ty) -> Result<Ty, FilterError> {
         Ok(match (a, b) {
             (Ty::Null, t) | (t, Ty::Null) => t.clone(),
-            (Ty::Int { unsigned: x }, Ty::Int { unsigned: y }) => Ty::Int {
-                unsigned: *x && *y,
-            },
+            (Ty::Int { unsigned: x }, Ty::Int { unsigned: y }) => Ty::Int { unsigned: *x && *y },
             (Ty::Int { .. } | Ty::Dec, Ty::Int { .. } | Ty::Dec) => Ty::Dec,
-            (Ty::Int { .. } | Ty::Dec | Ty::Double, Ty::Int { .. } | Ty::Dec | Ty::Double) => Ty::Double,
+            (Ty::Int { .. } | Ty::Dec | Ty::Double, Ty::Int { .. } | Ty::Dec | Ty::Double) => {
+                Ty::Double
+            }
             (
                 Ty::Text {
                     column: x,
@@ -644,9 +672,7 @@ fn arith_mode(a: &Ty, b: &Ty) -> Result<Numeric, FilterError> {
                 "arithmetic on dates is not supported: compare the date itself",
             ))
         }
-        (Ty::Int { unsigned: x }, Ty::Int { unsigned: y }) => Numeric::Int {
-            unsigned: *x || *y,
-        },
+        (Ty::Int { unsigned: x }, Ty::Int { unsigned: y }) => Numeric::Int { unsigned: *x || *y },
         (Ty::Null, Ty::Int { unsigned }) | (Ty::Int { unsigned }, Ty::Null) => Numeric::Int {
             unsigned: *unsigned,
         },
@@ -680,7 +706,11 @@ fn date_constant(node: Node) -> Result<Node, FilterError> {
 fn enum_labels(column_type: &str) -> Vec<String> {
     let inner = column_type
         .find('(')
-        .and_then(|start| column_type.rfind(')').map(|end| &column_type[start + 1..end]))
+        .and_then(|start| {
+            column_type
+                .rfind(')')
+                .map(|end| &column_type[start + 1..end])
+        })
         .unwrap_or_default();
     let mut labels = Vec::new();
     let mut chars = inner.chars().peekable();
@@ -728,5 +758,4 @@ mod tests {
             vec!["EU".to_string(), "us".into(), "it's".into()]
         );
     }
-
 }

@@ -5,9 +5,9 @@ use crate::sink::lanes::RowsWork;
 use crate::source::binlog::{RowChange, RowKind};
 use crate::source::catalog::TableName;
 use crate::source::position::BinlogPosition;
+use crate::transform::filter::{BoundFilter, EvalError};
 use dts_common::route::TableRoute;
 use dts_common::spec::DmlOperation;
-use crate::transform::filter::{BoundFilter, EvalError};
 use mysql_async::Value;
 use std::sync::Arc;
 

@@ -158,7 +158,10 @@ pub fn idempotent(kind: DdlKind, sql: &str) -> String {
         {
             insert_after(0, " OR REPLACE")
         }
-        DdlKind::DropView | DdlKind::DropFunction | DdlKind::DropProcedure | DdlKind::DropTrigger
+        DdlKind::DropView
+        | DdlKind::DropFunction
+        | DdlKind::DropProcedure
+        | DdlKind::DropTrigger
             if word(0) == "DROP" && word(2) != "IF" =>
         {
             insert_after(1, " IF EXISTS")

@@ -229,10 +229,17 @@ fn supported(name: &str) -> bool {
     matches!(
         (charset, rest),
         (_, "_bin" | "_nopad_bin")
-            | ("utf8mb4" | "utf8mb3" | "utf8", "_general_ci" | "_general_nopad_ci")
+            | (
+                "utf8mb4" | "utf8mb3" | "utf8",
+                "_general_ci" | "_general_nopad_ci"
+            )
             | (
                 "latin1",
-                "_swedish_ci" | "_swedish_nopad_ci" | "_general_ci" | "_general_nopad_ci" | "_general_cs"
+                "_swedish_ci"
+                    | "_swedish_nopad_ci"
+                    | "_general_ci"
+                    | "_general_nopad_ci"
+                    | "_general_cs"
             )
             | ("ascii", "_general_ci" | "_general_nopad_ci")
     )
@@ -299,7 +306,9 @@ impl Collations {
         let charset = Arc::new(match name {
             "utf8mb4" | "utf8mb3" | "utf8" => Charset::Utf8,
             "binary" => Charset::Binary,
-            "latin1" | "ascii" => Charset::SingleByte(Arc::new(single_byte_table(conn, name).await?)),
+            "latin1" | "ascii" => {
+                Charset::SingleByte(Arc::new(single_byte_table(conn, name).await?))
+            }
             other => return Err(CollationError::UnsupportedCharset(other.to_string())),
         });
         self.charsets.insert(name.to_string(), charset.clone());
@@ -342,7 +351,9 @@ async fn read_collation(
     }
     let charset = name.split('_').next().unwrap_or_default();
     let weight_of = |cp: &str| {
-        format!("HEX(WEIGHT_STRING(CONVERT(CHAR({cp} USING utf32) USING {charset}) COLLATE {name}))")
+        format!(
+            "HEX(WEIGHT_STRING(CONVERT(CHAR({cp} USING utf32) USING {charset}) COLLATE {name}))"
+        )
     };
     let rows: Vec<(u32, Option<String>)> = conn
         .query(code_points_sql(&weight_of("cp")))
@@ -384,7 +395,12 @@ async fn read_collation(
         _ => return Err(CollationError::Unsupported(name.to_string())),
     };
     let repertoire = match charset {
-        "latin1" | "ascii" => Some(single_byte_table(conn, charset).await?.into_iter().collect()),
+        "latin1" | "ascii" => Some(
+            single_byte_table(conn, charset)
+                .await?
+                .into_iter()
+                .collect(),
+        ),
         _ => None,
     };
     Ok(Collation {
@@ -429,7 +445,10 @@ mod tests {
     }
 
     fn cmp(c: &Collation, a: &str, b: &str) -> Ordering {
-        c.compare(Charset::Utf8.units(a.as_bytes()), Charset::Utf8.units(b.as_bytes()))
+        c.compare(
+            Charset::Utf8.units(a.as_bytes()),
+            Charset::Utf8.units(b.as_bytes()),
+        )
     }
 
     #[test]
@@ -454,10 +473,21 @@ mod tests {
 
     #[test]
     fn only_one_weight_per_character_collations_are_taken() {
-        for name in ["utf8mb4_general_ci", "utf8mb4_bin", "latin1_swedish_ci", "utf8mb3_general_nopad_ci"] {
+        for name in [
+            "utf8mb4_general_ci",
+            "utf8mb4_bin",
+            "latin1_swedish_ci",
+            "utf8mb3_general_nopad_ci",
+        ] {
             assert!(supported(name), "{name}");
         }
-        for name in ["utf8mb4_unicode_ci", "latin1_german2_ci", "utf8mb4_uca1400_ai_ci", "cp1251_bin", "binary"] {
+        for name in [
+            "utf8mb4_unicode_ci",
+            "latin1_german2_ci",
+            "utf8mb4_uca1400_ai_ci",
+            "cp1251_bin",
+            "binary",
+        ] {
             assert!(!supported(name), "{name}");
         }
     }

@@ -145,7 +145,9 @@ pub(super) fn eval<'a>(node: &'a Node, row: &'a [Value]) -> Result<Val<'a>, Eval
                 Numeric::Double => Val::Double(-as_double(&v)),
             },
         },
-        Node::IsNull(e, negated) => Val::Int(i128::from(matches!(eval(e, row)?, Val::Null) != *negated)),
+        Node::IsNull(e, negated) => {
+            Val::Int(i128::from(matches!(eval(e, row)?, Val::Null) != *negated))
+        }
         Node::IsBool(e, value, negated) => {
             let is = truth(&eval(e, row)?) == Some(*value);
             Val::Int(i128::from(is != *negated))
@@ -235,7 +237,12 @@ fn compare(mode: &Mode, l: &Val<'_>, r: &Val<'_>) -> Option<Ordering> {
     })
 }
 
-fn arith(op: ArithOp, numeric: Numeric, l: &Val<'_>, r: &Val<'_>) -> Result<Val<'static>, EvalError> {
+fn arith(
+    op: ArithOp,
+    numeric: Numeric,
+    l: &Val<'_>,
+    r: &Val<'_>,
+) -> Result<Val<'static>, EvalError> {
     Ok(match numeric {
         Numeric::Int { unsigned } => {
             let (a, b) = (as_int(l), as_int(r));
@@ -317,7 +324,11 @@ fn read_value<'a>(read: &'a Read, value: &'a Value) -> Result<Val<'a>, EvalError
     if *value == Value::NULL {
         return Ok(Val::Null);
     }
-    let unreadable = || EvalError(format!("a column value {value:?} does not read as its type"));
+    let unreadable = || {
+        EvalError(format!(
+            "a column value {value:?} does not read as its type"
+        ))
+    };
     Ok(match read {
         Read::Int => match value {
             Value::Int(i) => Val::Int(i128::from(*i)),
@@ -374,7 +385,10 @@ fn read_value<'a>(read: &'a Read, value: &'a Value) -> Result<Val<'a>, EvalError
                 };
                 let label = match index {
                     Some(0) => "",
-                    Some(i) => labels.get(i - 1).map(String::as_str).ok_or_else(unreadable)?,
+                    Some(i) => labels
+                        .get(i - 1)
+                        .map(String::as_str)
+                        .ok_or_else(unreadable)?,
                     None => return Err(unreadable()),
                 };
                 Val::Text(Text {
@@ -420,7 +434,6 @@ fn unhex(text: &[u8]) -> Option<Vec<u8>> {
         .map(|pair| Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8))
         .collect()
 }
-
 
 #[cfg(test)]
 mod tests {

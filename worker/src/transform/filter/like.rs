@@ -68,7 +68,12 @@ mod tests {
 
     fn like(text: &str, pattern: &str) -> bool {
         let units = |s: &str| s.chars().map(|c| c as u32).collect::<Vec<_>>();
-        matches(&units(text), &units(pattern), '\\' as u32, &Collation::binary())
+        matches(
+            &units(text),
+            &units(pattern),
+            '\\' as u32,
+            &Collation::binary(),
+        )
     }
 
     #[test]

@@ -110,7 +110,9 @@ impl Temporal {
                 return None;
             }
             let micros = match fraction {
-                Some(f) if !f.is_empty() && f.len() <= 6 && f.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(f)
+                    if !f.is_empty() && f.len() <= 6 && f.bytes().all(|b| b.is_ascii_digit()) =>
+                {
                     format!("{f:0<6}").parse().ok()?
                 }
                 Some(_) => return None,
@@ -134,7 +136,9 @@ fn number(text: &str, min: usize, max: usize) -> Option<u32> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -229,8 +233,18 @@ mod tests {
         let d = Temporal::parse("2024-02-29").unwrap();
         assert_eq!((d.year, d.month, d.day, d.hour), (2024, 2, 29, 0));
         let t = Temporal::parse("2024-1-5 7:08:09.5").unwrap();
-        assert_eq!((t.month, t.day, t.hour, t.minute, t.micros), (1, 5, 7, 8, 500_000));
-        for bad in ["2023-02-29", "20240105", "2024-13-01", "2024-01-01 24:00:00", "2024/01/01", "x"] {
+        assert_eq!(
+            (t.month, t.day, t.hour, t.minute, t.micros),
+            (1, 5, 7, 8, 500_000)
+        );
+        for bad in [
+            "2023-02-29",
+            "20240105",
+            "2024-13-01",
+            "2024-01-01 24:00:00",
+            "2024/01/01",
+            "x",
+        ] {
             assert!(Temporal::parse(bad).is_none(), "{bad}");
         }
     }
