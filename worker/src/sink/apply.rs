@@ -173,14 +173,13 @@ impl Applier {
     /// knows them (the schema history's shadow tables use them).
     async fn filter(
         &mut self,
-        name: &TableName,
         source: &Arc<Table>,
         work: &RowsWork,
     ) -> SyncResult<Option<Arc<BoundFilter>>> {
         let Some(filter) = &work.route.filter else {
             return Ok(None);
         };
-        if let Some((definition, bound)) = self.filters.get(name) {
+        if let Some((definition, bound)) = self.filters.get(&*work.source) {
             if Arc::ptr_eq(definition, source) {
                 return Ok(Some(bound.clone()));
             }
@@ -191,7 +190,7 @@ impl Applier {
             .map_err(|e| catalog::filter_error(Side::Destination, &field, e))?;
         let bound = Arc::new(bound);
         self.filters
-            .insert(name.clone(), (source.clone(), bound.clone()));
+            .insert((*work.source).clone(), (source.clone(), bound.clone()));
         Ok(Some(bound))
     }
 
@@ -212,7 +211,7 @@ impl Applier {
             .get(&mut self.conn, &self.meta.task_id, &work.source)
             .await?;
         let projection = self.projection(&source_table, &table, &work)?;
-        let row_filter = self.filter(&work.source, &source_table, &work).await?;
+        let row_filter = self.filter(&source_table, &work).await?;
         let mapping = image_mapping(&source_table, work.columns)?;
         let foldable = compact::foldable(&table);
         let row = |img| decode(&source_table, &mapping, img);
