@@ -286,6 +286,15 @@ impl Pattern {
     }
 }
 
+/// A `where` condition, parsed once and shared by every table it filters.
+fn parse_filter(
+    field: &str,
+    text: Option<&str>,
+) -> Result<Option<std::sync::Arc<RowFilter>>, SpecError> {
+    text.map(|text| RowFilter::parse(field, text).map(std::sync::Arc::new))
+        .transpose()
+}
+
 /// `*` matches any run of characters, `?` one; iterative with one
 /// backtrack point, so no pattern is exponential.
 fn glob_matches(pattern: &[char], name: &[char]) -> bool {
@@ -446,12 +455,10 @@ impl Route {
                         ));
                     }
                 }
-                let filter = table
-                    .options()
-                    .and_then(|o| o.filter.as_deref())
-                    .map(|text| RowFilter::parse(&format!("{field}.where"), text))
-                    .transpose()?
-                    .map(std::sync::Arc::new);
+                let filter = parse_filter(
+                    &format!("{field}.where"),
+                    table.options().and_then(|o| o.filter.as_deref()),
+                )?;
                 tables.push(TableEntry {
                     name: table.name().to_string(),
                     to: table.to().map(str::to_string),
@@ -490,12 +497,7 @@ impl Route {
                     ),
                 ));
             }
-            let filter = rule
-                .filter
-                .as_deref()
-                .map(|text| RowFilter::parse(&format!("routes[{k}].where"), text))
-                .transpose()?
-                .map(std::sync::Arc::new);
+            let filter = parse_filter(&format!("routes[{k}].where"), rule.filter.as_deref())?;
             if let Some(column) = &rule.source_column {
                 validate_identifier(&format!("routes[{k}].source_column"), column)?;
             }

@@ -8,7 +8,7 @@
 //! unconverted, and a column whose character set differs on the destination (a
 //! table that existed before the task) is converted from the source's.
 
-use crate::sink::convert::{push_literal, write_unquoted};
+use crate::sink::convert::{push_hex, push_literal, write_unquoted};
 use crate::source::catalog::{Column, Table};
 use dts_common::mysql::quote_ident;
 use mysql_async::Value;
@@ -51,11 +51,8 @@ impl RowWriter {
             .join(", ");
         // A merge's source column: the source reads it as a constant.
         if let Some(source_column) = &table.source_column {
-            let label = table.source_label();
             select_list.push_str(", _utf8mb4 X'");
-            for b in label.as_bytes() {
-                select_list.push_str(&format!("{b:02X}"));
-            }
+            push_hex(&mut select_list, table.source_label().as_bytes());
             select_list.push('\'');
             columns.push(Column {
                 name: source_column.clone(),

@@ -143,7 +143,7 @@ pub async fn bind(
     let literal = collations.literal(conn).await?;
     let mut text_columns = Vec::new();
     for name in filter.columns() {
-        let column = find_column(table, name)?;
+        let (_, column) = find_column(table, name)?;
         if let Some(charset) = text_charset(column) {
             let collation = column.collation.as_deref().unwrap_or("binary");
             let collation = collations.collation(conn, collation).await?;
@@ -160,11 +160,13 @@ pub async fn bind(
     Ok(BoundFilter { root })
 }
 
-fn find_column<'t>(table: &'t Table, name: &str) -> Result<&'t Column, FilterError> {
+/// The position and definition of column `name` (compared without case).
+fn find_column<'t>(table: &'t Table, name: &str) -> Result<(usize, &'t Column), FilterError> {
     table
         .columns
         .iter()
-        .find(|c| c.name.eq_ignore_ascii_case(name))
+        .enumerate()
+        .find(|(_, c)| c.name.eq_ignore_ascii_case(name))
         .ok_or_else(|| {
             FilterError::Unsupported(format!(
                 "`{}`.`{}` has no column `{name}`",
@@ -339,18 +341,7 @@ impl Binder<'_> {
     }
 
     fn column(&self, name: &str) -> Result<(Node, Ty), FilterError> {
-        let index = self
-            .table
-            .columns
-            .iter()
-            .position(|c| c.name.eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                unsupported(format!(
-                    "`{}`.`{}` has no column `{name}`",
-                    self.table.db, self.table.name
-                ))
-            })?;
-        let column = &self.table.columns[index];
+        let (index, column) = find_column(self.table, name)?;
         if column.virtual_generated {
             return Err(unsupported(format!(
                 "column `{name}` is VIRTUAL generated: binlog row images do not hold it"
