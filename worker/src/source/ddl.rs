@@ -289,6 +289,44 @@ impl Cursor {
         }
     }
 
+    /// From the clauses of an ALTER TABLE: the new name its RENAME clause
+    /// gives the table (not RENAME COLUMN, INDEX or KEY).
+    fn renamed_to(&mut self) -> Option<ObjectName> {
+        let mut depth = 0usize;
+        let mut clause_start = true;
+        let mut i = self.at;
+        while i < self.tokens.len() {
+            match &self.tokens[i] {
+                Token::Symbol('(') => depth += 1,
+                Token::Symbol(')') => depth = depth.saturating_sub(1),
+                Token::Symbol(',') if depth == 0 => {
+                    clause_start = true;
+                    i += 1;
+                    continue;
+                }
+                Token::Word(w)
+                    if depth == 0 && clause_start && w.eq_ignore_ascii_case("RENAME") =>
+                {
+                    let next = match self.tokens.get(i + 1) {
+                        Some(Token::Word(n)) => n.to_ascii_uppercase(),
+                        _ => String::new(),
+                    };
+                    if !matches!(next.as_str(), "COLUMN" | "INDEX" | "KEY" | "CONSTRAINT") {
+                        self.at = i + 1;
+                        if !self.eat("TO") {
+                            self.eat("AS");
+                        }
+                        return self.name();
+                    }
+                }
+                _ => {}
+            }
+            clause_start = false;
+            i += 1;
+        }
+        None
+    }
+
     fn comma(&mut self) -> bool {
         if matches!(self.tokens.get(self.at), Some(Token::Symbol(','))) {
             self.at += 1;
@@ -433,6 +471,29 @@ fn qualifiers(tokens: &[Token]) -> Vec<String> {
     names
 }
 
+/// The table a `CREATE TABLE t LIKE other` (or `(LIKE other)`) copies.
+pub fn like_source(sql: &str) -> Option<ObjectName> {
+    let mut c = Cursor::new(sql);
+    if !c.eat("CREATE") {
+        return None;
+    }
+    c.skip_create_options();
+    if !c.eat("TABLE") {
+        return None;
+    }
+    c.skip_if_exists();
+    c.name()?;
+    let parenthesized = matches!(c.tokens.get(c.at), Some(Token::Symbol('(')));
+    if parenthesized {
+        c.at += 1;
+    }
+    if c.eat("LIKE") {
+        c.name()
+    } else {
+        None
+    }
+}
+
 /// Table names in `sql` besides the ones `classify` finds at its head:
 /// every qualified `db.name` (in a view's body, a routine's, a foreign key's
 /// reference) and the table after REFERENCES, qualified or not.
@@ -546,7 +607,16 @@ pub fn classify(sql: &str) -> Statement {
     if c.eat("ALTER") {
         c.skip_create_options();
         if c.eat("TABLE") {
-            return one(DdlKind::AlterTable, c.name());
+            let table = c.name();
+            // `ALTER TABLE a RENAME [TO|AS] b` renames the table, as RENAME
+            // TABLE does (with whatever other clauses it has).
+            if let (Some(from), Some(to)) = (&table, c.renamed_to()) {
+                return Statement::Ddl {
+                    kind: DdlKind::RenameTable,
+                    objects: vec![from.clone(), to],
+                };
+            }
+            return one(DdlKind::AlterTable, table);
         }
         if c.eat("VIEW") {
             return one(DdlKind::AlterView, c.name());
@@ -624,13 +694,16 @@ pub fn classify(sql: &str) -> Statement {
         };
     }
     match head.first().map(String::as_str) {
-        Some(
-            "GRANT" | "REVOKE" | "ANALYZE" | "OPTIMIZE" | "REPAIR" | "FLUSH" | "SET" | "INSTALL"
-            | "UNINSTALL",
-        ) => unsupported(),
-        Some("BEGIN" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "XA") | None => {
-            Statement::Ignored
+        Some("GRANT" | "REVOKE" | "REPAIR" | "FLUSH" | "SET" | "INSTALL" | "UNINSTALL") => {
+            unsupported()
         }
+        // ANALYZE and OPTIMIZE change neither a definition nor a row
+        // (pt-online-schema-change runs ANALYZE on its new table).
+        Some(
+            "BEGIN" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "XA" | "ANALYZE"
+            | "OPTIMIZE",
+        )
+        | None => Statement::Ignored,
         _ => unsupported(),
     }
 }
@@ -743,7 +816,74 @@ mod tests {
         ));
         assert_eq!(classify("SAVEPOINT s1"), Statement::Ignored);
         assert_eq!(classify("  "), Statement::Ignored);
+        assert_eq!(
+            classify("ANALYZE TABLE `d`.`_t_new` /* pt-online-schema-change */"),
+            Statement::Ignored
+        );
         assert_eq!(classify("XA END X'7831',X'',1"), Statement::XaEnd);
+        // gh-ost's comments between the words.
+        assert_eq!(
+            names(classify(
+                "create /* gh-ost */ table `d`.`_t_gho` like `d`.`t`"
+            )),
+            Some((DdlKind::CreateTable, vec!["d._t_gho".to_string()]))
+        );
+        assert_eq!(
+            names(classify(
+                "rename /* gh-ost */ table `d`.`t` to `d`.`_t_del`, `d`.`_t_gho` to `d`.`t`"
+            )),
+            Some((
+                DdlKind::RenameTable,
+                vec![
+                    "d.t".to_string(),
+                    "d._t_del".into(),
+                    "d._t_gho".into(),
+                    "d.t".into()
+                ]
+            ))
+        );
+    }
+
+    #[test]
+    fn an_alter_renaming_the_table_is_a_rename() {
+        for (sql, to) in [
+            ("ALTER TABLE t RENAME TO u", "u"),
+            (
+                "alter /* gh-ost */ table `d`.`t` rename `d`.`_t_del`",
+                "d._t_del",
+            ),
+            ("ALTER TABLE t ADD x INT, RENAME AS u", "u"),
+        ] {
+            let (kind, objects) = objects(sql);
+            assert_eq!(kind, DdlKind::RenameTable, "{sql}");
+            let last = objects.last().map(|(db, name)| match db {
+                Some(db) => format!("{db}.{name}"),
+                None => name.clone(),
+            });
+            assert_eq!(last.as_deref(), Some(to), "{sql}");
+        }
+        for sql in [
+            "ALTER TABLE t RENAME COLUMN a TO b",
+            "ALTER TABLE t RENAME INDEX a TO b, RENAME KEY c TO d",
+            "ALTER TABLE t ADD CHECK (name <> 'RENAME')",
+        ] {
+            assert_eq!(objects(sql).0, DdlKind::AlterTable, "{sql}");
+        }
+    }
+
+    #[test]
+    fn the_table_a_create_like_copies_is_found() {
+        let source = |sql: &str| like_source(sql).map(|o| (o.db, o.name));
+        assert_eq!(
+            source("create /* gh-ost */ table `d`.`_t_gho` like `d`.`t`"),
+            Some((Some("d".to_string()), "t".to_string()))
+        );
+        assert_eq!(
+            source("CREATE TABLE IF NOT EXISTS x (LIKE t)"),
+            Some((None, "t".to_string()))
+        );
+        assert_eq!(source("CREATE TABLE x (id INT) COMMENT 'LIKE t'"), None);
+        assert_eq!(source("CREATE VIEW v AS SELECT 1 LIKE t"), None);
     }
 
     #[test]

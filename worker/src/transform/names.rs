@@ -38,7 +38,8 @@ pub fn rewrite_with(
     map: impl Fn(&str, &str) -> SyncResult<Option<TableName>>,
 ) -> SyncResult<String> {
     let mut edits: Vec<(Range<usize>, String)> = Vec::new();
-    let references = ddl::table_references(sql);
+    let mut references = ddl::table_references(sql);
+    references.extend(ddl::like_source(sql));
     for object in named.iter().chain(&references) {
         if edits.iter().any(|(span, _)| overlaps(span, &object.span)) {
             continue;
