@@ -9,6 +9,7 @@ pub mod filter;
 pub mod leader_hint;
 pub mod model;
 pub mod mysql;
+pub mod online_ddl;
 pub mod route;
 pub mod signal;
 pub mod spec;

@@ -8,7 +8,8 @@
 //! `[[objects]]` entry selecting its whole database.
 
 use crate::filter::RowFilter;
-use crate::spec::{DdlOperation, DmlOperation, NameCase, SpecError, TaskSpec};
+use crate::online_ddl::{Helper, ToolTables};
+use crate::spec::{DdlOperation, DmlOperation, NameCase, OnlineDdlMethod, SpecError, TaskSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -361,6 +362,8 @@ pub struct Route {
     rules: Vec<Rule>,
     case: NameCase,
     meta_schema: String,
+    online_ddl: OnlineDdlMethod,
+    tools: ToolTables,
 }
 
 impl Route {
@@ -515,6 +518,8 @@ impl Route {
             rules,
             case: spec.name_case,
             meta_schema: spec.meta_schema.clone(),
+            online_ddl: spec.online_ddl,
+            tools: ToolTables::compile(spec.online_ddl_tables.as_ref())?,
         };
         route.check_named_targets(spec)?;
         Ok(route)
@@ -628,11 +633,48 @@ impl Route {
             || SYSTEM_SCHEMAS.contains(&db.to_ascii_lowercase().as_str())
     }
 
-    /// Where source table `db`.`table` goes, if the task selects it.
+    /// Where source table `db`.`table` goes, if the task selects it. An
+    /// online schema change tool's table (see [`Route::helper`]) is selected
+    /// only with `online_ddl = "copy_shadow_tables"`, going where its
+    /// original goes under its own name.
     pub fn table(&self, db: &str, table: &str) -> Result<Option<TableRoute>, RouteConflict> {
         if self.excluded(db) {
             return Ok(None);
         }
+        if let Some(helper) = self.helper(db, table)? {
+            if self.online_ddl != OnlineDdlMethod::CopyShadowTables {
+                return Ok(None);
+            }
+            let origin = self.ordinary(db, &helper.origin)?;
+            return Ok(origin.map(|routed| TableRoute {
+                table: self.cased(table),
+                ..routed
+            }));
+        }
+        self.ordinary(db, table)
+    }
+
+    pub fn online_ddl(&self) -> OnlineDdlMethod {
+        self.online_ddl
+    }
+
+    /// Whether `db`.`table` is an online schema change tool's table for a
+    /// table the task selects (by the name patterns; a table `[[objects]]`
+    /// names outright is always just a table).
+    pub fn helper(&self, db: &str, table: &str) -> Result<Option<Helper>, RouteConflict> {
+        if self.excluded(db) || self.named_tables(db).contains(&table) {
+            return Ok(None);
+        }
+        for reading in self.tools.readings(table) {
+            if self.ordinary(db, &reading.origin)?.is_some() {
+                return Ok(Some(reading));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The route's answer for a table, tools' tables aside.
+    fn ordinary(&self, db: &str, table: &str) -> Result<Option<TableRoute>, RouteConflict> {
         let entry = self.entry(db);
         if let Some((i, entry)) = entry {
             if let Some((j, named)) = entry
@@ -795,6 +837,50 @@ mod tests {
             .table(db, table)
             .unwrap_or_else(|e| panic!("{e}"))
             .map(|t| (t.db, t.table))
+    }
+
+    #[test]
+    fn online_ddl_tools_tables_follow_their_original_only_when_copied() {
+        let objects = "[[objects]]\ndatabase = \"shop\"\nto = \"eu\"\ntables = [{ name = \"orders\", to = \"orders_eu\" }, \"_items_new\"]\n\
+                       [[objects]]\ndatabase = \"whole\"";
+        let follow = route(objects);
+        let helper = |r: &Route, db: &str, name: &str| r.helper(db, name).ok().flatten();
+        assert_eq!(
+            helper(&follow, "shop", "_orders_gho").map(|h| (h.kind, h.origin)),
+            Some((crate::online_ddl::HelperKind::Shadow, "orders".to_string()))
+        );
+        assert_eq!(target(&follow, "shop", "_orders_gho"), None);
+        assert_eq!(
+            target(&follow, "whole", "_t_del"),
+            None,
+            "whole databases too"
+        );
+        assert_eq!(
+            target(&follow, "whole", "_t_gho"),
+            None,
+            "whether or not `t` exists yet"
+        );
+        // A table of a tool's name whose original is not selected, and one
+        // named outright, are tables.
+        assert_eq!(helper(&follow, "shop", "_customers_gho"), None);
+        assert_eq!(helper(&follow, "shop", "_items_new"), None);
+        assert_eq!(
+            target(&follow, "shop", "_items_new"),
+            Some(("eu".into(), "_items_new".into()))
+        );
+        let copy = route(&format!("online_ddl = \"copy_shadow_tables\"\n{objects}"));
+        assert_eq!(
+            target(&copy, "shop", "_orders_gho"),
+            Some(("eu".into(), "_orders_gho".into()))
+        );
+        assert_eq!(
+            target(&copy, "shop", "__orders_old"),
+            Some(("eu".into(), "__orders_old".into()))
+        );
+        assert_eq!(
+            target(&copy, "whole", "_t_ghc"),
+            Some(("whole".into(), "_t_ghc".into()))
+        );
     }
 
     fn pair(db: &str, table: &str) -> Option<(String, String)> {

@@ -304,6 +304,34 @@ pub enum TriggerMethod {
     Skip,
 }
 
+/// What a task does with online schema change tools (gh-ost,
+/// pt-online-schema-change, DMS-style) run on a selected table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnlineDdlMethod {
+    /// The destination never holds the tool's tables: the ALTER run on the
+    /// shadow table is kept and applied to the real table at the cut-over.
+    #[default]
+    FollowOriginalDdl,
+    /// The tool's tables are synced like selected tables, and so is the
+    /// cut-over's RENAME.
+    CopyShadowTables,
+    /// The task fails when a tool starts on a selected table.
+    Fail,
+}
+
+/// Name patterns of the tools' tables (regular expressions matched against
+/// the whole name, capturing the original table's name); each list left out
+/// keeps the defaults (see `online_ddl`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineDdlTables {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trash: Option<Vec<String>>,
+}
+
 /// Capitalization of names on the destination.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -383,6 +411,16 @@ pub struct TaskSpec {
     /// Accounts created on the destination with their grants (schema sync).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<crate::accounts::AccountSelection>,
+    /// What online schema change tools' tables and cut-overs become.
+    #[serde(default, skip_serializing_if = "is_follow")]
+    pub online_ddl: OnlineDdlMethod,
+    /// Which tables are the tools'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_ddl_tables: Option<OnlineDdlTables>,
+}
+
+fn is_follow(method: &OnlineDdlMethod) -> bool {
+    *method == OnlineDdlMethod::FollowOriginalDdl
 }
 
 fn is_with_schema(method: &TriggerMethod) -> bool {

@@ -147,6 +147,31 @@ pub enum SyncError {
         reason: String,
     },
     #[error(
+        "source: `{statement}` at binlog position {position} starts an online schema change of \
+         selected table {table} (online_ddl = \"fail\"); the task stops before it. To follow \
+         such changes, create the task again with online_ddl = \"follow_original_ddl\" or \
+         \"copy_shadow_tables\""
+    )]
+    OnlineDdlRefused {
+        statement: String,
+        position: String,
+        table: String,
+    },
+    #[error(
+        "source: {shadow} is an online schema change tool's shadow table of selected table \
+         {table}: a change is in progress, and the ALTER the tool ran on {shadow} is older \
+         than the task's first binlog position, so the task could not follow it. Start the \
+         task when the tool has finished (drop {shadow} if no tool runs any more), or set \
+         online_ddl = \"copy_shadow_tables\""
+    )]
+    OnlineDdlInProgress { shadow: String, table: String },
+    #[error(
+        "source: table {table} is named like an online schema change tool's table of {origin}, \
+         which does not exist, and would not be synced; name it in its [[objects]] entry's \
+         tables to sync it as a table, or set online_ddl_tables to patterns it does not match"
+    )]
+    LooksLikeToolTable { table: String, origin: String },
+    #[error(
         "destination: `{statement}` (binlog position {position}) failed as already applied, \
          but {table} is not what it leaves: expected {expected}; found {found}. Something \
          other than this task changed the destination table: make it match the source's, \
@@ -154,6 +179,19 @@ pub enum SyncError {
     )]
     DdlOutcomeDiffers {
         statement: String,
+        position: String,
+        table: String,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "destination: after the online schema change cut-over at binlog position {position}, \
+         {table} differs from the source's table: expected {expected}; found {found}. The \
+         ALTERs the tool ran on its shadow table do not make the table the shadow became \
+         (was the shadow created with another definition, or changed before the task \
+         started?): make the destination table match the source's and resume the task"
+    )]
+    CutOverDiffers {
         position: String,
         table: String,
         expected: String,

@@ -1,12 +1,14 @@
 //! The task's metadata schema on the destination (`dts_meta` by default): who
 //! owns the task (the epoch fence), checkpoints, the full-sync chunk ledger,
-//! the indexes deferred until a table's rows are copied, and where the
-//! source binlog was when each table's copy ended.
+//! the indexes deferred until a table's rows are copied, where the source
+//! binlog was when each table's copy ended, and online schema changes kept
+//! for their cut-over.
 //! Rows here are written in the same transaction as the data they describe,
 //! which is what makes apply exactly-once.
 
 pub mod copy_window;
 pub mod deferred_index;
+pub mod online_ddl;
 pub mod schema_history;
 
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
@@ -73,6 +75,14 @@ impl Meta {
                  tbl VARCHAR(64) NOT NULL, copy_end TEXT NOT NULL, \
                  PRIMARY KEY (task_id, db, tbl)) ENGINE=InnoDB",
                 self.table("table_copies")
+            ),
+            // ALTERs of online schema change tools' shadow tables, kept for
+            // their cut-over (see online_ddl).
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task_id CHAR(36) NOT NULL, db VARCHAR(64) NOT NULL, \
+                 shadow VARCHAR(64) NOT NULL, seq INT NOT NULL, run_schema VARCHAR(64) NOT NULL, \
+                 statement LONGTEXT NOT NULL, PRIMARY KEY (task_id, db, shadow, seq)) ENGINE=InnoDB",
+                self.table("online_ddl")
             ),
         ];
         for sql in statements {

@@ -112,7 +112,10 @@ async fn run_phases(
         precheck_spec.conflict_mode = ConflictMode::Ignore;
     }
     let route = Route::compile(spec).map_err(SyncError::InvalidSpec)?;
-    let tables = precheck::run(&precheck_spec, &route, source, destination).await?;
+    // No binlog position taken yet: what is older than the first one
+    // cannot be followed (an online schema change under way).
+    let starting = checkpoint.applied.is_none() && checkpoint.copy_start.is_none();
+    let tables = precheck::run(&precheck_spec, &route, source, destination, starting).await?;
     // Accounts come with the schema: checked before anything is created.
     let accounts = match checkpoint.phase {
         Phase::Schema => accounts::selected(spec, source, destination, check_conflicts).await?,

@@ -7,6 +7,7 @@
 use crate::endpoint::Database;
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::meta::copy_window::CopyWindows;
+use crate::meta::online_ddl::Stashed;
 use crate::meta::Meta;
 use crate::progress::Progress;
 use crate::sink::apply::{Applier, Mode};
@@ -249,8 +250,13 @@ impl Incremental<'_> {
             routing,
             self.meta.task_id.clone(),
         );
+        let stashed = {
+            let mut conn = self.destination.conn().await?;
+            Stashed::load(self.meta, &mut conn).await?
+        };
         let mut ddl_router = DdlRouter::new(self.route, self.tables, &self.meta.task_id)
-            .with_triggers(self.spec.triggers != TriggerMethod::Skip);
+            .with_triggers(self.spec.triggers != TriggerMethod::Skip)
+            .with_stashed(stashed);
         let mut first_statement = true;
         let mut last_timestamp = 0u32;
         self.progress.set_phase(if mode == Mode::Strict {
@@ -414,8 +420,22 @@ impl Incremental<'_> {
         let plan = match classified {
             Statement::Ignored | Statement::Dml { .. } | Statement::XaEnd => DdlPlan::Ignore,
             Statement::Ddl { kind, objects } => {
-                windows.check(kind, &objects, schema, position, sql)?;
-                ddl_router.plan(kind, &objects, schema, sql, &position.to_string())?
+                let planned = windows
+                    .check(kind, &objects, schema, position, sql)
+                    .and_then(|()| {
+                        ddl_router.plan(kind, &objects, schema, sql, &position.to_string())
+                    });
+                match planned {
+                    Ok(plan) => plan,
+                    Err(error) => {
+                        // The task stops before the statement, with all
+                        // before it applied.
+                        if let Ok(Some(committed)) = lanes.commit_all().await {
+                            self.committed(Some(committed), 0, lanes);
+                        }
+                        return Err(error);
+                    }
+                }
             }
             Statement::Unsupported(_) => {
                 if self.route.selects_database(schema) || schema.is_empty() {
@@ -440,8 +460,8 @@ impl Incremental<'_> {
                 self.progress.ddl_skipped(&format!("{head} ({reason})"));
             }
         }
-        let runs = plan.runs();
-        if runs.is_empty() {
+        let work = plan.work();
+        if work.is_empty() {
             lanes.begin_transaction();
             let committed = lanes.end_transaction(position.clone()).await?;
             self.committed(committed, 0, lanes);
@@ -449,12 +469,12 @@ impl Incremental<'_> {
         }
         let destination = match &plan {
             DdlPlan::Follow { destination, .. } => destination.clone(),
-            DdlPlan::Ignore => None,
+            DdlPlan::Ignore => Vec::new(),
         };
-        if let Some(run) = &destination {
+        for run in &destination {
             info!(sql = %run.sql.chars().take(200).collect::<String>(), "applying DDL");
         }
-        if lanes.execute_ddl(runs, position, first).await? && destination.is_some() {
+        if lanes.execute_ddl(work, position, first).await? && !destination.is_empty() {
             self.progress.ddl_applied();
         }
         lanes.after_statement(position.clone(), true).await?;

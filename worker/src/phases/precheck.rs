@@ -6,17 +6,20 @@
 use crate::endpoint::Database;
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::source::catalog::{self, Table, TableName};
+use dts_common::online_ddl::HelperKind;
 use dts_common::route::Route;
-use dts_common::spec::{ConflictMode, SyncMode, TaskSpec};
+use dts_common::spec::{ConflictMode, OnlineDdlMethod, SyncMode, TaskSpec};
 use mysql_async::prelude::Queryable;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Runs every check; returns the source tables the task covers.
+/// `starting`: the task has not yet taken its first binlog position.
 pub async fn run(
     spec: &TaskSpec,
     route: &Route,
     source: &Database,
     destination: &Database,
+    starting: bool,
 ) -> SyncResult<Vec<Table>> {
     let mut src = source.conn().await?;
     let mut dst = destination.conn().await?;
@@ -27,6 +30,9 @@ pub async fn run(
         check_binlog_off_allowed(&mut dst).await?;
     }
     let tables = catalog::load_tables(&mut src, route).await?;
+    if starting && route.online_ddl() != OnlineDdlMethod::CopyShadowTables {
+        check_tools_tables(&mut src, route, spec.has_mode(SyncMode::Incremental)).await?;
+    }
     check_targets(&tables, same_server(&mut src, &mut dst).await?)?;
     if spec.has_mode(SyncMode::Incremental) {
         check_cascades(&mut src, &tables).await?;
@@ -35,6 +41,60 @@ pub async fn run(
         check_conflicts(&mut dst, &tables).await?;
     }
     Ok(tables)
+}
+
+/// Online schema change tools' tables the route leaves out (see
+/// `dts_common::online_ddl`), when the task starts: one whose original
+/// table does not exist is a table that only looks like one, refused rather
+/// than left out; with `in_progress_fails` (the task follows the binlog), a
+/// shadow table means a change under way whose ALTER the task cannot see.
+async fn check_tools_tables(
+    src: &mut mysql_async::Conn,
+    route: &Route,
+    in_progress_fails: bool,
+) -> SyncResult<()> {
+    let ctx = "looking for online schema change tools' tables";
+    let all: Vec<(String, String)> = src
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await
+        .on(Side::Source, ctx)?;
+    let existing: BTreeSet<(&str, &str)> = all
+        .iter()
+        .map(|(db, t)| (db.as_str(), t.as_str()))
+        .collect();
+    for (db, name) in &all {
+        if !route.selects_database(db) {
+            continue;
+        }
+        let Some(tool) = route.helper(db, name).map_err(SyncError::RouteConflict)? else {
+            continue;
+        };
+        let table = TableName {
+            db: db.clone(),
+            name: name.clone(),
+        };
+        let origin = TableName {
+            db: db.clone(),
+            name: tool.origin.clone(),
+        };
+        if !existing.contains(&(db.as_str(), tool.origin.as_str())) {
+            return Err(SyncError::LooksLikeToolTable {
+                table: table.to_string(),
+                origin: origin.to_string(),
+            });
+        }
+        if tool.kind == HelperKind::Shadow && in_progress_fails {
+            return Err(SyncError::OnlineDdlInProgress {
+                shadow: table.to_string(),
+                table: origin.to_string(),
+            });
+        }
+        tracing::info!(%table, %origin, "not syncing an online schema change tool's table");
+    }
+    Ok(())
 }
 
 async fn check_binlog(src: &mut mysql_async::Conn) -> SyncResult<()> {

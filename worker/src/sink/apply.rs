@@ -21,7 +21,7 @@ use crate::sink::projection::Projection;
 use crate::source::binlog::RowKind;
 use crate::source::catalog::{self, Column, Table, TableCache, TableName};
 use crate::source::position::BinlogPosition;
-use crate::transform::ddl::{DdlRun, Proof};
+use crate::transform::ddl::{DdlWork, Proof};
 use crate::transform::filter::{self, collation::Collations, BoundFilter};
 use crate::transform::rows;
 use dts_common::mysql::quote_ident;
@@ -637,13 +637,13 @@ impl Applier {
     /// holds (see `transform::ddl::Proof`).
     pub async fn execute_ddl(
         &mut self,
-        runs: &[DdlRun],
+        work: &DdlWork,
         position: &BinlogPosition,
         tolerate_applied: bool,
     ) -> SyncResult<()> {
         self.commit(None).await?;
         let mut to_prove = Vec::new();
-        for run in runs {
+        for run in &work.runs {
             let context = format!(
                 "applying DDL `{}`",
                 run.sql.chars().take(120).collect::<String>()
@@ -665,18 +665,38 @@ impl Applier {
         }
         self.forget_tables();
         for (run, proof) in to_prove {
-            self.prove(run, proof, position).await?;
+            if let Some((expected, found)) = self.difference(proof).await? {
+                return Err(SyncError::DdlOutcomeDiffers {
+                    statement: run.sql.clone(),
+                    position: position.to_string(),
+                    table: proof.target.to_string(),
+                    expected,
+                    found,
+                });
+            }
+        }
+        if let Some(proof) = &work.verify {
+            if let Some((expected, found)) = self.difference(proof).await? {
+                return Err(SyncError::CutOverDiffers {
+                    position: position.to_string(),
+                    table: proof.target.to_string(),
+                    expected,
+                    found,
+                });
+            }
+        }
+        if !work.stash.is_empty() {
+            self.begin().await?;
+            for change in &work.stash {
+                crate::meta::online_ddl::save(&self.meta, &mut self.conn, change).await?;
+            }
         }
         self.commit(Some(position)).await
     }
 
-    /// Fails unless the destination table is as `run` leaves it.
-    async fn prove(
-        &mut self,
-        run: &DdlRun,
-        proof: &Proof,
-        position: &BinlogPosition,
-    ) -> SyncResult<()> {
+    /// How the destination table differs from what `proof` says it is:
+    /// (expected, found), or `None` when it does not.
+    async fn difference(&mut self, proof: &Proof) -> SyncResult<Option<(String, String)>> {
         let context = "checking that DDL already took effect";
         let exists: Option<String> = self
             .conn
@@ -686,11 +706,8 @@ impl Applier {
             )
             .await
             .on(Side::Destination, context)?;
-        let (expected, found) = if proof.gone {
-            if exists.is_none() {
-                return Ok(());
-            }
-            ("no table".to_string(), format!("table {}", proof.target))
+        Ok(if proof.gone {
+            exists.map(|_| ("no table".to_string(), format!("table {}", proof.target)))
         } else {
             let source = self
                 .sources
@@ -720,17 +737,7 @@ impl Applier {
                     .iter()
                     .zip(&found)
                     .all(|(a, b)| a.eq_ignore_ascii_case(b));
-            if same {
-                return Ok(());
-            }
-            (expected.join(", "), found.join(", "))
-        };
-        Err(SyncError::DdlOutcomeDiffers {
-            statement: run.sql.clone(),
-            position: position.to_string(),
-            table: proof.target.to_string(),
-            expected,
-            found,
+            (!same).then(|| (expected.join(", "), found.join(", ")))
         })
     }
 }

@@ -29,7 +29,7 @@ use crate::sink::apply::{image_mapping, Applier, Mode};
 use crate::source::binlog::{RowChange, RowKind};
 use crate::source::catalog::TableName;
 use crate::source::position::BinlogPosition;
-use crate::transform::ddl::DdlRun;
+use crate::transform::ddl::DdlWork;
 use dts_common::route::TableRoute;
 use mysql_async::Conn;
 use serde::{Deserialize, Serialize};
@@ -180,7 +180,7 @@ enum Command {
     Stream(RowsWork),
     /// DDL at `position` (lane 1); answers whether it ran.
     Ddl {
-        runs: Vec<DdlRun>,
+        work: DdlWork,
         position: BinlogPosition,
         tolerate_applied: bool,
         done: oneshot::Sender<SyncResult<bool>>,
@@ -222,7 +222,7 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
                 }
             }
             Command::Ddl {
-                runs,
+                work,
                 position,
                 tolerate_applied,
                 done,
@@ -232,7 +232,7 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
                     None if lane.already_applied(&position) => Ok(false),
                     None => lane
                         .applier
-                        .execute_ddl(&runs, &position, tolerate_applied)
+                        .execute_ddl(&work, &position, tolerate_applied)
                         .await
                         .map(|()| true),
                 };
@@ -712,7 +712,7 @@ impl Lanes {
     /// it. Returns whether they ran.
     pub async fn execute_ddl(
         &mut self,
-        runs: Vec<DdlRun>,
+        work: DdlWork,
         position: &BinlogPosition,
         tolerate_applied: bool,
     ) -> SyncResult<bool> {
@@ -721,7 +721,7 @@ impl Lanes {
         self.lanes[0]
             .commands
             .send(Command::Ddl {
-                runs,
+                work,
                 position: position.clone(),
                 tolerate_applied,
                 done: reply,

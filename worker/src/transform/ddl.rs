@@ -6,14 +6,25 @@
 //! every shard writes to. Such DDL is skipped, with a warning and an entry
 //! in the task's `ddl skipped` list; a new shard created onto an existing
 //! merged table just joins it.
+//!
+//! Online schema change tools (see `dts_common::online_ddl`) are followed
+//! by what they mean rather than by what they run, unless the task copies
+//! their tables (`online_ddl = "copy_shadow_tables"`): the history takes
+//! every statement, the destination none of the tool's tables; the ALTER
+//! run on a shadow table is kept (`meta::online_ddl`) and applied to the
+//! real table, under its destination name, at the cut-over RENAME, which is
+//! then checked against the history's definition.
 
 use crate::error::{SyncError, SyncResult};
+use crate::meta::online_ddl::{StashChange, Stashed};
 use crate::meta::schema_history;
 use crate::source::catalog::{Table, TableName};
 use crate::source::ddl::{DdlKind, ObjectName};
 use crate::transform::{columns, names, sql_text};
 use dts_common::mysql::quote_ident;
+use dts_common::online_ddl::{Helper, HelperKind};
 use dts_common::route::{ColumnMap, Route};
+use dts_common::spec::OnlineDdlMethod;
 use std::collections::{BTreeSet, HashMap};
 
 /// A statement to run on the destination server, in database `schema`
@@ -47,29 +58,68 @@ pub enum DdlPlan {
         /// Keeps the schema history (see `meta::schema_history`) as the
         /// source's: run first, whatever the destination gets.
         history: Vec<DdlRun>,
-        /// The statement under the destination's names; none where it
-        /// changes a merged table.
-        destination: Option<DdlRun>,
+        /// The statement under the destination's names (an online schema
+        /// change's cut-over: the ALTERs kept for it); none where it changes
+        /// a merged table.
+        destination: Vec<DdlRun>,
         /// The merged table it would have changed.
         merged: Option<TableName>,
         /// Why the destination does not get it though the task selects
         /// its object (the table's `ddl` option, `triggers = "skip"`).
         left_out: Option<&'static str>,
+        /// What the destination table must be once it ran (a cut-over's).
+        verify: Option<Proof>,
+        /// Online schema changes kept or let go with the checkpoint.
+        stash: Vec<StashChange>,
     },
 }
 
+/// What the apply lane does for a statement: run DDL, check the outcome,
+/// and write the stash changes with the checkpoint after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DdlWork {
+    /// The history's first.
+    pub runs: Vec<DdlRun>,
+    pub verify: Option<Proof>,
+    pub stash: Vec<StashChange>,
+}
+
+impl DdlWork {
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty() && self.verify.is_none() && self.stash.is_empty()
+    }
+}
+
 impl DdlPlan {
-    /// Every statement to run, the history's first.
-    pub fn runs(&self) -> Vec<DdlRun> {
+    pub fn work(&self) -> DdlWork {
         match self {
-            DdlPlan::Ignore => Vec::new(),
+            DdlPlan::Ignore => DdlWork::default(),
             DdlPlan::Follow {
                 history,
                 destination,
+                verify,
+                stash,
                 ..
-            } => history.iter().chain(destination).cloned().collect(),
+            } => DdlWork {
+                runs: history.iter().chain(destination).cloned().collect(),
+                verify: verify.clone(),
+                stash: stash.clone(),
+            },
         }
     }
+}
+
+/// The start of pt-online-schema-change's trigger names.
+const TOOL_TRIGGER: &str = "pt_osc_";
+
+/// What an online schema change's statement comes to.
+#[derive(Default)]
+struct OnlinePlan {
+    destination: Vec<DdlRun>,
+    merged: Option<TableName>,
+    left_out: Option<&'static str>,
+    verify: Option<Proof>,
+    stash: Vec<StashChange>,
 }
 
 /// Which source tables go to each destination table, kept as DDL creates,
@@ -90,6 +140,13 @@ impl Merges {
         }
     }
 
+    /// Whether `source` is a selected table (as DDL has left them).
+    fn selects(&self, source: &TableName) -> bool {
+        self.sources
+            .values()
+            .any(|sources| sources.contains(source))
+    }
+
     /// Whether a source table other than `source` goes to `target`.
     fn shared(&self, target: &TableName, source: &TableName) -> bool {
         self.sources
@@ -105,6 +162,8 @@ pub struct DdlRouter<'a> {
     task_id: String,
     /// CREATE/DROP TRIGGER reach the destination (`triggers` is not "skip").
     follow_triggers: bool,
+    /// ALTERs of shadow tables waiting for their cut-over.
+    stashed: Stashed,
 }
 
 /// A table DDL names, and where the route sends it.
@@ -128,7 +187,14 @@ impl<'a> DdlRouter<'a> {
             merges,
             task_id: task_id.to_string(),
             follow_triggers: true,
+            stashed: Stashed::default(),
         }
+    }
+
+    /// With the online schema changes kept so far (read at the start).
+    pub fn with_stashed(mut self, stashed: Stashed) -> Self {
+        self.stashed = stashed;
+        self
     }
 
     /// With `triggers = "skip"`, trigger DDL is listed as skipped.
@@ -156,8 +222,15 @@ impl<'a> DdlRouter<'a> {
                 let selected = self
                     .route
                     .table(db, name)
-                    .map_err(SyncError::RouteConflict)?;
-                Ok(selected.map(|_| TableName {
+                    .map_err(SyncError::RouteConflict)?
+                    .is_some();
+                // Tools' tables too: a cut-over makes one the real table.
+                let tools = self
+                    .route
+                    .helper(db, name)
+                    .map_err(SyncError::RouteConflict)?
+                    .is_some();
+                Ok((selected || tools).then(|| TableName {
                     db: shadow(db),
                     name: name.to_string(),
                 }))
@@ -224,6 +297,21 @@ impl<'a> DdlRouter<'a> {
         sql: &str,
         position: &str,
     ) -> SyncResult<DdlPlan> {
+        // pt-online-schema-change's triggers copy writes into its new table:
+        // on the source, where they are logged as rows of it.
+        if kind.of_trigger()
+            && objects
+                .first()
+                .is_some_and(|t| t.name.starts_with(TOOL_TRIGGER))
+        {
+            return Ok(DdlPlan::Ignore);
+        }
+        if self.route.online_ddl() != OnlineDdlMethod::CopyShadowTables {
+            let helpers = self.helpers(kind, objects, schema)?;
+            if helpers.iter().any(Option::is_some) {
+                return self.plan_online(kind, objects, &helpers, schema, sql, position);
+            }
+        }
         let named: Vec<Named> = objects
             .iter()
             .map(|o| self.named(kind, o, schema))
@@ -316,10 +404,258 @@ impl<'a> DdlRouter<'a> {
         };
         Ok(DdlPlan::Follow {
             history,
-            destination,
+            destination: destination.into_iter().collect(),
             merged,
             left_out,
+            verify: None,
+            stash: Vec::new(),
         })
+    }
+
+    /// Per table object, whether it is a tool's table for a selected one
+    /// (views, routines and triggers' names are no tables; a trigger's
+    /// table is).
+    fn helpers(
+        &self,
+        kind: DdlKind,
+        objects: &[ObjectName],
+        schema: &str,
+    ) -> SyncResult<Vec<Option<Helper>>> {
+        let tables: Vec<Option<&ObjectName>> = match kind {
+            DdlKind::CreateTrigger => vec![None, objects.get(1)],
+            _ if kind.of_whole_database() => Vec::new(),
+            _ => objects.iter().map(Some).collect(),
+        };
+        tables
+            .into_iter()
+            .map(|object| match object {
+                None => Ok(None),
+                Some(o) => self
+                    .route
+                    .helper(o.db.as_deref().unwrap_or(schema), &o.name)
+                    .map_err(SyncError::RouteConflict),
+            })
+            .collect()
+    }
+
+    /// DDL naming a tool's table, with `online_ddl` "follow_original_ddl"
+    /// or "fail": the history takes it; the destination gets a shadow's
+    /// ALTERs at its cut-over, and nothing else.
+    fn plan_online(
+        &mut self,
+        kind: DdlKind,
+        objects: &[ObjectName],
+        helpers: &[Option<Helper>],
+        schema: &str,
+        sql: &str,
+        position: &str,
+    ) -> SyncResult<DdlPlan> {
+        let unmappable = |reason: String| SyncError::UnmappableDdl {
+            statement: sql.to_string(),
+            position: position.to_string(),
+            reason,
+        };
+        let qualified = |o: &ObjectName| TableName {
+            db: o.db.clone().unwrap_or_else(|| schema.to_string()),
+            name: o.name.clone(),
+        };
+        let origin_of = |table: &TableName, helper: &Helper| TableName {
+            db: table.db.clone(),
+            name: helper.origin.clone(),
+        };
+        if kind.of_trigger() {
+            // A trigger on a tool's table: the destination has no such table.
+            return Ok(DdlPlan::Ignore);
+        }
+        let mut plan = OnlinePlan::default();
+        if kind == DdlKind::RenameTable {
+            for (pair, tools) in objects.chunks(2).zip(helpers.chunks(2)) {
+                let ([from, to], [from_tool, to_tool]) = (pair, tools) else {
+                    continue;
+                };
+                let (from, to) = (qualified(from), qualified(to));
+                match (from_tool, to_tool) {
+                    // The cut-over: the shadow becomes the table.
+                    (Some(shadow), None)
+                        if shadow.kind == HelperKind::Shadow && origin_of(&from, shadow) == to =>
+                    {
+                        self.cut_over(&from, &to, &mut plan)?;
+                    }
+                    // The table retired under a trash name, or a tool's
+                    // table renamed to another of its names.
+                    (None, Some(tool)) if origin_of(&to, tool) == from => {}
+                    (Some(a), Some(b)) if a.origin == b.origin => {}
+                    _ => {
+                        return Err(unmappable(format!(
+                            "it renames {from} to {to}, which is not how an online schema change \
+                             tool's tables are renamed (see online_ddl_tables)"
+                        )))
+                    }
+                }
+            }
+        } else {
+            for (object, tool) in objects.iter().zip(helpers) {
+                let table = qualified(object);
+                let Some(tool) = tool else {
+                    if self
+                        .route
+                        .table(&table.db, &table.name)
+                        .map_err(SyncError::RouteConflict)?
+                        .is_some()
+                    {
+                        return Err(unmappable(format!(
+                            "it names selected table {table} together with an online schema \
+                             change tool's table; run them apart"
+                        )));
+                    }
+                    continue;
+                };
+                let origin = origin_of(&table, tool);
+                let shadow = tool.kind == HelperKind::Shadow;
+                match kind {
+                    DdlKind::CreateTable if !self.merges.selects(&origin) => {
+                        return Err(unmappable(format!(
+                            "it creates {table}, named like an online schema change tool's \
+                             table of {origin}, which does not exist; name it in its \
+                             [[objects]] entry's tables to sync it as a table, or set \
+                             online_ddl_tables to patterns it does not match"
+                        )))
+                    }
+                    DdlKind::CreateTable
+                    | DdlKind::AlterTable
+                    | DdlKind::CreateIndex
+                    | DdlKind::DropIndex
+                        if shadow && self.route.online_ddl() == OnlineDdlMethod::Fail =>
+                    {
+                        return Err(SyncError::OnlineDdlRefused {
+                            statement: sql.to_string(),
+                            position: position.to_string(),
+                            table: origin.to_string(),
+                        })
+                    }
+                    // A tool starting (again): what an earlier run kept goes.
+                    DdlKind::CreateTable | DdlKind::DropTable if shadow => {
+                        plan.stash.push(self.stashed.take(&table).1);
+                    }
+                    DdlKind::AlterTable | DdlKind::CreateIndex | DdlKind::DropIndex if shadow => {
+                        self.keep(kind, objects, schema, sql, &table, &origin, &mut plan)
+                            .map_err(unmappable)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let history_sql = match kind {
+            // A tool's leftover table from before the task has no history.
+            DdlKind::DropTable => sql_text::drop_table_if_exists(sql),
+            _ => sql.to_string(),
+        };
+        let history = self.history(kind, objects, schema, &history_sql)?;
+        Ok(DdlPlan::Follow {
+            history,
+            destination: plan.destination,
+            merged: plan.merged,
+            left_out: plan.left_out,
+            verify: plan.verify,
+            stash: plan.stash,
+        })
+    }
+
+    /// Keeps the destination's form of `sql`, DDL on shadow table `shadow`,
+    /// for `origin`'s cut-over. `Err`: why it cannot be followed.
+    #[allow(clippy::too_many_arguments)]
+    fn keep(
+        &mut self,
+        kind: DdlKind,
+        objects: &[ObjectName],
+        schema: &str,
+        sql: &str,
+        shadow: &TableName,
+        origin: &TableName,
+        plan: &mut OnlinePlan,
+    ) -> Result<(), String> {
+        let routed = match self.route.table(&origin.db, &origin.name) {
+            Ok(Some(routed)) => routed,
+            Ok(None) => return Ok(()),
+            Err(conflict) => return Err(conflict.to_string()),
+        };
+        let target = TableName {
+            db: routed.db.clone(),
+            name: routed.table.clone(),
+        };
+        if self.merges.shared(&target, origin) {
+            plan.merged = Some(target);
+            return Ok(());
+        }
+        if !routed.applies_ddl(kind.operation()) {
+            plan.left_out = Some("left out by the table's ddl option");
+            return Ok(());
+        }
+        let run_in = self.route.database(schema);
+        let renamed = names::rewrite_with(sql, objects, schema, run_in.as_deref(), |db, name| {
+            if db == shadow.db && name == shadow.name {
+                return Ok(Some(target.clone()));
+            }
+            Ok(self
+                .route
+                .table(db, name)
+                .map_err(SyncError::RouteConflict)?
+                .map(|r| TableName {
+                    db: r.db,
+                    name: r.table,
+                }))
+        })
+        .map_err(|e| e.to_string())?;
+        let projected = match kind {
+            DdlKind::AlterTable => columns::project_alter(&renamed, &routed.columns)?,
+            DdlKind::CreateIndex => columns::project_index(&renamed, &routed.columns)?,
+            _ => Some(renamed),
+        };
+        if let Some(sql) = projected {
+            let run = DdlRun {
+                schema: run_in.unwrap_or_default(),
+                sql,
+                proof: None,
+            };
+            plan.stash.push(self.stashed.add(shadow, run));
+        }
+        Ok(())
+    }
+
+    /// `shadow` renamed to `origin`: the kept ALTERs reach the destination
+    /// table, which must then be as the history has `origin`.
+    fn cut_over(
+        &mut self,
+        shadow: &TableName,
+        origin: &TableName,
+        plan: &mut OnlinePlan,
+    ) -> SyncResult<()> {
+        let (kept, clear) = self.stashed.take(shadow);
+        plan.stash.push(clear);
+        let Some(routed) = self
+            .route
+            .table(&origin.db, &origin.name)
+            .map_err(SyncError::RouteConflict)?
+        else {
+            return Ok(());
+        };
+        let target = TableName {
+            db: routed.db.clone(),
+            name: routed.table.clone(),
+        };
+        // A merged table took none of the shard's ALTERs, nor a table whose
+        // ddl option left some out: neither can be checked against the source.
+        let complete = routed.ddl.is_none() && !self.merges.shared(&target, origin);
+        plan.destination.extend(kept);
+        if complete {
+            plan.verify = Some(Proof {
+                source: origin.clone(),
+                target,
+                columns: routed.columns,
+                gone: false,
+            });
+        }
+        Ok(())
     }
 
     /// Keeps the merges as tables come, go and change names.
@@ -409,7 +745,6 @@ mod tests {
         }
     }
 
-    /// What the destination gets, and the merged table it does not.
     /// What the destination gets (its proof aside), and the merged table it does not.
     fn destination(plan: DdlPlan) -> (Option<DdlRun>, Option<TableName>) {
         match plan {
@@ -417,7 +752,13 @@ mod tests {
                 destination,
                 merged,
                 ..
-            } => (destination.map(|run| DdlRun { proof: None, ..run }), merged),
+            } => (
+                destination
+                    .into_iter()
+                    .next()
+                    .map(|run| DdlRun { proof: None, ..run }),
+                merged,
+            ),
             DdlPlan::Ignore => (None, None),
         }
     }
@@ -435,11 +776,11 @@ mod tests {
         // The history takes it under the source's names, in the shadow.
         let shadow = schema_history::shadow_database("task", "shop");
         assert_eq!(
-            alter.runs().first().map(|r| r.sql.clone()),
+            alter.work().runs.first().map(|r| r.sql.clone()),
             Some(format!("CREATE DATABASE IF NOT EXISTS `{shadow}`"))
         );
         assert_eq!(
-            alter.runs().get(1),
+            alter.work().runs.get(1),
             Some(&run(&shadow, "ALTER TABLE o ADD x INT"))
         );
         assert_eq!(
@@ -482,7 +823,7 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(alter.runs().len(), 2, "the history still takes it");
+        assert_eq!(alter.work().runs.len(), 2, "the history still takes it");
         assert_eq!(destination(alter), (None, None));
         assert_eq!(
             destination(plan(&mut router, "shop", "CREATE INDEX i ON o (x)")?),
@@ -511,7 +852,7 @@ mod tests {
             }),
         );
         let alter = plan(&mut router, "shard_1", "ALTER TABLE orders ADD x INT")?;
-        assert_eq!(alter.runs().len(), 2, "the history still takes it");
+        assert_eq!(alter.work().runs.len(), 2, "the history still takes it");
         assert_eq!(destination(alter), merged);
         assert_eq!(
             destination(plan(
@@ -535,6 +876,176 @@ mod tests {
                 "ALTER TABLE orders ADD y INT"
             )?),
             apply("merged", "ALTER TABLE orders ADD y INT")
+        );
+        Ok(())
+    }
+    /// The statements of one online schema change, as gh-ost writes them.
+    const GH_OST: [&str; 7] = [
+        "create /* gh-ost */ table `shop`.`_orders_ghc` (id bigint auto_increment, hint varchar(64), primary key(id))",
+        "create /* gh-ost */ table `shop`.`_orders_gho` like `shop`.`orders`",
+        "alter /* gh-ost */ table `shop`.`_orders_gho` add column note varchar(10)",
+        "create /* gh-ost */ table `shop`.`_orders_del` (id int auto_increment primary key) comment='ghost-cut-over-sentry'",
+        "drop /* gh-ost */ table `shop`.`_orders_del`",
+        "rename /* gh-ost */ table `shop`.`orders` to `shop`.`_orders_del`, `shop`.`_orders_gho` to `shop`.`orders`",
+        "drop /* gh-ost */ table if exists `shop`.`_orders_ghc`",
+    ];
+
+    const RENAMED: &str =
+        "[[objects]]\ndatabase = \"shop\"\nto = \"eu\"\ntables = [{ name = \"orders\", to = \"orders_eu\" }, \"c\"]";
+
+    fn follow_parts(plan: DdlPlan) -> (Vec<DdlRun>, Option<Proof>, Vec<StashChange>, usize) {
+        match plan {
+            DdlPlan::Follow {
+                history,
+                destination,
+                verify,
+                stash,
+                ..
+            } => (destination, verify, stash, history.len()),
+            DdlPlan::Ignore => panic!("ignored"),
+        }
+    }
+
+    #[test]
+    fn a_gh_ost_change_reaches_the_destination_table_at_its_cut_over_only() -> SyncResult<()> {
+        let r = route(RENAMED);
+        let tables = [
+            source_table(&r, "shop", "orders"),
+            source_table(&r, "shop", "c"),
+        ];
+        let mut router = DdlRouter::new(&r, &tables, "task");
+        let shadow_db = schema_history::shadow_database("task", "shop");
+        let mut kept = Vec::new();
+        for (i, sql) in GH_OST.iter().enumerate() {
+            let (destination, verify, stash, history) =
+                follow_parts(plan(&mut router, "shop", sql)?);
+            assert!(history > 0, "the history takes `{sql}`");
+            if i == 5 {
+                // The cut-over: the kept ALTER on the real table, checked.
+                assert_eq!(
+                    destination,
+                    vec![run(
+                        "eu",
+                        "alter /* gh-ost */ table `eu`.`orders_eu` add column note varchar(10)"
+                    )]
+                );
+                let verify = verify.expect("a cut-over is checked");
+                assert_eq!(verify.target.to_string(), "`eu`.`orders_eu`");
+                assert_eq!(verify.source.to_string(), "`shop`.`orders`");
+            } else {
+                assert_eq!(destination, Vec::new(), "`{sql}` reaches the destination");
+                assert_eq!(verify, None);
+            }
+            kept.push(stash);
+        }
+        let shadow = TableName {
+            db: "shop".into(),
+            name: "_orders_gho".into(),
+        };
+        assert_eq!(
+            kept[1],
+            vec![StashChange::Clear {
+                shadow: shadow.clone()
+            }]
+        );
+        assert!(
+            matches!(&kept[2][..], [StashChange::Add { seq: 1, run, .. }] if run.sql.contains("`eu`.`orders_eu`"))
+        );
+        assert_eq!(kept[5], vec![StashChange::Clear { shadow }]);
+        // The history creates the shadow from its own copy of the table.
+        let history = plan(&mut router, "shop", GH_OST[1])?.work().runs;
+        assert!(
+            history.iter().any(|r| r.sql
+                == format!(
+                "create /* gh-ost */ table `{shadow_db}`.`_orders_gho` like `{shadow_db}`.`orders`"
+            )),
+            "{history:?}"
+        );
+        // A leftover from before the task may be dropped: the history drops
+        // it if it is there.
+        let drop = plan(&mut router, "shop", "DROP TABLE _orders_old")?
+            .work()
+            .runs;
+        assert_eq!(
+            drop.last().map(|r| r.sql.as_str()),
+            Some("DROP TABLE IF EXISTS _orders_old")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn tools_tables_mixed_with_tables_or_without_their_table_are_refused() -> SyncResult<()> {
+        let r = route(RENAMED);
+        let tables = [
+            source_table(&r, "shop", "orders"),
+            source_table(&r, "shop", "c"),
+        ];
+        let mut router = DdlRouter::new(&r, &tables, "task");
+        for sql in [
+            "DROP TABLE c, _orders_old",
+            "RENAME TABLE _orders_gho TO c",
+            "RENAME TABLE orders TO _orders_old",
+        ] {
+            let planned = plan(&mut router, "shop", sql);
+            assert!(
+                matches!(planned, Err(SyncError::UnmappableDdl { .. }))
+                    == (sql != "RENAME TABLE orders TO _orders_old"),
+                "{sql}: {planned:?}"
+            );
+        }
+        // `items` is not selected: its tool's tables are just unselected tables.
+        assert_eq!(
+            plan(&mut router, "shop", "CREATE TABLE _items_gho LIKE items")?,
+            DdlPlan::Ignore
+        );
+        // pt-osc's triggers are left to the source.
+        assert_eq!(
+            plan(&mut router, "shop", "CREATE TRIGGER pt_osc_shop_orders_ins AFTER INSERT ON orders FOR EACH ROW REPLACE INTO _orders_new (id) VALUES (NEW.id)")?,
+            DdlPlan::Ignore
+        );
+        let whole = route("[[objects]]\ndatabase = \"app\"");
+        let mut router = DdlRouter::new(&whole, &[], "task");
+        assert!(matches!(
+            plan(&mut router, "app", "CREATE TABLE _report_old (id INT PRIMARY KEY)"),
+            Err(SyncError::UnmappableDdl { reason, .. }) if reason.contains("does not exist")
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn fail_stops_at_a_shadow_and_copy_follows_the_tools_statements() -> SyncResult<()> {
+        let r = route(&format!("online_ddl = \"fail\"\n{RENAMED}"));
+        let tables = [source_table(&r, "shop", "orders")];
+        let mut router = DdlRouter::new(&r, &tables, "task");
+        plan(&mut router, "shop", GH_OST[0])?;
+        assert!(matches!(
+            plan(&mut router, "shop", GH_OST[1]),
+            Err(SyncError::OnlineDdlRefused { table, .. }) if table == "`shop`.`orders`"
+        ));
+        let r = route(&format!("online_ddl = \"copy_shadow_tables\"\n{RENAMED}"));
+        let tables = [source_table(&r, "shop", "orders")];
+        let mut router = DdlRouter::new(&r, &tables, "task");
+        let destinations: Vec<Option<DdlRun>> = GH_OST
+            .iter()
+            .map(|sql| plan(&mut router, "shop", sql).map(|p| destination(p).0))
+            .collect::<SyncResult<_>>()?;
+        assert_eq!(
+            destinations[1],
+            Some(run(
+                "eu",
+                "create /* gh-ost */ table `eu`.`_orders_gho` like `eu`.`orders_eu`"
+            ))
+        );
+        assert_eq!(
+            destinations[2],
+            Some(run(
+                "eu",
+                "alter /* gh-ost */ table `eu`.`_orders_gho` add column note varchar(10)"
+            ))
+        );
+        assert_eq!(
+            destinations[5],
+            Some(run("eu", "rename /* gh-ost */ table `eu`.`orders_eu` to `eu`.`_orders_del`, `eu`.`_orders_gho` to `eu`.`orders_eu`"))
         );
         Ok(())
     }
