@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, installing what a fresh machine lacks: the
-# MariaDB server (the end-to-end tests start throwaway instances). Uses
+# MariaDB server (the end-to-end tests start throwaway instances) and
+# percona-toolkit (pt-online-schema-change runs in the online DDL tests). Uses
 # cargo-nextest (end-to-end tests in a serial group, .config/nextest.toml)
 # when present, plain cargo test with one thread otherwise.
 set -euo pipefail
@@ -9,6 +10,11 @@ cd "$repo"
 
 . "$repo/deploy/lib/mariadb.sh"
 ensure_mariadb
+if ! command -v pt-online-schema-change >/dev/null; then
+  echo "installing percona-toolkit..."
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq percona-toolkit >/dev/null
+fi
 
 cargo build --workspace --bins --tests
 

@@ -77,6 +77,11 @@ async fn broken_task_files_name_the_field_and_store_nothing() -> anyhow::Result<
         (format!("accounts = [\"app@%\", \"root@localhost\"]\n{VALID}"), "accounts[1]"),
         (format!("accounts = \"everyone\"\n{VALID}"), "accounts"),
         (format!("triggers = \"later\"\n{VALID}"), "triggers"),
+        (format!("online_ddl = \"ignore\"\n{VALID}"), "online_ddl"),
+        (
+            format!("online_ddl_tables = {{ trash = [\"^_(.+)_del$\", \"^_.+_old$\"] }}\n{VALID}"),
+            "online_ddl_tables.trash[1]",
+        ),
     ];
     for (i, (text, field)) in cases.iter().enumerate() {
         let path = write(&cluster, &format!("bad-{i}.toml"), text)?;

@@ -329,21 +329,7 @@ async fn full_sync_binlog_off_keeps_copied_rows_out_of_the_destination_binlog() 
     cluster.run_task_until(&spec, "done", SYNC_TIMEOUT).await?;
     assert_same_rows(&source, &destination, &[("quiet", "rows")]).await?;
 
-    use mysql_async::prelude::Queryable;
-    let mut conn = destination.conn().await?;
-    let files: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await?;
-    let mut events = Vec::new();
-    for file in files {
-        let name: String = file.get(0).unwrap_or_default();
-        let rows: Vec<mysql_async::Row> = conn
-            .query(format!("SHOW BINLOG EVENTS IN '{name}'"))
-            .await?;
-        for row in rows {
-            let kind: String = row.get(2).unwrap_or_default();
-            let info: String = row.get(5).unwrap_or_default();
-            events.push(format!("{kind}: {info}"));
-        }
-    }
+    let events = destination.binlog_events().await?;
     let about_rows = |e: &&String| e.contains("`quiet`.`rows`") || e.contains("quiet.rows");
     assert!(
         !events

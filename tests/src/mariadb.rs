@@ -337,6 +337,26 @@ impl MariaDb {
             .collect())
     }
 
+    /// Every event in the server's binlogs, as `Event_type: Info`.
+    pub async fn binlog_events(&self) -> anyhow::Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        let files: Vec<mysql_async::Row> = conn.query("SHOW BINARY LOGS").await?;
+        let mut events = Vec::new();
+        for file in files {
+            let name: String = file.get(0).unwrap_or_default();
+            let rows: Vec<mysql_async::Row> = conn
+                .query(format!("SHOW BINLOG EVENTS IN '{name}'"))
+                .await?;
+            for row in rows {
+                let kind: String = row.get(2).unwrap_or_default();
+                let info: String = row.get(5).unwrap_or_default();
+                events.push(format!("{kind}: {info}"));
+            }
+        }
+        conn.disconnect().await?;
+        Ok(events)
+    }
+
     pub fn kill(&mut self) {
         self.process.kill();
     }
