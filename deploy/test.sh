@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, installing what a fresh machine lacks: the
-# MariaDB server (the end-to-end tests start throwaway instances) and
-# percona-toolkit (pt-online-schema-change runs in the online DDL tests). Uses
+# MariaDB server (the end-to-end tests start throwaway instances),
+# percona-toolkit and sysbench (pt-online-schema-change runs under sysbench
+# in the online DDL tests). Uses
 # cargo-nextest (end-to-end tests in a serial group, .config/nextest.toml)
 # when present, plain cargo test with one thread otherwise.
 set -euo pipefail
@@ -10,10 +11,13 @@ cd "$repo"
 
 . "$repo/deploy/lib/mariadb.sh"
 ensure_mariadb
-if ! command -v pt-online-schema-change >/dev/null; then
-  echo "installing percona-toolkit..."
+missing=()
+command -v pt-online-schema-change >/dev/null || missing+=(percona-toolkit)
+command -v sysbench >/dev/null || missing+=(sysbench)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}..."
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq percona-toolkit >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 cargo build --workspace --bins --tests

@@ -1,13 +1,14 @@
 //! Online schema change tools on a selected, renamed table while it is
-//! written: pt-online-schema-change run for real (Debian's percona-toolkit),
-//! and gh-ost's statement and row sequence reproduced (gh-ost is not
-//! packaged): its changelog table, the ghost table created LIKE the table and
+//! written: pt-online-schema-change run for real (Debian's percona-toolkit)
+//! under sysbench, and gh-ost's statement and row sequence reproduced
+//! (gh-ost is not packaged): its changelog table, the ghost table created LIKE the table and
 //! altered, the row copy, the binlog changes applied to the ghost, the
 //! cut-over sentry and the atomic RENAME. Each in both modes: the destination
 //! never holds a tool's table and takes the ALTER at the cut-over (follow),
 //! or holds them and drops them as the source does (copy); either way it ends
 //! with the new definition and the source's rows.
 
+use dts_tests::bench::tools::Sysbench;
 use dts_tests::converge::{assert_healthy, wait_caught_up};
 use dts_tests::fixtures::sync_task;
 use dts_tests::{wait_for, MariaDb, TestCluster};
@@ -24,11 +25,39 @@ const SCHEMA: &str = "CREATE DATABASE shop; USE shop; \
     INSERT INTO orders SELECT seq, seq % 97, seq / 10 FROM seq_1_to_20000; \
     INSERT INTO notes VALUES (1, 'not selected')";
 
-/// Only `orders` is selected, renamed with its database.
-const OBJECTS: &str = r#"[[objects]]
-database = "shop"
-to = "eu"
-tables = [{ name = "orders", to = "orders_eu" }]"#;
+/// A selected source table and its destination: the one selected table of
+/// its database, renamed with it.
+struct Selected {
+    db: &'static str,
+    table: &'static str,
+    to_db: &'static str,
+    to_table: &'static str,
+}
+
+impl Selected {
+    fn objects(&self) -> String {
+        format!(
+            "[[objects]]\ndatabase = \"{}\"\nto = \"{}\"\ntables = [{{ name = \"{}\", to = \"{}\" }}]",
+            self.db, self.to_db, self.table, self.to_table
+        )
+    }
+}
+
+/// gh-ost's table (the test's own writer writes it).
+const ORDERS: Selected = Selected {
+    db: "shop",
+    table: "orders",
+    to_db: "eu",
+    to_table: "orders_eu",
+};
+
+/// pt-osc's table (sysbench writes it).
+const SBTEST: Selected = Selected {
+    db: "sbtest",
+    table: "sbtest1",
+    to_db: "eu",
+    to_table: "sbtest_eu",
+};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -47,7 +76,7 @@ impl Mode {
     }
 }
 
-fn task_spec(source: &MariaDb, destination: &MariaDb, mode: Mode) -> String {
+fn task_spec(source: &MariaDb, destination: &MariaDb, mode: Mode, selected: &Selected) -> String {
     // Top-level keys go before the task file's first section.
     format!(
         "{}\n{}",
@@ -57,7 +86,7 @@ fn task_spec(source: &MariaDb, destination: &MariaDb, mode: Mode) -> String {
             source.port,
             destination.port,
             &["schema", "full", "incremental"],
-            OBJECTS,
+            &selected.objects(),
             2,
         )
     )
@@ -91,17 +120,15 @@ impl Writer {
                 let _turn = t.lock().await;
                 n += 1;
                 let (updated, deleted) = (n % 19_000 + 1, (n * 7) % 19_000 + 1);
-                // A tool's locking reads and triggers can make a change a
-                // deadlock victim, and a change caught by pt-osc's swap fails
-                // in its trigger on the table just renamed away (1146): the
-                // transaction is rolled back, and an application tries it
-                // again.
+                // The tool's locking reads can make a change a deadlock
+                // victim: the transaction is rolled back, and an
+                // application tries it again.
                 let mut tries = 0;
                 loop {
                     tries += 1;
                     match change(&mut conn, n, updated, deleted).await {
                         Err(mysql_async::Error::Server(e))
-                            if [1213, 1205, 1146].contains(&e.code) && tries < 300 =>
+                            if [1213, 1205].contains(&e.code) && tries < 300 =>
                         {
                             tokio::time::sleep(Duration::from_millis(10)).await;
                             continue;
@@ -153,18 +180,6 @@ impl Writer {
         Ok(())
     }
 
-    /// `wait_for_more`, with the writer's own error when it stopped.
-    async fn more(self, more: u64) -> anyhow::Result<Self> {
-        match self.wait_for_more(more).await {
-            Ok(()) => Ok(self),
-            Err(e) if self.handle.is_finished() => {
-                self.handle.await??;
-                Err(e)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     async fn stop(self) -> anyhow::Result<u64> {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.await??;
@@ -195,32 +210,35 @@ async fn change(
     tx.commit().await
 }
 
-/// The destination ended as the source: the table's rows and columns, the
-/// index, no tool's table left, nothing kept for a cut-over.
+/// The destination ended as the source: the table's rows and columns (with
+/// the added `note`), `index`, no tool's table left, nothing kept for a
+/// cut-over.
 async fn assert_ended_altered(
     source: &MariaDb,
     destination: &MariaDb,
+    selected: &Selected,
     index: Option<&str>,
 ) -> anyhow::Result<()> {
     let (a, b) = (
-        source.checksum("shop", "orders").await?,
-        destination.checksum("eu", "orders_eu").await?,
+        source.checksum(selected.db, selected.table).await?,
+        destination
+            .checksum(selected.to_db, selected.to_table)
+            .await?,
     );
     anyhow::ensure!(a == b, "source {a:?}, destination {b:?}");
-    let columns =
-        "SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, ' ', COLUMN_TYPE) ORDER BY ORDINAL_POSITION) \
-                   FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?";
-    let read = |server: &MariaDb, db: &'static str, table: &'static str| {
-        let url = server.url();
-        async move {
-            let mut conn = mysql_async::Conn::from_url(url).await?;
-            let found: Option<String> = conn.exec_first(columns, (db, table)).await?;
-            anyhow::Ok(found)
-        }
+    let columns = |db: &str, table: &str| {
+        format!(
+            "SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, ' ', COLUMN_TYPE) ORDER BY ORDINAL_POSITION) \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}'"
+        )
     };
     let (a, b) = (
-        read(source, "shop", "orders").await?,
-        read(destination, "eu", "orders_eu").await?,
+        source
+            .query_value(&columns(selected.db, selected.table))
+            .await?,
+        destination
+            .query_value(&columns(selected.to_db, selected.to_table))
+            .await?,
     );
     assert_eq!(a, b, "columns");
     assert!(
@@ -230,19 +248,21 @@ async fn assert_ended_altered(
     if let Some(index) = index {
         let has = destination
             .query_value(&format!(
-                "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'eu' \
-                 AND TABLE_NAME = 'orders_eu' AND INDEX_NAME = '{index}'"
+                "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '{}' \
+                 AND TABLE_NAME = '{}' AND INDEX_NAME = '{index}'",
+                selected.to_db, selected.to_table
             ))
             .await?;
         assert_eq!(has.as_deref(), Some("1"), "index {index}");
     }
     let tables = destination
-        .query_value(
+        .query_value(&format!(
             "SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA IN ('eu', 'shop')",
-        )
+             WHERE TABLE_SCHEMA IN ('{}', '{}')",
+            selected.to_db, selected.db
+        ))
         .await?;
-    assert_eq!(tables.as_deref(), Some("orders_eu"));
+    assert_eq!(tables.as_deref(), Some(selected.to_table));
     let kept = destination
         .query_value("SELECT COUNT(*) FROM dts_meta.online_ddl")
         .await?;
@@ -267,7 +287,10 @@ async fn destination_held(destination: &MariaDb, tables: &[&str]) -> anyhow::Res
 }
 
 fn pt_online_schema_change(source: &MariaDb, alter: &str) -> anyhow::Result<()> {
-    let dsn = format!("h=127.0.0.1,P={},u=root,D=shop,t=orders", source.port);
+    let dsn = format!(
+        "h=127.0.0.1,P={},u=root,D={},t={}",
+        source.port, SBTEST.db, SBTEST.table
+    );
     let output = std::process::Command::new("pt-online-schema-change")
         .args([
             "--alter",
@@ -291,39 +314,78 @@ fn pt_online_schema_change(source: &MariaDb, alter: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn pt_online_schema_change_under_writes(mode: Mode) -> anyhow::Result<()> {
+/// The source's binlog position, to tell that sysbench is writing.
+async fn binlog_end(server: &MariaDb) -> anyhow::Result<(String, u64)> {
+    let mut conn = server.conn().await?;
+    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+    let row = row.ok_or_else(|| anyhow::anyhow!("no binlog"))?;
+    Ok((
+        row.get(0).unwrap_or_default(),
+        row.get(1).unwrap_or_default(),
+    ))
+}
+
+async fn wait_for_writes(server: &MariaDb) -> anyhow::Result<()> {
+    let from = binlog_end(server).await?;
+    wait_for("sysbench to write", TIMEOUT, || async {
+        Ok((binlog_end(server).await? > from).then_some(()))
+    })
+    .await
+}
+
+/// Two pt-online-schema-change runs (a column, an index) on a selected
+/// table while sysbench writes it.
+async fn pt_online_schema_change_under_sysbench(mode: Mode) -> anyhow::Result<()> {
     let source = MariaDb::start(1).await?;
     let destination = MariaDb::start(2).await?;
-    source.exec(SCHEMA).await?;
+    source
+        .exec("CREATE DATABASE sbtest; CREATE TABLE sbtest.unselected (id INT PRIMARY KEY)")
+        .await?;
+    let sysbench = Sysbench {
+        port: source.port,
+        tables: 1,
+        table_size: 20_000,
+        rand_type: "uniform".to_string(),
+    };
+    sysbench.prepare(1)?;
     let cluster = TestCluster::builder()
         .coordinators(1)
         .worker(2)
         .start()
         .await?;
-    let spec = task_spec(&source, &destination, mode);
+    let spec = task_spec(&source, &destination, mode, &SBTEST);
     let task = cluster
         .run_task_until(&spec, "incremental", TIMEOUT)
         .await?;
-    let mut writer = Writer::start(&source).await?.more(50).await?;
-    for alter in [
-        "ADD COLUMN note VARCHAR(20) NULL",
-        "ADD INDEX by_amount (amount)",
-    ] {
-        let source_ref = &source;
-        tokio::task::block_in_place(|| pt_online_schema_change(source_ref, alter))?;
-        writer = writer.more(50).await?;
+    let mut load = sysbench.spawn_until_killed(2, 200)?;
+    let changed = async {
+        wait_for_writes(&source).await?;
+        for alter in ["ADD COLUMN note VARCHAR(20) NULL", "ADD INDEX by_c (c)"] {
+            let source_ref = &source;
+            tokio::task::block_in_place(|| pt_online_schema_change(source_ref, alter))?;
+            wait_for_writes(&source).await?;
+        }
+        anyhow::Ok(())
     }
-    let committed = writer.stop().await?;
+    .await;
+    let sysbench_ran = load.try_wait()?.is_none();
+    load.kill()?;
+    let output = load.wait_with_output()?;
+    changed?;
+    anyhow::ensure!(
+        sysbench_ran,
+        "sysbench stopped: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     source
-        .exec("INSERT INTO shop.orders VALUES (1000000, 1, 2.50, 'after the change')")
+        .exec("INSERT INTO sbtest.sbtest1 (id, k, c, pad, note) VALUES (1000000, 1, 'c', 'pad', 'after')")
         .await?;
     wait_caught_up(&source, &destination, 2, TIMEOUT)
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
     assert_healthy(&cluster, &task).await?;
-    println!("{committed} transactions written during the changes");
-    assert_ended_altered(&source, &destination, Some("by_amount")).await?;
-    let held = destination_held(&destination, &["_orders_new", "_orders_old"]).await?;
+    assert_ended_altered(&source, &destination, &SBTEST, Some("by_c")).await?;
+    let held = destination_held(&destination, &["_sbtest1_new", "_sbtest1_old"]).await?;
     assert_eq!(
         held,
         mode == Mode::Copy,
@@ -335,13 +397,13 @@ async fn pt_online_schema_change_under_writes(mode: Mode) -> anyhow::Result<()> 
 #[tokio::test(flavor = "multi_thread")]
 async fn pt_online_schema_change_is_followed_by_its_alter_without_its_tables() -> anyhow::Result<()>
 {
-    pt_online_schema_change_under_writes(Mode::Follow).await
+    pt_online_schema_change_under_sysbench(Mode::Follow).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pt_online_schema_change_tables_are_copied_and_dropped_with_copy_shadow_tables(
 ) -> anyhow::Result<()> {
-    pt_online_schema_change_under_writes(Mode::Copy).await
+    pt_online_schema_change_under_sysbench(Mode::Copy).await
 }
 
 /// gh-ost's changelog write: its state and heartbeat rows.
@@ -472,7 +534,7 @@ async fn gh_ost_sequence_under_writes(mode: Mode) -> anyhow::Result<()> {
         .start()
         .await?;
     let cluster = tokio::sync::Mutex::new(cluster);
-    let spec = task_spec(&source, &destination, mode);
+    let spec = task_spec(&source, &destination, mode, &ORDERS);
     let task = cluster
         .lock()
         .await
@@ -511,7 +573,7 @@ async fn gh_ost_sequence_under_writes(mode: Mode) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
     assert_healthy(&cluster, &task).await?;
     println!("{committed} transactions written during the change");
-    assert_ended_altered(&source, &destination, None).await?;
+    assert_ended_altered(&source, &destination, &ORDERS, None).await?;
     let held =
         destination_held(&destination, &["_orders_gho", "_orders_ghc", "_orders_del"]).await?;
     assert_eq!(
@@ -553,7 +615,7 @@ async fn a_change_under_way_at_the_start_and_one_refused_by_fail_stop_the_task_w
         .worker(4)
         .start()
         .await?;
-    let spec = task_spec(&source, &destination, Mode::Follow);
+    let spec = task_spec(&source, &destination, Mode::Follow, &ORDERS);
     let task = cluster.create_task(&spec, true).await?.id;
     let failed = cluster
         .wait_for_task_status(&task, "failed", TIMEOUT)
@@ -569,7 +631,7 @@ async fn a_change_under_way_at_the_start_and_one_refused_by_fail_stop_the_task_w
     assert_eq!(copied.as_deref(), Some("0"), "refused before the schema");
 
     source.exec("DROP TABLE shop._orders_gho").await?;
-    let spec = task_spec(&source, &destination, Mode::Fail);
+    let spec = task_spec(&source, &destination, Mode::Fail, &ORDERS);
     let task = cluster
         .run_task_until(&spec, "incremental", TIMEOUT)
         .await?;

@@ -100,6 +100,29 @@ impl Sysbench {
     }
 }
 
+impl Sysbench {
+    /// Starts `oltp_write_only` at a fixed rate until killed, as an
+    /// application would run it: a transaction that meets a deadlock, a lock
+    /// wait timeout or a table renamed away under it (an online schema
+    /// change's swap) is rolled back and run again.
+    pub fn spawn_until_killed(
+        &self,
+        threads: u32,
+        rate: u32,
+    ) -> anyhow::Result<std::process::Child> {
+        let mut c = self.command("oltp_write_only", threads);
+        c.args([
+            &format!("--rate={rate}"),
+            "--time=0",
+            "--events=0",
+            "--mysql-ignore-errors=1213,1205,1146",
+            "run",
+        ]);
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        c.spawn().context("start sysbench")
+    }
+}
+
 /// The `write:` count of sysbench's "queries performed" section.
 pub fn parse_writes(output: &str) -> anyhow::Result<u64> {
     output
