@@ -437,7 +437,7 @@ async fn a_worker_partitioned_from_the_coordinators_stops_and_its_old_epoch_is_r
     // transaction starts with, is refused by the destination.
     let mut conn = destination.conn().await?;
     let mut tx = conn.start_transaction(Default::default()).await?;
-    let refused = Meta::new("dts_meta", &task, first.epoch)
+    let refused = Meta::new("dts_meta", &task, first.epoch, source.server_id)
         .check_owner(&mut tx)
         .await;
     drop(tx);

@@ -15,6 +15,7 @@ pub mod signal;
 pub mod spec;
 pub mod telemetry;
 pub mod time;
+pub mod topology;
 
 pub use client::{ClientError, CoordinatorClient};
 pub use spec::{SpecError, TaskSpec};

@@ -417,6 +417,28 @@ pub struct TaskSpec {
     /// Which tables are the tools'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online_ddl_tables: Option<OnlineDdlTables>,
+    /// `two_way`: this file makes a pair of tasks (see `topology`).
+    #[serde(default, skip_serializing_if = "is_one_way")]
+    pub topology: Topology,
+    /// Set by dts on the reverse task of a two-way pair: the forward task's
+    /// id. Its DDL comes from the forward task only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse_of: Option<String>,
+}
+
+/// The shape a task file asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topology {
+    /// One task: source to destination (and chains and fans of such).
+    #[default]
+    OneWay,
+    /// A forward task as written and its reverse, carrying changes back.
+    TwoWay,
+}
+
+fn is_one_way(topology: &Topology) -> bool {
+    *topology == Topology::OneWay
 }
 
 fn is_follow(method: &OnlineDdlMethod) -> bool {
@@ -498,6 +520,14 @@ impl TaskSpec {
         validate_endpoint("destination", &self.destination)?;
         if let Some(accounts) = &self.accounts {
             accounts.named()?;
+        }
+        if self.topology == Topology::TwoWay {
+            crate::topology::validate_two_way(self)?;
+        } else if self.reverse_of.is_some() {
+            return Err(SpecError::new(
+                "reverse_of",
+                "is set by dts on the reverse task of topology = \"two_way\"",
+            ));
         }
         // One server on both sides is fine: the route refuses what would
         // be synced onto itself.

@@ -51,6 +51,15 @@ pub struct TaskRecord {
     pub checkpoint: Option<Checkpoint>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The other task of a two-way pair: started, paused, stopped and
+    /// deleted with this one.
+    #[serde(default)]
+    pub linked: Option<TaskId>,
+    /// The reverse task of a two-way pair waits, unplaced, until its
+    /// forward task (`linked`) has reached incremental sync: before that the
+    /// tables it reads may not exist yet.
+    #[serde(default)]
+    pub waits_for_link: bool,
 }
 
 impl TaskRecord {
@@ -116,6 +125,10 @@ pub enum Command {
     },
     CreateTask {
         task: Box<TaskRecord>,
+    },
+    /// Tasks created together (a two-way pair), or none.
+    CreateTasks {
+        tasks: Vec<TaskRecord>,
     },
     SetDesired {
         task_id: TaskId,
@@ -191,12 +204,21 @@ impl ClusterState {
             Command::CreateTask { task } => {
                 self.tasks.insert(task.id, *task);
             }
+            Command::CreateTasks { tasks } => {
+                for task in tasks {
+                    self.tasks.insert(task.id, task);
+                }
+            }
             Command::SetDesired {
                 task_id,
                 desired,
                 at_ms,
             } => {
-                if let Some(task) = self.tasks.get_mut(&task_id) {
+                let linked = self.tasks.get(&task_id).and_then(|t| t.linked);
+                for task_id in std::iter::once(task_id).chain(linked) {
+                    let Some(task) = self.tasks.get_mut(&task_id) else {
+                        continue;
+                    };
                     task.desired = desired;
                     if desired == DesiredState::Running && task.failed {
                         task.failed = false;
@@ -213,7 +235,11 @@ impl ClusterState {
                 }
             }
             Command::DeleteTask { task_id } => {
-                self.tasks.remove(&task_id);
+                if let Some(task) = self.tasks.remove(&task_id) {
+                    if let Some(linked) = task.linked {
+                        self.tasks.remove(&linked);
+                    }
+                }
             }
             Command::ApplyPlan {
                 lost_workers,
@@ -273,6 +299,7 @@ impl ClusterState {
         }
         task.reported_epoch = report.epoch;
         task.phase = report.phase;
+        let reached_incremental = task.phase == "incremental";
         if let Some(checkpoint) = report.checkpoint {
             task.checkpoint = Some(Checkpoint {
                 epoch: report.epoch,
@@ -284,12 +311,18 @@ impl ClusterState {
         // a report the worker sent before its fatal one may arrive after it.
         if task.failed {
             task.updated_at_ms = at_ms;
-            return true;
+        } else {
+            // The worker says what is wrong now: a retried error that healed clears.
+            task.failed = report.fatal && report.error.is_some();
+            task.last_error = report.error;
+            task.updated_at_ms = at_ms;
         }
-        // The worker says what is wrong now: a retried error that healed clears.
-        task.failed = report.fatal && report.error.is_some();
-        task.last_error = report.error;
-        task.updated_at_ms = at_ms;
+        let linked = task.linked;
+        if reached_incremental {
+            if let Some(reverse) = linked.and_then(|id| self.tasks.get_mut(&id)) {
+                reverse.waits_for_link = false;
+            }
+        }
         true
     }
 
@@ -365,6 +398,8 @@ pub(crate) mod tests {
             checkpoint: None,
             created_at_ms: i64::try_from(n).unwrap_or(0),
             updated_at_ms: 0,
+            linked: None,
+            waits_for_link: false,
         }
     }
 

@@ -185,6 +185,18 @@ pub enum SyncError {
         found: String,
     },
     #[error(
+        "two-way: source and destination are different servers with the same server_id \
+         {server_id}; the loop marker tells servers apart by server_id, so each server of a \
+         two-way pair needs its own"
+    )]
+    SameServerId { server_id: u32 },
+    #[error(
+        "two-way: the destination's binlog leaves out the meta schema `{schema}` ({detail}); \
+         the loop marker dts writes there must reach the binlog, or the reverse task would \
+         send every change back"
+    )]
+    MarkerNotLogged { schema: String, detail: String },
+    #[error(
         "destination: after the online schema change cut-over at binlog position {position}, \
          {table} differs from the source's table: expected {expected}; found {found}. The \
          ALTERs the tool ran on its shadow table do not make the table the shadow became \

@@ -20,16 +20,34 @@ pub struct Meta {
     pub schema: String,
     pub task_id: String,
     pub epoch: u64,
+    /// The source's server id: every transaction this task writes says it
+    /// came from there (see [`LOOP_MARKERS`]).
+    pub applied_from: u32,
 }
+
+/// The loop marker table. Every transaction dts writes on a destination
+/// writes its row here first (right after the owner check, which is a read):
+/// which server the task applying it reads (`applied_from`), and the server
+/// the change was first written on (`origin`, kept as a change is relayed).
+/// A task reading that server's binlog sees the marker before any of the
+/// transaction's rows, so it can drop the whole transaction as it streams
+/// when it would carry the change back where it came from (two-way pairs,
+/// stars, rings). `n` counts, so the row changes, and is logged, on every
+/// write. One row per destination connection, so that parallel writers do
+/// not queue on it. The reader decodes it by column position: the order of
+/// the columns is part of the format.
+pub const LOOP_MARKERS: &str = "loop_markers";
 
 const CTX: &str = "preparing the metadata schema";
 
 impl Meta {
-    pub fn new(schema: &str, task_id: &str, epoch: u64) -> Self {
+    /// `applied_from`: the source's server id.
+    pub fn new(schema: &str, task_id: &str, epoch: u64, applied_from: u32) -> Self {
         Self {
             schema: schema.to_string(),
             task_id: task_id.to_string(),
             epoch,
+            applied_from,
         }
     }
 
@@ -75,6 +93,12 @@ impl Meta {
                  tbl VARCHAR(64) NOT NULL, copy_end TEXT NOT NULL, \
                  PRIMARY KEY (task_id, db, tbl)) ENGINE=InnoDB",
                 self.table("table_copies")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {} (task_id CHAR(36) NOT NULL, connection BIGINT UNSIGNED NOT NULL, \
+                 applied_from INT UNSIGNED NOT NULL, origin INT UNSIGNED NOT NULL, n BIGINT UNSIGNED NOT NULL, \
+                 PRIMARY KEY (task_id, connection)) ENGINE=InnoDB",
+                self.table(LOOP_MARKERS)
             ),
             // ALTERs of online schema change tools' shadow tables, kept for
             // their cut-over (see online_ddl).
@@ -214,10 +238,37 @@ impl Meta {
         tx.commit().await.on(Side::Destination, ctx)
     }
 
-    /// The fence: run first in every apply transaction. The shared lock makes a
-    /// newer owner's claim wait for this transaction, and this transaction fail
-    /// if the claim came first.
+    /// The fence and the loop marker: run first in every transaction dts
+    /// writes. The shared lock makes a newer owner's claim wait for this
+    /// transaction, and this transaction fail if the claim came first; then
+    /// the marker says the transaction's changes were first written on the
+    /// source (see [`LOOP_MARKERS`]).
     pub async fn check_owner<Q: Queryable>(&self, tx: &mut Q) -> SyncResult<()> {
+        self.check_owner_relaying(tx, self.applied_from).await
+    }
+
+    /// [`Meta::check_owner`] for a transaction relaying changes first written
+    /// on server `origin`.
+    pub async fn check_owner_relaying<Q: Queryable>(
+        &self,
+        tx: &mut Q,
+        origin: u32,
+    ) -> SyncResult<()> {
+        self.fence(tx).await?;
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {} (task_id, connection, applied_from, origin, n) \
+                 VALUES (?, CONNECTION_ID(), ?, ?, 1) ON DUPLICATE KEY UPDATE \
+                 applied_from = VALUES(applied_from), origin = VALUES(origin), n = n + 1",
+                self.table(LOOP_MARKERS)
+            ),
+            (&self.task_id, self.applied_from, origin),
+        )
+        .await
+        .on(Side::Destination, "writing the loop marker")
+    }
+
+    async fn fence<Q: Queryable>(&self, tx: &mut Q) -> SyncResult<()> {
         let current: Option<u64> = tx
             .exec_first(
                 format!(

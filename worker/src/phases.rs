@@ -81,11 +81,11 @@ async fn run_phases(
     destination: &Database,
 ) -> SyncResult<()> {
     let spec = &ctx.spec;
-    let meta = Meta::new(&spec.meta_schema, &ctx.task_id, ctx.epoch);
     ctx.progress.set_phase("precheck");
     let mut dst = destination.conn().await?;
     // Connectivity and privileges of the source are checked before we write anything.
-    drop(source.conn().await?);
+    let source_server = position::server_id(&mut source.conn().await?, Side::Source).await?;
+    let meta = Meta::new(&spec.meta_schema, &ctx.task_id, ctx.epoch, source_server);
     meta.ensure_schema(&mut dst).await?;
     let mut spare = destination.conn().await?;
     meta.claim(&mut dst, &mut spare).await?;
@@ -122,7 +122,7 @@ async fn run_phases(
         _ => Vec::new(),
     };
     if spec.has_mode(SyncMode::Incremental) {
-        check_source_server(&mut checkpoint, source, &meta, &mut dst).await?;
+        check_source_server(&mut checkpoint, source, source_server, &meta, &mut dst).await?;
     }
     ctx.progress.set_error(None);
     info!(
@@ -269,10 +269,10 @@ async fn ensure_history(
 async fn check_source_server(
     checkpoint: &mut TaskCheckpoint,
     source: &Database,
+    found: u32,
     meta: &Meta,
     dst: &mut mysql_async::Conn,
 ) -> SyncResult<()> {
-    let found = position::server_id(&mut source.conn().await?).await?;
     match checkpoint.source_server_id {
         Some(recorded) if recorded != found => Err(SyncError::SourceReplaced {
             address: source.address(),

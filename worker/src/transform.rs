@@ -5,6 +5,7 @@
 pub mod columns;
 pub mod ddl;
 pub mod filter;
+pub mod loop_marker;
 pub mod names;
 pub mod rows;
 pub mod select;

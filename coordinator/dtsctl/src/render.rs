@@ -170,6 +170,20 @@ pub fn task_detail(t: &pb::TaskInfo) -> String {
     field("worker", &t.worker_id);
     field("epoch", &t.epoch.to_string());
     field("du", &t.du.to_string());
+    if !t.linked_task_id.is_empty() {
+        let other = if t.link_role == "reverse" {
+            "forward"
+        } else {
+            "reverse"
+        };
+        field(
+            "two-way",
+            &format!(
+                "the {} task; its {other} task is {}",
+                t.link_role, t.linked_task_id
+            ),
+        );
+    }
     field("pending reason", &t.pending_reason);
     field("last error", &t.last_error);
     if let Some(c) = &t.checkpoint {

@@ -61,6 +61,16 @@ pub fn plan(state: &ClusterState, expired: &BTreeSet<WorkerId>) -> Plan {
             }
             continue;
         }
+        if task.waits_for_link {
+            let reason = format!(
+                "waiting for its forward task {} to reach incremental sync",
+                task.linked.map(|id| id.to_string()).unwrap_or_default()
+            );
+            if owner.is_some() || task.pending_reason.as_deref() != Some(&reason) {
+                placements.push(unassign(task, Some(reason)));
+            }
+            continue;
+        }
         match owner.map(|o| (o, effective_state(o))) {
             Some((owner, Some(WorkerState::Online))) => take(&mut free, owner, task.du()),
             Some((owner, Some(WorkerState::Draining))) => {
@@ -264,6 +274,61 @@ mod tests {
         settle(&mut state, &BTreeSet::new());
         assert_eq!(owner(&state, 4), Some("w6"));
         assert_eq!(state.tasks[&Uuid::from_u128(4)].epoch, 1);
+    }
+
+    #[test]
+    fn a_reverse_task_waits_for_its_forward_task_and_the_pair_lives_as_one() {
+        use crate::state::{Checkpoint, ProgressReport};
+        let mut state = cluster(&[("w", 8)], &[2, 2]);
+        let (forward, reverse) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        for (id, other) in [(forward, reverse), (reverse, forward)] {
+            if let Some(task) = state.tasks.get_mut(&id) {
+                task.linked = Some(other);
+            }
+        }
+        if let Some(task) = state.tasks.get_mut(&reverse) {
+            task.waits_for_link = true;
+        }
+        settle(&mut state, &BTreeSet::new());
+        assert!(state.tasks[&forward].assigned_worker.is_some());
+        assert_eq!(state.tasks[&reverse].assigned_worker, None);
+        assert!(state.tasks[&reverse]
+            .pending_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("reach incremental sync")));
+        // The forward task reports incremental: the reverse one is placed.
+        let epoch = state.tasks[&forward].epoch;
+        let report = |phase: &str| ProgressReport {
+            task_id: forward,
+            worker_id: "w".into(),
+            epoch,
+            phase: phase.into(),
+            checkpoint: Some(Checkpoint::default()),
+            error: None,
+            fatal: false,
+        };
+        let full = report("full");
+        state.apply(Command::Reports {
+            reports: vec![full],
+            at_ms: 1,
+        });
+        assert!(state.tasks[&reverse].waits_for_link);
+        let incremental = report("incremental");
+        state.apply(Command::Reports {
+            reports: vec![incremental],
+            at_ms: 2,
+        });
+        settle(&mut state, &BTreeSet::new());
+        assert!(state.tasks[&reverse].assigned_worker.is_some());
+        // Pausing either pauses both; deleting either deletes both.
+        state.apply(Command::SetDesired {
+            task_id: reverse,
+            desired: DesiredState::Paused,
+            at_ms: 3,
+        });
+        assert_eq!(state.tasks[&forward].desired, DesiredState::Paused);
+        state.apply(Command::DeleteTask { task_id: forward });
+        assert!(state.tasks.is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::node::Coordinator;
 use crate::service::convert::{task_to_pb, workers_to_pb};
 use crate::state::{Command, TaskLookupError, TaskRecord};
 use dts_common::model::{DesiredState, TaskStatus};
+use dts_common::spec::Topology;
 use dts_common::TaskSpec;
 use dts_proto::pb;
 use dts_proto::pb::admin_client::AdminClient;
@@ -246,39 +247,45 @@ impl AdminService {
     async fn create_task(&self, req: pb::CreateTaskRequest) -> Result<pb::TaskInfo> {
         self.node.ensure_leader()?;
         let spec = TaskSpec::from_toml(&req.spec_toml)?;
-        let id = Uuid::new_v4();
+        if spec.reverse_of.is_some() {
+            return Err(Error::InvalidArgument {
+                field: "reverse_of",
+                reason: "is set by dts on the reverse task of topology = \"two_way\"".into(),
+            });
+        }
         let now = dts_common::time::now_ms();
-        let name = spec
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("task-{}", &id.simple().to_string()[..8]));
-        let task = TaskRecord {
-            id,
-            name,
-            spec,
-            desired: if req.start {
-                DesiredState::Running
-            } else {
-                DesiredState::Created
-            },
-            assigned_worker: None,
-            epoch: 0,
-            reported_epoch: 0,
-            phase: String::new(),
-            pending_reason: None,
-            last_error: None,
-            failed: false,
-            checkpoint: None,
-            created_at_ms: now,
-            updated_at_ms: now,
+        let desired = if req.start {
+            DesiredState::Running
+        } else {
+            DesiredState::Created
         };
-        self.node
-            .write(Command::CreateTask {
-                task: Box::new(task),
-            })
-            .await?;
+        let forward = new_task(spec, desired, now);
+        let id = forward.id;
+        if forward.spec.topology == Topology::TwoWay {
+            let mut reverse = new_task(
+                dts_common::topology::reverse(&forward.spec, &id.to_string()),
+                desired,
+                now,
+            );
+            reverse.linked = Some(id);
+            reverse.waits_for_link = true;
+            let mut forward = forward;
+            forward.linked = Some(reverse.id);
+            info!(task_id = %id, reverse_id = %reverse.id, "two-way pair created");
+            self.node
+                .write(Command::CreateTasks {
+                    tasks: vec![forward, reverse],
+                })
+                .await?;
+        } else {
+            self.node
+                .write(Command::CreateTask {
+                    task: Box::new(forward),
+                })
+                .await?;
+            info!(task_id = %id, "task created");
+        }
         self.node.schedule_now.notify_one();
-        info!(task_id = %id, "task created");
         self.task_info(id)
     }
 
@@ -309,6 +316,32 @@ impl AdminService {
         Ok(pb::DeleteTaskResponse {
             task_id: id.to_string(),
         })
+    }
+}
+
+fn new_task(spec: TaskSpec, desired: DesiredState, now: i64) -> TaskRecord {
+    let id = Uuid::new_v4();
+    let name = spec
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("task-{}", &id.simple().to_string()[..8]));
+    TaskRecord {
+        id,
+        name,
+        spec,
+        desired,
+        assigned_worker: None,
+        epoch: 0,
+        reported_epoch: 0,
+        phase: String::new(),
+        pending_reason: None,
+        last_error: None,
+        failed: false,
+        checkpoint: None,
+        created_at_ms: now,
+        updated_at_ms: now,
+        linked: None,
+        waits_for_link: false,
     }
 }
 

@@ -42,6 +42,12 @@ pub fn task_to_pb(task: &TaskRecord) -> pb::TaskInfo {
         checkpoint: task.checkpoint.as_ref().map(checkpoint_to_pb),
         created_at_ms: task.created_at_ms,
         updated_at_ms: task.updated_at_ms,
+        linked_task_id: task.linked.map(|id| id.to_string()).unwrap_or_default(),
+        link_role: match (task.linked, &task.spec.reverse_of) {
+            (None, _) => String::new(),
+            (Some(_), None) => "forward".to_string(),
+            (Some(_), Some(_)) => "reverse".to_string(),
+        },
     }
 }
 

@@ -12,11 +12,12 @@ use crate::meta::Meta;
 use crate::progress::Progress;
 use crate::sink::apply::{Applier, Mode};
 use crate::sink::lanes::{self, LaneCheckpoint, Lanes};
-use crate::source::binlog::{self, Item, ItemChunk};
+use crate::source::binlog::{self, Item, ItemChunk, Skip};
 use crate::source::catalog::Table;
 use crate::source::ddl::{self, Statement};
-use crate::source::position::BinlogPosition;
+use crate::source::position::{self, BinlogPosition};
 use crate::transform::ddl::{DdlPlan, DdlRouter};
+use crate::transform::loop_marker::LoopGuard;
 use crate::transform::rows;
 use crate::transform::select::Selector;
 use dts_common::mysql::quote_ident;
@@ -110,6 +111,10 @@ impl Incremental<'_> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = SyncResult<()>>,
     {
+        let destination_server = {
+            let mut conn = self.destination.conn().await?;
+            position::server_id(&mut conn, Side::Destination).await?
+        };
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let reader_cancel = self.cancel.child_token();
         info!(from = %start, catchup_until = ?self.catchup_until.as_ref().map(ToString::to_string), "following the binlog");
@@ -120,6 +125,9 @@ impl Incremental<'_> {
                 self.source.clone(),
                 start.clone(),
                 server_id(&self.meta.task_id),
+                LoopGuard {
+                    destination: destination_server,
+                },
                 Selector::new(Arc::new(self.route.clone())),
                 tx,
                 reader_cancel.clone(),
@@ -256,7 +264,8 @@ impl Incremental<'_> {
         };
         let mut ddl_router = DdlRouter::new(self.route, self.tables, &self.meta.task_id)
             .with_triggers(self.spec.triggers != TriggerMethod::Skip)
-            .with_stashed(stashed);
+            .with_stashed(stashed)
+            .with_ddl_applied(self.spec.reverse_of.is_none());
         let mut first_statement = true;
         let mut last_timestamp = 0u32;
         self.progress.set_phase(if mode == Mode::Strict {
@@ -321,21 +330,31 @@ impl Incremental<'_> {
                             lanes.rows(work).await?;
                         }
                     }
+                    Item::Origin(origin) => lanes.set_transaction_origin(origin),
                     Item::Commit {
                         position,
                         timestamp,
-                        own,
+                        skip,
                     } => {
                         last_timestamp = timestamp;
                         let passed_catchup =
                             lanes.mode() == Mode::Idempotent && caught_up(&position);
-                        if own {
+                        match skip {
+                            Skip::No => {
+                                let committed = lanes.end_transaction(position).await?;
+                                self.committed(committed, last_timestamp, &lanes);
+                            }
                             // Never a batch end: a checkpoint past it
                             // would be read back as another such.
-                            lanes.discard_transaction();
-                        } else {
-                            let committed = lanes.end_transaction(position).await?;
-                            self.committed(committed, last_timestamp, &lanes);
+                            Skip::Own => lanes.discard_transaction(),
+                            Skip::Looped { data } => {
+                                // Nothing of it applies: with nothing else
+                                // waiting, the task is as far as it.
+                                if lanes.nothing_pending() {
+                                    self.committed(Some(position.clone()), last_timestamp, &lanes);
+                                }
+                                lanes.skip_looped(position, data);
+                            }
                         }
                         if passed_catchup {
                             self.leave_catchup(&mut lanes, last_timestamp, &mut on_caught_up)

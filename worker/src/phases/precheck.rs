@@ -8,7 +8,7 @@ use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::source::catalog::{self, Table, TableName};
 use dts_common::online_ddl::HelperKind;
 use dts_common::route::Route;
-use dts_common::spec::{ConflictMode, OnlineDdlMethod, SyncMode, TaskSpec};
+use dts_common::spec::{ConflictMode, OnlineDdlMethod, SyncMode, TaskSpec, Topology};
 use mysql_async::prelude::Queryable;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,6 +28,10 @@ pub async fn run(
     }
     if spec.has_mode(SyncMode::Full) && !spec.full_sync_binlog {
         check_binlog_off_allowed(&mut dst).await?;
+    }
+    if spec.topology == Topology::TwoWay {
+        let same = same_server(&mut src, &mut dst).await?;
+        check_two_way(&mut src, &mut dst, &spec.meta_schema, same).await?;
     }
     let tables = catalog::load_tables(&mut src, route).await?;
     if starting && route.online_ddl() != OnlineDdlMethod::CopyShadowTables {
@@ -93,6 +97,55 @@ async fn check_tools_tables(
             });
         }
         tracing::info!(%table, %origin, "not syncing an online schema change tool's table");
+    }
+    Ok(())
+}
+
+/// A two-way pair tells its servers apart by server_id (the loop marker
+/// names them so), and finds the marker only if the destination logs the
+/// meta schema.
+async fn check_two_way(
+    src: &mut mysql_async::Conn,
+    dst: &mut mysql_async::Conn,
+    meta_schema: &str,
+    same_server: bool,
+) -> SyncResult<()> {
+    let source_id = crate::source::position::server_id(src, Side::Source).await?;
+    let destination_id = crate::source::position::server_id(dst, Side::Destination).await?;
+    if source_id == destination_id && !same_server {
+        return Err(SyncError::SameServerId {
+            server_id: source_id,
+        });
+    }
+    let status: Option<mysql_async::Row> = dst.query_first("SHOW MASTER STATUS").await.on(
+        Side::Destination,
+        "checking that the destination logs the meta schema",
+    )?;
+    let Some(status) = status else {
+        return Err(SyncError::MarkerNotLogged {
+            schema: meta_schema.to_string(),
+            detail: "its binary log is off".into(),
+        });
+    };
+    let list = |i: usize| -> Vec<String> {
+        let text: String = status.get(i).unwrap_or_default();
+        text.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let (only, ignored) = (list(2), list(3));
+    if ignored.iter().any(|db| db == meta_schema) {
+        return Err(SyncError::MarkerNotLogged {
+            schema: meta_schema.to_string(),
+            detail: "binlog_ignore_db names it".into(),
+        });
+    }
+    if !only.is_empty() && !only.iter().any(|db| db == meta_schema) {
+        return Err(SyncError::MarkerNotLogged {
+            schema: meta_schema.to_string(),
+            detail: format!("binlog_do_db logs only {}", only.join(", ")),
+        });
     }
     Ok(())
 }

@@ -92,6 +92,9 @@ pub struct Applier {
     /// The routing version the lanes cut the current batch with; recorded in
     /// the checkpoint (see `lanes::LaneCheckpoint`).
     pub routing: u8,
+    /// The server the changes of the current batch were first written on,
+    /// for the loop marker (see `meta::LOOP_MARKERS`).
+    pub origin: u32,
 }
 
 impl Applier {
@@ -99,7 +102,6 @@ impl Applier {
         Self {
             lane,
             conn,
-            meta,
             mode,
             overwrite,
             tables: TableCache::default(),
@@ -113,6 +115,8 @@ impl Applier {
             in_transaction: false,
             rows_applied: 0,
             routing: crate::sink::lanes::ROUTING,
+            origin: meta.applied_from,
+            meta,
         }
     }
 
@@ -123,7 +127,9 @@ impl Applier {
                 .await
                 .on(Side::Destination, "starting an apply transaction")?;
             self.in_transaction = true;
-            self.meta.check_owner(&mut self.conn).await?;
+            self.meta
+                .check_owner_relaying(&mut self.conn, self.origin)
+                .await?;
         }
         Ok(())
     }

@@ -173,11 +173,13 @@ enum Command {
         checkpoint: BinlogPosition,
         mode: Mode,
         routing: u8,
+        /// Where the batch's changes were first written (loop marker).
+        origin: u32,
         done: oneshot::Sender<SyncResult<()>>,
     },
     /// Rows of a transaction too big to buffer (lane 1), left uncommitted
     /// until the batch that ends it. A failure is answered by that batch.
-    Stream(RowsWork),
+    Stream { work: RowsWork, origin: u32 },
     /// DDL at `position` (lane 1); answers whether it ran.
     Ddl {
         work: DdlWork,
@@ -200,6 +202,7 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
                 checkpoint,
                 mode,
                 routing,
+                origin,
                 done,
             } => {
                 let result = match failed.take() {
@@ -207,16 +210,18 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
                     None => {
                         lane.applier.mode = mode;
                         lane.applier.routing = routing;
+                        lane.applier.origin = origin;
                         lane.apply_and_commit(works, &checkpoint).await
                     }
                 };
                 applied.store(lane.applier.rows_applied, Ordering::Relaxed);
                 let _ = done.send(result);
             }
-            Command::Stream(work) => {
+            Command::Stream { work, origin } => {
                 if failed.is_some() || lane.already_applied(&work.position) {
                     continue;
                 }
+                lane.applier.origin = origin;
                 if let Err(error) = lane.applier.rows(work).await {
                     failed = Some(error);
                 }
@@ -299,6 +304,20 @@ pub struct Lanes {
     routing: u8,
     /// [`ROUTING`] or [`ROW_ROUTING`], from the task's apply consistency.
     configured_routing: u8,
+    /// The server this task reads: where changes not relayed were first
+    /// written (see `transform::loop_marker`).
+    own_origin: u32,
+    /// Where the open transaction's changes were first written, when its
+    /// loop marker says it relays them.
+    transaction_origin: Option<u32>,
+    /// Where the current batch's changes were first written: a batch holds
+    /// changes of one origin, as the one marker of each destination
+    /// transaction says.
+    batch_origin: u32,
+    /// The end of the last transaction passed over as dts's own looped
+    /// write (with data) after the last one routed: where an idle task's
+    /// checkpoint may move.
+    skipped_to: Option<BinlogPosition>,
 }
 
 impl Drop for Lanes {
@@ -326,6 +345,7 @@ impl Lanes {
         // Lanes commit together, so they differ only after a crash between two
         // lanes' commits: then the batch up to the furthest one is replayed,
         // routed as the run that cut it (which wrote the furthest checkpoints).
+        let own_origin = lanes.first().map_or(0, |(applier, _)| applier.origin);
         let positions_equal = lanes
             .windows(2)
             .all(|w| w[0].1.as_ref().map(|c| &c.position) == w[1].1.as_ref().map(|c| &c.position));
@@ -380,6 +400,10 @@ impl Lanes {
             replay_until,
             routing,
             configured_routing,
+            own_origin,
+            transaction_origin: None,
+            batch_origin: own_origin,
+            skipped_to: None,
         }
     }
 
@@ -489,6 +513,11 @@ impl Lanes {
         }
     }
 
+    /// No transaction is routed and not yet handed to the lanes.
+    pub fn nothing_pending(&self) -> bool {
+        self.batch_end.is_none() && self.transaction_rows == 0
+    }
+
     /// Rows routed into the batch and not yet handed to the lanes.
     pub fn pending_rows(&self) -> usize {
         self.batch_rows + self.transaction_rows
@@ -509,8 +538,18 @@ impl Lanes {
         self.changed_in_transaction.as_ref()
     }
 
+    /// The open transaction relays changes first written on `origin`.
+    pub fn set_transaction_origin(&mut self, origin: u32) {
+        self.transaction_origin = Some(origin);
+    }
+
+    fn transaction_origin(&self) -> u32 {
+        self.transaction_origin.unwrap_or(self.own_origin)
+    }
+
     pub fn begin_transaction(&mut self) {
         self.in_transaction = true;
+        self.transaction_origin = None;
         self.changed_in_transaction = None;
         self.transaction.clear();
         self.transaction_change_keys.clear();
@@ -536,6 +575,7 @@ impl Lanes {
             // this transaction goes through lane 1.
             self.commit_batch().await?;
             self.settle().await?;
+            self.batch_origin = self.transaction_origin();
             self.streaming = true;
             for work in std::mem::take(&mut self.transaction) {
                 self.stream(work).await?;
@@ -546,9 +586,10 @@ impl Lanes {
 
     async fn stream(&mut self, work: RowsWork) -> SyncResult<()> {
         // Bounded: a huge transaction waits here for lane 1 to keep up.
+        let origin = self.batch_origin;
         self.lanes[0]
             .commands
-            .send(Command::Stream(work))
+            .send(Command::Stream { work, origin })
             .await
             .map_err(|_| lane_ended(1))
     }
@@ -563,6 +604,17 @@ impl Lanes {
         self.transaction_rows = 0;
     }
 
+    /// The open transaction was dts's own write read back (see
+    /// `transform::loop_marker`): nothing of it applies. With `data`, an
+    /// idle task's checkpoint moves past it (see [`Lanes::idle`]); without,
+    /// it never causes a write.
+    pub fn skip_looped(&mut self, position: BinlogPosition, data: bool) {
+        self.discard_transaction();
+        if data {
+            self.skipped_to = Some(position);
+        }
+    }
+
     /// The transaction ended at `position`: route it, and hand the batch to
     /// the lanes when it is full. Returns the position last committed, if a
     /// batch finished meanwhile.
@@ -572,14 +624,24 @@ impl Lanes {
     ) -> SyncResult<Option<BinlogPosition>> {
         self.in_transaction = false;
         self.changed_in_transaction = None;
+        self.skipped_to = None;
         if self.streaming {
             self.streaming = false;
             self.batch_end = Some(position);
             return self.commit_batch().await;
         }
+        let mut committed = None;
+        let origin = self.transaction_origin();
+        if origin != self.batch_origin {
+            // A batch carries one origin: the one before ends here (not
+            // while replaying a batch, which must be cut as it was).
+            if !self.replaying() {
+                committed = self.commit_batch().await?;
+            }
+            self.batch_origin = origin;
+        }
         let works = std::mem::take(&mut self.transaction);
         let change_keys = std::mem::take(&mut self.transaction_change_keys);
-        let mut committed = None;
         if self.routing == ROW_ROUTING && self.transaction_foldable {
             for (work, keys) in works.into_iter().zip(change_keys) {
                 self.route_rows(work, keys);
@@ -635,6 +697,9 @@ impl Lanes {
         if self.replaying() {
             return self.settle().await;
         }
+        if let Some(skipped) = self.skipped_to.take() {
+            self.batch_end = Some(skipped);
+        }
         self.commit_all().await
     }
 
@@ -677,6 +742,7 @@ impl Lanes {
                 checkpoint: end.clone(),
                 mode: self.mode,
                 routing: self.routing,
+                origin: self.batch_origin,
                 done: reply,
             };
             lane.commands

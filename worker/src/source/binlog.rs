@@ -5,9 +5,11 @@
 
 use crate::endpoint::Database;
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::meta::LOOP_MARKERS;
 use crate::source::catalog::TableName;
 use crate::source::position::BinlogPosition;
 use crate::source::row_image;
+use crate::transform::loop_marker::{self, LoopGuard, Verdict};
 use crate::transform::select::{Selected, Selector};
 use dts_common::route::TableRoute;
 use futures::{FutureExt, StreamExt};
@@ -52,14 +54,14 @@ pub enum Item {
         /// lane already committed the transaction it belongs to.
         position: BinlogPosition,
     },
+    /// The open transaction relays changes first written on server `origin`
+    /// (its loop marker says so; see `transform::loop_marker`).
+    Origin(u32),
     /// The transaction ended; `position` is where the next one starts.
     Commit {
         position: BinlogPosition,
         timestamp: u32,
-        /// It wrote a dts checkpoint and no selected table: dts's own apply
-        /// transaction, read back where the destination is the source's
-        /// own server. Committing a checkpoint past it would write another.
-        own: bool,
+        skip: Skip,
     },
     /// A statement outside row events (DDL, usually); it is its own transaction.
     Statement {
@@ -103,16 +105,45 @@ pub fn mysql_gtid(sid: &[u8; 16], gno: u64) -> String {
 /// The meta table every dts apply transaction writes (see `meta`).
 const CHECKPOINTS: &str = "checkpoints";
 
+/// Why a transaction the reader passes on is not to be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    No,
+    /// It wrote a dts checkpoint, no loop marker and no selected table: an
+    /// apply transaction of a version before the markers, read back where
+    /// the destination is the source's own server. Committing a checkpoint
+    /// past it would write another.
+    Own,
+    /// dts applied it from the server this task writes (see
+    /// `transform::loop_marker`); its rows were not passed on. `data`: it
+    /// changed more than dts's meta tables, so the task's checkpoint should
+    /// pass it at some point; one that is only another task's checkpoint
+    /// must never cause a write, or two tasks would answer each other's
+    /// checkpoints forever.
+    Looped {
+        data: bool,
+    },
+}
+
 /// What the reader saw of the open transaction.
 #[derive(Default)]
 struct Transaction {
     wrote_checkpoint: bool,
     selected_rows: bool,
+    /// A rows event was seen: a loop marker must come first.
+    rows_seen: bool,
+    /// Dropped by its loop marker; `Some(true)` once it changed more than
+    /// dts's meta tables.
+    looped: Option<bool>,
 }
 
 impl Transaction {
-    fn own(&self) -> bool {
-        self.wrote_checkpoint && !self.selected_rows
+    fn skip(&self) -> Skip {
+        match self.looped {
+            Some(data) => Skip::Looped { data },
+            None if self.wrote_checkpoint && !self.selected_rows => Skip::Own,
+            None => Skip::No,
+        }
     }
 }
 
@@ -202,6 +233,7 @@ pub async fn read(
     source: Database,
     start: BinlogPosition,
     server_id: u32,
+    guard: LoopGuard,
     mut selector: Selector,
     out: mpsc::Sender<ItemChunk>,
     cancel: CancellationToken,
@@ -318,7 +350,7 @@ pub async fn read(
                         out.push(Item::Commit {
                             position,
                             timestamp,
-                            own: transaction.own(),
+                            skip: transaction.skip(),
                         })
                         .await?;
                     }
@@ -356,7 +388,7 @@ pub async fn read(
                 out.push(Item::Commit {
                     position,
                     timestamp,
-                    own: transaction.own(),
+                    skip: transaction.skip(),
                 })
                 .await?;
             }
@@ -370,7 +402,26 @@ pub async fn read(
                 };
                 let db = tme.database_name().to_string();
                 let table = tme.table_name().to_string();
-                if db == selector.meta_schema() && table == CHECKPOINTS {
+                let meta = db == selector.meta_schema();
+                if let Some(data) = &mut transaction.looped {
+                    *data |= !meta;
+                    continue;
+                }
+                let first = !std::mem::replace(&mut transaction.rows_seen, true);
+                if meta && table == LOOP_MARKERS {
+                    // Only the first rows event of a transaction is its marker.
+                    let marker = row_image::decode(&rows, tme)
+                        .ok()
+                        .and_then(|changes| loop_marker::read(&changes))
+                        .filter(|_| first);
+                    match marker.map(|m| guard.verdict(m)) {
+                        Some(Verdict::Drop) => transaction.looped = Some(false),
+                        Some(Verdict::Relay { origin }) => out.push(Item::Origin(origin)).await?,
+                        None => {}
+                    }
+                    continue;
+                }
+                if meta && table == CHECKPOINTS {
                     transaction.wrote_checkpoint = true;
                 }
                 let Some(Selected { source, route }) = selector.select(&db, &table)? else {

@@ -66,11 +66,11 @@ pub async fn current(conn: &mut mysql_async::Conn) -> SyncResult<BinlogPosition>
 /// The source's `@@server_id`: which server's binlog a position is in.
 /// File names and offsets mean nothing on another server, even one that
 /// replicates the same data (a replica promoted by a failover).
-pub async fn server_id(conn: &mut mysql_async::Conn) -> SyncResult<u32> {
+pub async fn server_id(conn: &mut mysql_async::Conn, side: Side) -> SyncResult<u32> {
     let id: Option<u32> = conn
         .query_first("SELECT @@server_id")
         .await
-        .on(Side::Source, "reading the source's server_id")?;
+        .on(side, &format!("reading the {side}'s server_id"))?;
     Ok(id.unwrap_or_default())
 }
 

@@ -164,7 +164,14 @@ pub struct DdlRouter<'a> {
     follow_triggers: bool,
     /// ALTERs of shadow tables waiting for their cut-over.
     stashed: Stashed,
+    /// The destination takes DDL (not the reverse task of a two-way pair).
+    applies_ddl: bool,
 }
+
+/// Why the reverse task of a two-way pair applies no DDL: a statement has
+/// no transaction to carry a loop marker, so DDL the forward task applied
+/// would come back.
+const REVERSE_TASK: &str = "two-way: DDL flows along the forward task only";
 
 /// A table DDL names, and where the route sends it.
 struct Named {
@@ -188,7 +195,15 @@ impl<'a> DdlRouter<'a> {
             task_id: task_id.to_string(),
             follow_triggers: true,
             stashed: Stashed::default(),
+            applies_ddl: true,
         }
+    }
+
+    /// The reverse task of a two-way pair: the history takes DDL, the
+    /// destination none.
+    pub fn with_ddl_applied(mut self, applied: bool) -> Self {
+        self.applies_ddl = applied;
+        self
     }
 
     /// With the online schema changes kept so far (read at the start).
@@ -359,7 +374,9 @@ impl<'a> DdlRouter<'a> {
             // Merged or not, the table's shard comes, goes or changes name.
             self.follow(kind, &named);
         }
-        let left_out = if kind.of_trigger() && !self.follow_triggers {
+        let left_out = if !self.applies_ddl {
+            Some(REVERSE_TASK)
+        } else if kind.of_trigger() && !self.follow_triggers {
             Some("triggers = \"skip\"")
         } else if named.iter().any(|n| n.target.is_some() && !n.applies) {
             Some("left out by the table's ddl option")
@@ -574,6 +591,10 @@ impl<'a> DdlRouter<'a> {
         origin: &TableName,
         plan: &mut OnlinePlan,
     ) -> Result<(), String> {
+        if !self.applies_ddl {
+            plan.left_out = Some(REVERSE_TASK);
+            return Ok(());
+        }
         let routed = match self.route.table(&origin.db, &origin.name) {
             Ok(Some(routed)) => routed,
             Ok(None) => return Ok(()),
@@ -632,6 +653,9 @@ impl<'a> DdlRouter<'a> {
     ) -> SyncResult<()> {
         let (kept, clear) = self.stashed.take(shadow);
         plan.stash.push(clear);
+        if !self.applies_ddl {
+            return Ok(());
+        }
         let Some(routed) = self
             .route
             .table(&origin.db, &origin.name)

@@ -1,0 +1,271 @@
+//! Topologies through real processes: a two-way pair written on both sides
+//! converges and goes quiet (no change comes back: the loop marker), DDL
+//! reaches the other side once, and the pair lives and dies as one; a
+//! cascade relays what dts applied upstream.
+
+use dts_proto::pb;
+use dts_tests::fixtures::sync_task;
+use dts_tests::{wait_for, MariaDb, TestCluster};
+use mysql_async::prelude::Queryable;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The end of `server`'s binlog.
+async fn binlog_end(server: &MariaDb) -> anyhow::Result<(String, u64)> {
+    let mut conn = server.conn().await?;
+    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+    let row = row.ok_or_else(|| anyhow::anyhow!("no binlog"))?;
+    Ok((
+        row.get(0).unwrap_or_default(),
+        row.get(1).unwrap_or_default(),
+    ))
+}
+
+/// Waits until `task` reports having applied (or passed over) everything
+/// its source `source` has logged by now.
+async fn wait_task_past(cluster: &TestCluster, task: &str, source: &MariaDb) -> anyhow::Result<()> {
+    let end = binlog_end(source).await?;
+    wait_for(
+        &format!("task {task} to reach {}:{}", end.0, end.1),
+        TIMEOUT,
+        || async {
+            let info = cluster.task(task).await?;
+            anyhow::ensure!(info.status != "failed", "task failed: {}", info.last_error);
+            let Some(checkpoint) = info.checkpoint else {
+                return Ok(None);
+            };
+            let progress: serde_json::Value =
+                serde_json::from_str(&checkpoint.position).unwrap_or_default();
+            let applied = (
+                progress["applied"]["file"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                progress["applied"]["pos"].as_u64().unwrap_or(0),
+            );
+            Ok((applied >= end).then_some(()))
+        },
+    )
+    .await
+}
+
+/// Both tasks of the pair have passed the end of their sources' binlogs,
+/// and then neither binlog grew: no change, and no checkpoint, is being
+/// carried back and forth. (Each round may add the checkpoint that passes
+/// over the other task's last write; a loop never stops adding.)
+async fn wait_quiet(
+    cluster: &TestCluster,
+    (forward, a): (&str, &MariaDb),
+    (reverse, b): (&str, &MariaDb),
+) -> anyhow::Result<()> {
+    let mut last = None;
+    for _ in 0..5 {
+        let ends = (binlog_end(a).await?, binlog_end(b).await?);
+        wait_task_past(cluster, forward, a).await?;
+        wait_task_past(cluster, reverse, b).await?;
+        if last.as_ref() == Some(&ends) {
+            return Ok(());
+        }
+        last = Some(ends);
+    }
+    anyhow::bail!("the binlogs keep growing with nobody writing: {last:?}")
+}
+
+/// `rounds` transactions on `server`, each inserting a row of its own key
+/// range, updating one row of its own parity and deleting one it inserted.
+async fn write_side(server: &MariaDb, base: u64, parity: u64, rounds: u64) -> anyhow::Result<()> {
+    let mut conn = server.conn().await?;
+    for n in 0..rounds {
+        let mut tx = conn.start_transaction(Default::default()).await?;
+        tx.exec_drop(
+            "INSERT INTO shop.items (id, side, n) VALUES (?, ?, ?)",
+            (base + n, if parity == 0 { "a" } else { "b" }, n),
+        )
+        .await?;
+        tx.exec_drop(
+            "UPDATE shop.items SET n = n + 1 WHERE id = ?",
+            ((n * 2 + parity) % 1000 + 1,),
+        )
+        .await?;
+        if n % 5 == 4 {
+            tx.exec_drop("DELETE FROM shop.items WHERE id = ?", (base + n - 2,))
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+fn two_way_spec(a: &MariaDb, b: &MariaDb) -> String {
+    format!(
+        "topology = \"two_way\"\n{}",
+        sync_task(
+            "pair",
+            a.port,
+            b.port,
+            &["schema", "full", "incremental"],
+            "[[objects]]\ndatabase = \"shop\"",
+            2,
+        )
+    )
+}
+
+#[tokio::test]
+async fn a_two_way_pair_written_on_both_sides_converges_goes_quiet_and_lives_as_one(
+) -> anyhow::Result<()> {
+    let a = MariaDb::start(1).await?;
+    let b = MariaDb::start(2).await?;
+    a.exec(
+        "CREATE DATABASE shop; USE shop; \
+         CREATE TABLE shop.items (id BIGINT PRIMARY KEY, side VARCHAR(8), n INT NOT NULL); \
+         CREATE TABLE shop.log (id INT PRIMARY KEY); \
+         INSERT INTO shop.items SELECT seq, 'seed', 0 FROM seq_1_to_1000; \
+         INSERT INTO shop.log SELECT seq FROM seq_1_to_10",
+    )
+    .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(4)
+        .start()
+        .await?;
+    let created = cluster.create_task(&two_way_spec(&a, &b), true).await?;
+    let forward = created.id.clone();
+    let reverse = created.linked_task_id.clone();
+    assert_eq!(created.link_role, "forward");
+    anyhow::ensure!(!reverse.is_empty(), "no reverse task: {created:?}");
+    let reverse_info = cluster.task(&reverse).await?;
+    assert_eq!(reverse_info.link_role, "reverse");
+    assert_eq!(reverse_info.linked_task_id, forward);
+    cluster
+        .wait_for_task_phase(&forward, "incremental", TIMEOUT)
+        .await?;
+    cluster
+        .wait_for_task_phase(&reverse, "incremental", TIMEOUT)
+        .await?;
+
+    // Both sides written at once, each in keys of its own.
+    let (on_a, on_b) = tokio::join!(
+        write_side(&a, 100_000, 0, 300),
+        write_side(&b, 200_000, 1, 300)
+    );
+    on_a?;
+    on_b?;
+    wait_quiet(&cluster, (&forward, &a), (&reverse, &b))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+    let (sa, sb) = (
+        a.checksum("shop", "items").await?,
+        b.checksum("shop", "items").await?,
+    );
+    assert_eq!(sa, sb, "the sides differ");
+    // 1000 seeded + 300 a side, less 60 deleted a side.
+    assert_eq!(sa.0, 1000 + 2 * (300 - 60));
+
+    // DDL on A reaches B once and does not come back; TRUNCATE, which
+    // succeeds when repeated, does not bounce either.
+    a.exec("ALTER TABLE shop.items ADD COLUMN note VARCHAR(20) NULL; TRUNCATE TABLE shop.log")
+        .await?;
+    a.exec("INSERT INTO shop.items VALUES (300000, 'a', 1, 'after ddl')")
+        .await?;
+    // Once B has the TRUNCATE (else the two would race: a conflict, not a loop).
+    wait_task_past(&cluster, &forward, &a).await?;
+    b.exec("INSERT INTO shop.log VALUES (77)").await?;
+    wait_quiet(&cluster, (&forward, &a), (&reverse, &b))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+    let note = b
+        .query_value("SELECT note FROM shop.items WHERE id = 300000")
+        .await?;
+    assert_eq!(note.as_deref(), Some("after ddl"));
+    for table in ["items", "log"] {
+        let (x, y) = (
+            a.checksum("shop", table).await?,
+            b.checksum("shop", table).await?,
+        );
+        assert_eq!(x, y, "shop.{table} differs");
+    }
+    let log = a
+        .query_value("SELECT GROUP_CONCAT(id) FROM shop.log")
+        .await?;
+    assert_eq!(
+        log.as_deref(),
+        Some("77"),
+        "the TRUNCATE came back after B's insert"
+    );
+    let skipped = cluster.task(&reverse).await?;
+    let progress = skipped.checkpoint.map(|c| c.position).unwrap_or_default();
+    assert!(
+        progress.contains("two-way: DDL flows along the forward task only"),
+        "the reverse task does not list the DDL it skipped: {progress}"
+    );
+
+    // One pause pauses both; one delete deletes both.
+    cluster
+        .control_task(&reverse, pb::TaskAction::Pause)
+        .await?;
+    assert_eq!(cluster.task(&forward).await?.desired, "paused");
+    cluster
+        .control_task(&forward, pb::TaskAction::Resume)
+        .await?;
+    assert_eq!(cluster.task(&reverse).await?.desired, "running");
+    let out = cluster.dtsctl(&["task", "delete", &forward])?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = cluster.tasks().await?;
+    assert!(
+        left.is_empty(),
+        "tasks left after deleting the pair: {left:?}"
+    );
+    Ok(())
+}
+
+/// A -> B -> C as two one-way tasks: B's task relays what A's task applied
+/// on B (its marker names A as the origin, and C is neither A nor B).
+#[tokio::test]
+async fn a_cascade_relays_what_dts_applied_upstream() -> anyhow::Result<()> {
+    let a = MariaDb::start(1).await?;
+    let b = MariaDb::start(2).await?;
+    let c = MariaDb::start(3).await?;
+    a.exec(
+        "CREATE DATABASE shop; USE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, n INT); \
+         INSERT INTO shop.items SELECT seq, 0 FROM seq_1_to_100",
+    )
+    .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(4)
+        .start()
+        .await?;
+    let objects = "[[objects]]\ndatabase = \"shop\"";
+    let modes = ["schema", "full", "incremental"];
+    let first = cluster
+        .run_task_until(
+            &sync_task("a-b", a.port, b.port, &modes, objects, 1),
+            "incremental",
+            TIMEOUT,
+        )
+        .await?;
+    let second = cluster
+        .run_task_until(
+            &sync_task("b-c", b.port, c.port, &modes, objects, 1),
+            "incremental",
+            TIMEOUT,
+        )
+        .await?;
+    a.exec(
+        "UPDATE shop.items SET n = n + 1 WHERE id <= 50; INSERT INTO shop.items VALUES (101, 1)",
+    )
+    .await?;
+    wait_task_past(&cluster, &first, &a).await?;
+    wait_task_past(&cluster, &second, &b).await?;
+    let (x, z) = (
+        a.checksum("shop", "items").await?,
+        c.checksum("shop", "items").await?,
+    );
+    assert_eq!(x, z, "C differs from A");
+    Ok(())
+}
