@@ -82,6 +82,17 @@ async fn broken_task_files_name_the_field_and_store_nothing() -> anyhow::Result<
             format!("online_ddl_tables = {{ trash = [\"^_(.+)_del$\", \"^_.+_old$\"] }}\n{VALID}"),
             "online_ddl_tables.trash[1]",
         ),
+        (format!("reverse_of = \"x\"\n{VALID}"), "reverse_of"),
+        (
+            format!(
+                "topology = \"two_way\"\n{}",
+                VALID.replace(
+                    "database = \"shop\"",
+                    "database = \"shop\"\ntables = [{ name = \"a\", where = \"id > 1\" }]",
+                )
+            ),
+            "objects[0].tables[0].where",
+        ),
     ];
     for (i, (text, field)) in cases.iter().enumerate() {
         let path = write(&cluster, &format!("bad-{i}.toml"), text)?;

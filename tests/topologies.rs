@@ -26,7 +26,8 @@ async fn binlog_end(server: &MariaDb) -> anyhow::Result<(String, u64)> {
 /// its source `source` has logged by now.
 async fn wait_task_past(cluster: &TestCluster, task: &str, source: &MariaDb) -> anyhow::Result<()> {
     let end = binlog_end(source).await?;
-    wait_for(
+    let last = std::sync::Mutex::new(None);
+    let reached = wait_for(
         &format!("task {task} to reach {}:{}", end.0, end.1),
         TIMEOUT,
         || async {
@@ -44,10 +45,16 @@ async fn wait_task_past(cluster: &TestCluster, task: &str, source: &MariaDb) -> 
                     .to_string(),
                 progress["applied"]["pos"].as_u64().unwrap_or(0),
             );
-            Ok((applied >= end).then_some(()))
+            let reached = applied >= end;
+            *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(applied);
+            Ok(reached.then_some(()))
         },
     )
-    .await
+    .await;
+    reached.map_err(|e| {
+        let last = last.lock().map(|l| l.clone()).unwrap_or_default();
+        anyhow::anyhow!("{e:#}; it reported {last:?}")
+    })
 }
 
 /// Both tasks of the pair have passed the end of their sources' binlogs,
@@ -73,19 +80,26 @@ async fn wait_quiet(
 }
 
 /// `rounds` transactions on `server`, each inserting a row of its own key
-/// range, updating one row of its own parity and deleting one it inserted.
-async fn write_side(server: &MariaDb, base: u64, parity: u64, rounds: u64) -> anyhow::Result<()> {
+/// range, updating one of the seeded rows that are its own (side `side` of
+/// `sides`: ids congruent to `side` modulo `sides`) and deleting one it
+/// inserted. Sides never touch each other's rows.
+async fn write_side(
+    server: &MariaDb,
+    base: u64,
+    (side, sides): (u64, u64),
+    rounds: u64,
+) -> anyhow::Result<()> {
     let mut conn = server.conn().await?;
     for n in 0..rounds {
         let mut tx = conn.start_transaction(Default::default()).await?;
         tx.exec_drop(
             "INSERT INTO shop.items (id, side, n) VALUES (?, ?, ?)",
-            (base + n, if parity == 0 { "a" } else { "b" }, n),
+            (base + n, side, n),
         )
         .await?;
         tx.exec_drop(
             "UPDATE shop.items SET n = n + 1 WHERE id = ?",
-            ((n * 2 + parity) % 1000 + 1,),
+            ((n * sides + side) % (sides * 300) + 1,),
         )
         .await?;
         if n % 5 == 4 {
@@ -146,8 +160,8 @@ async fn a_two_way_pair_written_on_both_sides_converges_goes_quiet_and_lives_as_
 
     // Both sides written at once, each in keys of its own.
     let (on_a, on_b) = tokio::join!(
-        write_side(&a, 100_000, 0, 300),
-        write_side(&b, 200_000, 1, 300)
+        write_side(&a, 100_000, (0, 2), 300),
+        write_side(&b, 200_000, (1, 2), 300)
     );
     on_a?;
     on_b?;
@@ -267,5 +281,177 @@ async fn a_cascade_relays_what_dts_applied_upstream() -> anyhow::Result<()> {
         c.checksum("shop", "items").await?,
     );
     assert_eq!(x, z, "C differs from A");
+    Ok(())
+}
+
+/// A star: hub H and leaves L1, L2, each leaf two-way with the hub (the
+/// forward tasks copy the hub to the leaves). Writes at every node, each in
+/// keys of its own: all three end equal, and quiet.
+#[tokio::test]
+async fn a_star_of_two_way_pairs_converges_with_writes_at_every_node() -> anyhow::Result<()> {
+    let hub = MariaDb::start(10).await?;
+    let leaf_1 = MariaDb::start(1).await?;
+    let leaf_2 = MariaDb::start(2).await?;
+    hub.exec(
+        "CREATE DATABASE shop; USE shop; \
+         CREATE TABLE shop.items (id BIGINT PRIMARY KEY, side VARCHAR(8), n INT NOT NULL); \
+         INSERT INTO shop.items SELECT seq, 'seed', 0 FROM seq_1_to_1000",
+    )
+    .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(4)
+        .worker(4)
+        .start()
+        .await?;
+    let mut pairs = Vec::new();
+    for leaf in [&leaf_1, &leaf_2] {
+        let forward = cluster.create_task(&two_way_spec(&hub, leaf), true).await?;
+        pairs.push((forward.id, forward.linked_task_id));
+    }
+    for (forward, reverse) in &pairs {
+        cluster
+            .wait_for_task_phase(forward, "incremental", TIMEOUT)
+            .await?;
+        cluster
+            .wait_for_task_phase(reverse, "incremental", TIMEOUT)
+            .await?;
+    }
+    let (h, l1, l2) = tokio::join!(
+        write_side(&hub, 100_000, (0, 3), 150),
+        write_side(&leaf_1, 200_000, (1, 3), 150),
+        write_side(&leaf_2, 300_000, (2, 3), 150)
+    );
+    h?;
+    l1?;
+    l2?;
+    // Quiet: every task past the end of its source, twice with no growth.
+    let servers = [&hub, &leaf_1, &leaf_2];
+    let mut last = None;
+    for round in 0.. {
+        anyhow::ensure!(round < 5, "the binlogs keep growing: {last:?}");
+        let mut ends = Vec::new();
+        for server in servers {
+            ends.push(binlog_end(server).await?);
+        }
+        for ((forward, reverse), leaf) in pairs.iter().zip([&leaf_1, &leaf_2]) {
+            let caught_up = async {
+                wait_task_past(&cluster, forward, &hub).await?;
+                wait_task_past(&cluster, reverse, leaf).await
+            };
+            caught_up
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+        }
+        if last.as_ref() == Some(&ends) {
+            break;
+        }
+        last = Some(ends);
+    }
+    let expected = hub.checksum("shop", "items").await?;
+    // 1000 seeded + 150 a node, less 30 deleted a node.
+    assert_eq!(expected.0, 1000 + 3 * (150 - 30));
+    for leaf in [&leaf_1, &leaf_2] {
+        assert_eq!(leaf.checksum("shop", "items").await?, expected);
+    }
+    Ok(())
+}
+
+/// The worker of each direction SIGKILLed in turn while both sides write:
+/// the new owners resume from the destinations' checkpoints, nothing comes
+/// back, nothing is lost or applied twice (each side bumps its own counters
+/// once a transaction: their sums count the transactions).
+#[tokio::test]
+async fn workers_of_a_two_way_pair_sigkilled_mid_stream_lose_loop_and_repeat_nothing(
+) -> anyhow::Result<()> {
+    let a = MariaDb::start(1).await?;
+    let b = MariaDb::start(2).await?;
+    a.exec(
+        "CREATE DATABASE shop; USE shop; \
+         CREATE TABLE shop.items (id BIGINT PRIMARY KEY, side VARCHAR(8), n INT NOT NULL); \
+         CREATE TABLE shop.counters (id INT PRIMARY KEY, n BIGINT NOT NULL); \
+         INSERT INTO shop.items SELECT seq, 'seed', 0 FROM seq_1_to_1000; \
+         INSERT INTO shop.counters SELECT seq, 0 FROM seq_1_to_10",
+    )
+    .await?;
+    let mut cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .worker(2)
+        .worker(2)
+        .start()
+        .await?;
+    let created = cluster.create_task(&two_way_spec(&a, &b), true).await?;
+    let (forward, reverse) = (created.id, created.linked_task_id);
+    cluster
+        .wait_for_task_phase(&forward, "incremental", TIMEOUT)
+        .await?;
+    cluster
+        .wait_for_task_phase(&reverse, "incremental", TIMEOUT)
+        .await?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = |server: &MariaDb, base: u64, parity: u64| {
+        let url = server.url();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut conn = mysql_async::Conn::from_url(url).await?;
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut tx = conn.start_transaction(Default::default()).await?;
+                tx.exec_drop(
+                    "INSERT INTO shop.items (id, side, n) VALUES (?, 'w', ?)",
+                    (base + n, n),
+                )
+                .await?;
+                tx.exec_drop(
+                    "UPDATE shop.items SET n = n + 1 WHERE id = ?",
+                    ((n * 2 + parity) % 1000 + 1,),
+                )
+                .await?;
+                tx.exec_drop(
+                    "UPDATE shop.counters SET n = n + 1 WHERE id = ?",
+                    (n % 5 + 1 + parity * 5,),
+                )
+                .await?;
+                tx.commit().await?;
+                n += 1;
+            }
+            anyhow::Ok(n)
+        })
+    };
+    let on_a = writer(&a, 100_000, 0);
+    let on_b = writer(&b, 200_000, 1);
+    for task in [&reverse, &forward] {
+        // Let the pair carry some of the load first.
+        let before = binlog_end(&b).await?;
+        wait_for("writes to go by", TIMEOUT, || async {
+            Ok((binlog_end(&b).await? > before).then_some(()))
+        })
+        .await?;
+        wait_task_past(&cluster, &reverse, &b).await?;
+        let owner = cluster.task(task).await?.worker_id;
+        cluster.worker(&owner)?.process.kill();
+        cluster.add_worker(2)?;
+        cluster.wait_for_task_moved(task, &owner, TIMEOUT).await?;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (written_a, written_b) = (on_a.await??, on_b.await??);
+    wait_quiet(&cluster, (&forward, &a), (&reverse, &b))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+    for table in ["items", "counters"] {
+        let (x, y) = (
+            a.checksum("shop", table).await?,
+            b.checksum("shop", table).await?,
+        );
+        assert_eq!(x, y, "shop.{table} differs");
+    }
+    let sums = a
+        .query_value(
+            "SELECT CONCAT(SUM(IF(id <= 5, n, 0)), ' ', SUM(IF(id > 5, n, 0))) FROM shop.counters",
+        )
+        .await?;
+    assert_eq!(sums, Some(format!("{written_a} {written_b}")));
+    println!("{written_a} transactions on A, {written_b} on B");
     Ok(())
 }

@@ -318,6 +318,9 @@ pub struct Lanes {
     /// write (with data) after the last one routed: where an idle task's
     /// checkpoint may move.
     skipped_to: Option<BinlogPosition>,
+    /// The same for one without data (another task's checkpoint): where an
+    /// idle task is, though nothing is written for it.
+    passed_to: Option<BinlogPosition>,
 }
 
 impl Drop for Lanes {
@@ -404,6 +407,7 @@ impl Lanes {
             transaction_origin: None,
             batch_origin: own_origin,
             skipped_to: None,
+            passed_to: None,
         }
     }
 
@@ -611,8 +615,9 @@ impl Lanes {
     pub fn skip_looped(&mut self, position: BinlogPosition, data: bool) {
         self.discard_transaction();
         if data {
-            self.skipped_to = Some(position);
+            self.skipped_to = Some(position.clone());
         }
+        self.passed_to = Some(position);
     }
 
     /// The transaction ended at `position`: route it, and hand the batch to
@@ -625,6 +630,7 @@ impl Lanes {
         self.in_transaction = false;
         self.changed_in_transaction = None;
         self.skipped_to = None;
+        self.passed_to = None;
         if self.streaming {
             self.streaming = false;
             self.batch_end = Some(position);
@@ -692,7 +698,8 @@ impl Lanes {
 
     /// Nothing more to read right now: make everything routed durable (not
     /// while replaying a batch, whose cut must stay as it was). Returns the
-    /// position committed, if any.
+    /// position the task is now at, if it moved: the one committed, or the
+    /// end of the transactions passed over after it.
     pub async fn idle(&mut self) -> SyncResult<Option<BinlogPosition>> {
         if self.replaying() {
             return self.settle().await;
@@ -700,7 +707,9 @@ impl Lanes {
         if let Some(skipped) = self.skipped_to.take() {
             self.batch_end = Some(skipped);
         }
-        self.commit_all().await
+        let committed = self.commit_all().await?;
+        // Past what was committed: transactions with nothing to apply.
+        Ok(self.passed_to.take().or(committed))
     }
 
     /// Hands the batch to the lanes and waits until every lane committed it.
@@ -817,6 +826,8 @@ impl Lanes {
             .replay_until
             .as_ref()
             .is_some_and(|u| u.at_or_before(&position));
+        self.skipped_to = None;
+        self.passed_to = None;
         self.batch_end = Some(position);
         self.commit_all().await?;
         if replay_ends {

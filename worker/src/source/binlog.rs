@@ -132,17 +132,21 @@ struct Transaction {
     selected_rows: bool,
     /// A rows event was seen: a loop marker must come first.
     rows_seen: bool,
-    /// Dropped by its loop marker; `Some(true)` once it changed more than
-    /// dts's meta tables.
-    looped: Option<bool>,
+    /// What its loop marker said, if it had one.
+    marker: Option<Verdict>,
+    /// It changed more than dts's meta tables.
+    data: bool,
 }
 
 impl Transaction {
     fn skip(&self) -> Skip {
-        match self.looped {
-            Some(data) => Skip::Looped { data },
+        match self.marker {
+            Some(Verdict::Drop) => Skip::Looped { data: self.data },
+            // Another dts task's bookkeeping (a checkpoint), relayed:
+            // nothing to apply, and no reason to write.
+            Some(Verdict::Relay { .. }) if !self.data => Skip::Looped { data: false },
             None if self.wrote_checkpoint && !self.selected_rows => Skip::Own,
-            None => Skip::No,
+            _ => Skip::No,
         }
     }
 }
@@ -403,22 +407,22 @@ pub async fn read(
                 let db = tme.database_name().to_string();
                 let table = tme.table_name().to_string();
                 let meta = db == selector.meta_schema();
-                if let Some(data) = &mut transaction.looped {
-                    *data |= !meta;
+                transaction.data |= !meta;
+                if transaction.marker == Some(Verdict::Drop) {
                     continue;
                 }
                 let first = !std::mem::replace(&mut transaction.rows_seen, true);
                 if meta && table == LOOP_MARKERS {
                     // Only the first rows event of a transaction is its marker.
-                    let marker = row_image::decode(&rows, tme)
+                    let verdict = row_image::decode(&rows, tme)
                         .ok()
                         .and_then(|changes| loop_marker::read(&changes))
-                        .filter(|_| first);
-                    match marker.map(|m| guard.verdict(m)) {
-                        Some(Verdict::Drop) => transaction.looped = Some(false),
-                        Some(Verdict::Relay { origin }) => out.push(Item::Origin(origin)).await?,
-                        None => {}
+                        .filter(|_| first)
+                        .map(|marker| guard.verdict(marker));
+                    if let Some(Verdict::Relay { origin }) = verdict {
+                        out.push(Item::Origin(origin)).await?;
                     }
+                    transaction.marker = transaction.marker.or(verdict);
                     continue;
                 }
                 if meta && table == CHECKPOINTS {
