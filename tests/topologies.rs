@@ -455,3 +455,106 @@ async fn workers_of_a_two_way_pair_sigkilled_mid_stream_lose_loop_and_repeat_not
     println!("{written_a} transactions on A, {written_b} on B");
     Ok(())
 }
+
+/// Makes `replica` replicate everything `primary` logs from now on.
+async fn replicate(replica: &MariaDb, primary: &MariaDb) -> anyhow::Result<()> {
+    let (file, pos) = binlog_end(primary).await?;
+    replica
+        .exec(&format!(
+            "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, MASTER_USER = 'root', \
+             MASTER_LOG_FILE = '{file}', MASTER_LOG_POS = {pos}; START SLAVE",
+            primary.port
+        ))
+        .await
+}
+
+/// A source that is a replica without log_slave_updates would hide what it
+/// replicates from dts: refused. With it, what reaches the replica from its
+/// primary reaches the destination.
+#[tokio::test]
+async fn a_replica_source_needs_log_slave_updates_and_with_it_relays_its_primary(
+) -> anyhow::Result<()> {
+    let primary = MariaDb::start(1).await?;
+    let plain = MariaDb::start(2).await?;
+    let logging = MariaDb::start_with(3, &["--log-slave-updates"]).await?;
+    let destination = MariaDb::start(4).await?;
+    replicate(&plain, &primary).await?;
+    replicate(&logging, &primary).await?;
+    primary
+        .exec("CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, n INT)")
+        .await?;
+    for replica in [&plain, &logging] {
+        wait_for("the replica to have shop.items", TIMEOUT, || async {
+            let found = replica
+                .query_value(
+                    "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'shop'",
+                )
+                .await?;
+            Ok((found.as_deref() == Some("1")).then_some(()))
+        })
+        .await?;
+    }
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let objects = "[[objects]]\ndatabase = \"shop\"";
+    let modes = ["schema", "full", "incremental"];
+    let refused = cluster
+        .create_task(
+            &sync_task("plain", plain.port, destination.port, &modes, objects, 1),
+            true,
+        )
+        .await?
+        .id;
+    let failed = cluster
+        .wait_for_task_status(&refused, "failed", TIMEOUT)
+        .await?;
+    assert!(
+        failed
+            .last_error
+            .contains("is a replica (of 127.0.0.1) with log_slave_updates = OFF"),
+        "{}",
+        failed.last_error
+    );
+    let out = cluster.dtsctl(&["task", "delete", &refused])?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let task = cluster
+        .run_task_until(
+            &sync_task(
+                "logging",
+                logging.port,
+                destination.port,
+                &modes,
+                objects,
+                1,
+            ),
+            "incremental",
+            TIMEOUT,
+        )
+        .await?;
+    primary
+        .exec("INSERT INTO shop.items VALUES (1, 1), (2, 2); UPDATE shop.items SET n = 20 WHERE id = 2")
+        .await?;
+    wait_for(
+        "the primary's rows to reach the destination",
+        TIMEOUT,
+        || async {
+            let rows = destination
+                .query_value("SELECT GROUP_CONCAT(CONCAT(id, ':', n) ORDER BY id) FROM shop.items")
+                .await
+                .ok()
+                .flatten();
+            Ok((rows.as_deref() == Some("1:1,2:20")).then_some(()))
+        },
+    )
+    .await?;
+    let info = cluster.task(&task).await?;
+    assert!(info.last_error.is_empty(), "{}", info.last_error);
+    Ok(())
+}

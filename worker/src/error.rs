@@ -185,6 +185,12 @@ pub enum SyncError {
         found: String,
     },
     #[error(
+        "source: the server is a replica (of {primary}) with log_slave_updates = OFF: what it \
+         replicates is not in its binlog, so dts would never see those changes; set \
+         log_slave_updates = ON on it (a restart), or read from the primary"
+    )]
+    ReplicaWithoutLogUpdates { primary: String },
+    #[error(
         "two-way: source and destination are different servers with the same server_id \
          {server_id}; the loop marker tells servers apart by server_id, so each server of a \
          two-way pair needs its own"

@@ -170,6 +170,41 @@ async fn check_binlog(src: &mut mysql_async::Conn) -> SyncResult<()> {
     src.query_drop("SHOW MASTER STATUS")
         .await
         .on(Side::Source, ctx)?;
+    check_replica_logs_updates(src).await
+}
+
+/// A source that is itself a replica (of another primary in a dual-primary
+/// pair, say) writes what it replicates to its own binlog only with
+/// `log_slave_updates`: without it those changes never reach dts. Best
+/// effort: a user without the right to see replication status is not
+/// refused for it.
+async fn check_replica_logs_updates(src: &mut mysql_async::Conn) -> SyncResult<()> {
+    let ctx = "checking log_slave_updates";
+    let logs: Option<String> = src
+        .query_first("SELECT @@log_slave_updates")
+        .await
+        .on(Side::Source, ctx)?;
+    if logs
+        .as_deref()
+        .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("ON"))
+    {
+        return Ok(());
+    }
+    for statement in ["SHOW ALL SLAVES STATUS", "SHOW REPLICA STATUS"] {
+        let Ok(rows) = src.query::<mysql_async::Row, _>(statement).await else {
+            continue;
+        };
+        if let Some(row) = rows.first() {
+            let primary: Option<String> = row
+                .get_opt::<String, _>("Master_Host")
+                .or_else(|| row.get_opt::<String, _>("Source_Host"))
+                .and_then(Result::ok);
+            return Err(SyncError::ReplicaWithoutLogUpdates {
+                primary: primary.unwrap_or_else(|| "its primary".into()),
+            });
+        }
+        return Ok(());
+    }
     Ok(())
 }
 
