@@ -737,37 +737,21 @@ async fn a_database_copied_beside_itself_on_one_server_stays_in_sync_and_idles_q
     // writes, read back from the binlog, are not taken as changes to apply
     // (which would write another checkpoint, and so on).
     wait_for("the task to apply the last change", TIMEOUT, || async {
-        let position = binlog_position(&server).await?;
+        let position = server.binlog_end().await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok((binlog_position(&server).await? == position).then_some(()))
+        Ok((server.binlog_end().await? == position).then_some(()))
     })
     .await?;
-    let quiet_from = binlog_position(&server).await?;
+    let quiet_from = server.binlog_end().await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        binlog_position(&server).await?,
+        server.binlog_end().await?,
         quiet_from,
         "an idle same-server task kept writing"
     );
     Ok(())
 }
 
-async fn binlog_position(server: &MariaDb) -> anyhow::Result<(String, u64)> {
-    use mysql_async::prelude::Queryable;
-    let mut conn = server.conn().await?;
-    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
-    let row = row.ok_or_else(|| anyhow::anyhow!("no binlog"))?;
-    Ok((
-        row.get(0).unwrap_or_default(),
-        row.get(1).unwrap_or_default(),
-    ))
-}
-
-/// Columns picked, left out and renamed: the destination table has only
-/// those, in schema, full and incremental sync, and follows ALTERs by the
-/// column selection (a column added under `columns` stays out, one added
-/// under `exclude_columns` comes in, an ALTER of a renamed column reaches
-/// it under its new name).
 #[tokio::test]
 async fn selected_and_renamed_columns_hold_in_every_phase_and_through_alters() -> anyhow::Result<()>
 {

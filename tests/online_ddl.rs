@@ -314,21 +314,10 @@ fn pt_online_schema_change(source: &MariaDb, alter: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The source's binlog position, to tell that sysbench is writing.
-async fn binlog_end(server: &MariaDb) -> anyhow::Result<(String, u64)> {
-    let mut conn = server.conn().await?;
-    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
-    let row = row.ok_or_else(|| anyhow::anyhow!("no binlog"))?;
-    Ok((
-        row.get(0).unwrap_or_default(),
-        row.get(1).unwrap_or_default(),
-    ))
-}
-
 async fn wait_for_writes(server: &MariaDb) -> anyhow::Result<()> {
-    let from = binlog_end(server).await?;
+    let from = server.binlog_end().await?;
     wait_for("sysbench to write", TIMEOUT, || async {
-        Ok((binlog_end(server).await? > from).then_some(()))
+        Ok((server.binlog_end().await? > from).then_some(()))
     })
     .await
 }

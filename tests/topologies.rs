@@ -11,21 +11,10 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The end of `server`'s binlog.
-async fn binlog_end(server: &MariaDb) -> anyhow::Result<(String, u64)> {
-    let mut conn = server.conn().await?;
-    let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
-    let row = row.ok_or_else(|| anyhow::anyhow!("no binlog"))?;
-    Ok((
-        row.get(0).unwrap_or_default(),
-        row.get(1).unwrap_or_default(),
-    ))
-}
-
 /// Waits until `task` reports having applied (or passed over) everything
 /// its source `source` has logged by now.
 async fn wait_task_past(cluster: &TestCluster, task: &str, source: &MariaDb) -> anyhow::Result<()> {
-    let end = binlog_end(source).await?;
+    let end = source.binlog_end().await?;
     let last = std::sync::Mutex::new(None);
     let reached = wait_for(
         &format!("task {task} to reach {}:{}", end.0, end.1),
@@ -68,7 +57,7 @@ async fn wait_quiet(
 ) -> anyhow::Result<()> {
     let mut last = None;
     for _ in 0..5 {
-        let ends = (binlog_end(a).await?, binlog_end(b).await?);
+        let ends = (a.binlog_end().await?, b.binlog_end().await?);
         wait_task_past(cluster, forward, a).await?;
         wait_task_past(cluster, reverse, b).await?;
         if last.as_ref() == Some(&ends) {
@@ -332,7 +321,7 @@ async fn a_star_of_two_way_pairs_converges_with_writes_at_every_node() -> anyhow
         anyhow::ensure!(round < 5, "the binlogs keep growing: {last:?}");
         let mut ends = Vec::new();
         for server in servers {
-            ends.push(binlog_end(server).await?);
+            ends.push(server.binlog_end().await?);
         }
         for ((forward, reverse), leaf) in pairs.iter().zip([&leaf_1, &leaf_2]) {
             let caught_up = async {
@@ -423,9 +412,9 @@ async fn workers_of_a_two_way_pair_sigkilled_mid_stream_lose_loop_and_repeat_not
     let on_b = writer(&b, 200_000, 1);
     for task in [&reverse, &forward] {
         // Let the pair carry some of the load first.
-        let before = binlog_end(&b).await?;
+        let before = b.binlog_end().await?;
         wait_for("writes to go by", TIMEOUT, || async {
-            Ok((binlog_end(&b).await? > before).then_some(()))
+            Ok((b.binlog_end().await? > before).then_some(()))
         })
         .await?;
         wait_task_past(&cluster, &reverse, &b).await?;
@@ -458,7 +447,7 @@ async fn workers_of_a_two_way_pair_sigkilled_mid_stream_lose_loop_and_repeat_not
 
 /// Makes `replica` replicate everything `primary` logs from now on.
 async fn replicate(replica: &MariaDb, primary: &MariaDb) -> anyhow::Result<()> {
-    let (file, pos) = binlog_end(primary).await?;
+    let (file, pos) = primary.binlog_end().await?;
     replica
         .exec(&format!(
             "CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {}, MASTER_USER = 'root', \

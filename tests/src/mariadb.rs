@@ -337,6 +337,18 @@ impl MariaDb {
             .collect())
     }
 
+    /// The end of the server's binlog (SHOW MASTER STATUS): file and position.
+    pub async fn binlog_end(&self) -> anyhow::Result<(String, u64)> {
+        let mut conn = self.conn().await?;
+        let row: Option<mysql_async::Row> = conn.query_first("SHOW MASTER STATUS").await?;
+        conn.disconnect().await?;
+        let row = row.ok_or_else(|| anyhow::anyhow!("the server has no binlog"))?;
+        Ok((
+            row.get(0).unwrap_or_default(),
+            row.get(1).unwrap_or_default(),
+        ))
+    }
+
     /// Every event in the server's binlogs, as `Event_type: Info`.
     pub async fn binlog_events(&self) -> anyhow::Result<Vec<String>> {
         let mut conn = self.conn().await?;
