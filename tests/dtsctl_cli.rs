@@ -210,3 +210,31 @@ async fn dtsctl_drives_a_task_through_a_follower_with_json_output() -> anyhow::R
     );
     Ok(())
 }
+
+/// Two one-way tasks in opposite directions over one database would apply
+/// each other's DDL again: the second is refused, pointing at two-way.
+#[tokio::test]
+async fn a_task_back_the_other_way_over_a_synced_database_is_refused() -> anyhow::Result<()> {
+    let cluster = TestCluster::builder().coordinators(1).start().await?;
+    let first = cluster.create_task(VALID, false).await?;
+    let back = VALID
+        .replacen("port = 1", "port = 3", 1)
+        .replacen("port = 2", "port = 1", 1)
+        .replacen("port = 3", "port = 2", 1);
+    let refused = cluster.create_task(&back, false).await;
+    let message = format!(
+        "{:#}",
+        refused.err().ok_or_else(|| anyhow::anyhow!("accepted"))?
+    );
+    assert!(
+        message.contains(&format!(
+            "task {} (cli) already syncs the other way over database `shop`",
+            first.id
+        )) && message.contains("two_way"),
+        "{message}"
+    );
+    // Another database back is no cycle.
+    let other = back.replace("database = \"shop\"", "database = \"crm\"");
+    cluster.create_task(&other, false).await?;
+    Ok(())
+}

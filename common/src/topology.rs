@@ -5,7 +5,8 @@
 //! flows along the forward task only.
 
 use crate::spec::{
-    ObjectSelector, SpecError, SyncMode, TableOptions, TableSelector, TaskSpec, TriggerMethod,
+    Endpoint, ObjectSelector, SpecError, SyncMode, TableOptions, TableSelector, TaskSpec, Topology,
+    TriggerMethod,
 };
 
 /// The spec of the reverse task of two-way `forward` (validated): source and
@@ -50,6 +51,38 @@ pub fn reverse(forward: &TaskSpec, forward_id: &str) -> TaskSpec {
         reverse_of: Some(forward_id.to_string()),
         ..forward.clone()
     }
+}
+
+/// Whether one-way task `new` reads what one-way task `existing` writes
+/// and writes where it reads, over a database they share: each would apply
+/// the other's DDL again (a statement carries no loop marker), so the two
+/// must be one two-way pair. Returns that database (as `new` reads it).
+pub fn opposite(new: &TaskSpec, existing: &TaskSpec) -> Option<String> {
+    let one_way = |spec: &TaskSpec| spec.topology == Topology::OneWay && spec.reverse_of.is_none();
+    let same =
+        |a: &Endpoint, b: &Endpoint| a.host.eq_ignore_ascii_case(&b.host) && a.port == b.port;
+    if !one_way(new) || !one_way(existing) {
+        return None;
+    }
+    if !same(&new.source, &existing.destination) || !same(&new.destination, &existing.source) {
+        return None;
+    }
+    let written: std::collections::BTreeSet<&str> = existing
+        .objects
+        .iter()
+        .map(|o| o.to.as_deref().unwrap_or(&o.database))
+        .collect();
+    let read_back = |o: &ObjectSelector| {
+        written.contains(o.database.as_str())
+            && existing
+                .objects
+                .iter()
+                .any(|e| o.to.as_deref().unwrap_or(&o.database) == e.database)
+    };
+    new.objects
+        .iter()
+        .find(|o| read_back(o))
+        .map(|o| o.database.clone())
 }
 
 /// What a two-way task file may say: a mapping that reads back exactly
@@ -149,6 +182,37 @@ mod tests {
         assert_eq!(reverse.objects[1].database, "crm");
         assert_eq!(reverse.objects[1].to, None);
         reverse.validate()
+    }
+
+    #[test]
+    fn two_one_way_tasks_in_opposite_directions_over_one_database_are_told() -> Result<(), SpecError>
+    {
+        let one_way = |source: &str, destination: &str, objects: &str| {
+            TaskSpec::from_toml(&format!(
+                "[source]\nhost = \"{source}\"\nuser = \"u\"\n[destination]\nhost = \"{destination}\"\nuser = \"u\"\n{objects}"
+            ))
+        };
+        let a_to_b = one_way(
+            "a",
+            "b",
+            "[[objects]]\ndatabase = \"shop\"\nto = \"shop_b\"",
+        )?;
+        let b_to_a = one_way(
+            "B",
+            "a",
+            "[[objects]]\ndatabase = \"shop_b\"\nto = \"shop\"",
+        )?;
+        assert_eq!(opposite(&b_to_a, &a_to_b), Some("shop_b".to_string()));
+        // Another database back, or another server: no cycle.
+        let other = one_way("b", "a", "[[objects]]\ndatabase = \"crm\"")?;
+        assert_eq!(opposite(&other, &a_to_b), None);
+        let elsewhere = one_way(
+            "b",
+            "c",
+            "[[objects]]\ndatabase = \"shop_b\"\nto = \"shop\"",
+        )?;
+        assert_eq!(opposite(&elsewhere, &a_to_b), None);
+        Ok(())
     }
 
     #[test]

@@ -253,6 +253,20 @@ impl AdminService {
                 reason: "is set by dts on the reverse task of topology = \"two_way\"".into(),
             });
         }
+        {
+            let data = self.node.state.read();
+            let opposed = data.state.tasks.values().find_map(|task| {
+                dts_common::topology::opposite(&spec, &task.spec).map(|db| (task, db))
+            });
+            if let Some((task, db)) = opposed {
+                return Err(Error::FailedPrecondition(format!(
+                    "task {} ({}) already syncs the other way over database `{db}`: two one-way \
+                     tasks in opposite directions would apply each other's DDL again; delete it \
+                     and create both directions as one task file with topology = \"two_way\"",
+                    task.id, task.name
+                )));
+            }
+        }
         let now = dts_common::time::now_ms();
         let desired = if req.start {
             DesiredState::Running
