@@ -347,14 +347,9 @@ impl Incremental<'_> {
                             // Never a batch end: a checkpoint past it
                             // would be read back as another such.
                             Skip::Own => lanes.discard_transaction(),
-                            Skip::Looped { data } => {
-                                // Nothing of it applies: with nothing else
-                                // waiting, the task is as far as it.
-                                if lanes.nothing_pending() {
-                                    self.committed(Some(position.clone()), last_timestamp, &lanes);
-                                }
-                                lanes.skip_looped(position, data);
-                            }
+                            // Nothing of it applies; the task reports
+                            // being past it when it goes idle.
+                            Skip::Looped { data } => lanes.skip_looped(position, data),
                         }
                         if passed_catchup {
                             self.leave_catchup(&mut lanes, last_timestamp, &mut on_caught_up)

@@ -517,11 +517,6 @@ impl Lanes {
         }
     }
 
-    /// No transaction is routed and not yet handed to the lanes.
-    pub fn nothing_pending(&self) -> bool {
-        self.batch_end.is_none() && self.transaction_rows == 0
-    }
-
     /// Rows routed into the batch and not yet handed to the lanes.
     pub fn pending_rows(&self) -> usize {
         self.batch_rows + self.transaction_rows

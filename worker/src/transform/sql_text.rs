@@ -148,36 +148,56 @@ mod tests {
     }
 }
 
+/// A statement's words, to put text after one of them.
+struct Words<'a> {
+    sql: &'a str,
+    tokens: Vec<(Token, std::ops::Range<usize>)>,
+}
+
+impl<'a> Words<'a> {
+    fn new(sql: &'a str) -> Self {
+        Self {
+            sql,
+            tokens: ddl::tokenize_spanned(sql),
+        }
+    }
+
+    /// The `i`th token, upper-cased, if it is a word.
+    fn word(&self, i: usize) -> String {
+        match self.tokens.get(i) {
+            Some((Token::Word(w), _)) => w.to_ascii_uppercase(),
+            _ => String::new(),
+        }
+    }
+
+    fn insert_after(&self, i: usize, text: &str) -> String {
+        let at = self
+            .tokens
+            .get(i)
+            .map_or(self.sql.len(), |(_, span)| span.end);
+        format!("{}{text}{}", &self.sql[..at], &self.sql[at..])
+    }
+}
+
+/// A DROP [TEMPORARY] TABLE that does not fail on a table already gone.
+pub fn drop_table_if_exists(sql: &str) -> String {
+    let words = Words::new(sql);
+    let table = if words.word(1) == "TEMPORARY" { 2 } else { 1 };
+    if words.word(0) != "DROP" || words.word(table) != "TABLE" || words.word(table + 1) == "IF" {
+        return sql.to_string();
+    }
+    words.insert_after(table, " IF EXISTS")
+}
+
 /// A view's or routine's DDL in a form that leaves the destination as the
 /// statement defines, whether or not it ran before: CREATE as CREATE OR
 /// REPLACE, DROP as DROP ... IF EXISTS. After a restart the first statement
 /// may already have run; an "already exists" error swallowed then left the
 /// old definition in place, and a DROP of a routine already dropped failed.
-/// A DROP [TEMPORARY] TABLE that does not fail on a table already gone.
-pub fn drop_table_if_exists(sql: &str) -> String {
-    let tokens = ddl::tokenize_spanned(sql);
-    let word = |i: usize| match tokens.get(i) {
-        Some((Token::Word(w), _)) => w.to_ascii_uppercase(),
-        _ => String::new(),
-    };
-    let table = if word(1) == "TEMPORARY" { 2 } else { 1 };
-    if word(0) != "DROP" || word(table) != "TABLE" || word(table + 1) == "IF" {
-        return sql.to_string();
-    }
-    let at = tokens.get(table).map_or(sql.len(), |(_, span)| span.end);
-    format!("{} IF EXISTS{}", &sql[..at], &sql[at..])
-}
-
 pub fn idempotent(kind: DdlKind, sql: &str) -> String {
-    let tokens = ddl::tokenize_spanned(sql);
-    let word = |i: usize| match tokens.get(i) {
-        Some((Token::Word(w), _)) => w.to_ascii_uppercase(),
-        _ => String::new(),
-    };
-    let insert_after = |i: usize, text: &str| {
-        let at = tokens.get(i).map_or(sql.len(), |(_, span)| span.end);
-        format!("{}{text}{}", &sql[..at], &sql[at..])
-    };
+    let words = Words::new(sql);
+    let word = |i: usize| words.word(i);
+    let insert_after = |i: usize, text: &str| words.insert_after(i, text);
     match kind {
         DdlKind::CreateView
         | DdlKind::CreateFunction
