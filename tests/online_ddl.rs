@@ -332,6 +332,7 @@ async fn pt_online_schema_change_under_sysbench(mode: Mode) -> anyhow::Result<()
         .await?;
     let sysbench = Sysbench {
         port: source.port,
+        db: SBTEST.db.into(),
         tables: 1,
         table_size: 20_000,
         rand_type: "uniform".to_string(),

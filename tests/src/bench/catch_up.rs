@@ -136,6 +136,7 @@ async fn one_round(
     source.exec("CREATE DATABASE sbtest").await?;
     let sysbench = Sysbench {
         port: source.port,
+        db: "sbtest".into(),
         tables: settings.tables,
         table_size: settings.catch_up_table_size,
         rand_type: settings.rand_type.clone(),

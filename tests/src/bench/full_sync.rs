@@ -44,6 +44,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     source.exec("CREATE DATABASE sbtest").await?;
     Sysbench {
         port: source.port,
+        db: "sbtest".into(),
         tables: settings.tables,
         table_size: settings.table_size,
         rand_type: settings.rand_type.clone(),

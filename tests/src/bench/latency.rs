@@ -23,6 +23,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         .await?;
     let sysbench = Sysbench {
         port: source.port,
+        db: "sbtest".into(),
         tables: settings.tables,
         table_size: 10_000,
         rand_type: settings.rand_type.clone(),

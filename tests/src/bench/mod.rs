@@ -9,6 +9,7 @@ pub mod memory;
 pub mod report;
 pub mod scale;
 pub mod tools;
+pub mod two_way;
 
 /// Sizes of a run (flags of `dts-bench`).
 #[derive(Debug, Clone)]

@@ -41,6 +41,8 @@ pub fn run_shell(what: &str, script: &str) -> anyhow::Result<Duration> {
 
 pub struct Sysbench {
     pub port: u16,
+    /// The database its tables are in.
+    pub db: String,
     pub tables: u32,
     pub table_size: u64,
     /// sysbench's `--rand-type`: how the rows a transaction touches are
@@ -57,7 +59,7 @@ impl Sysbench {
             "--mysql-host=127.0.0.1",
             &format!("--mysql-port={}", self.port),
             "--mysql-user=root",
-            "--mysql-db=sbtest",
+            &format!("--mysql-db={}", self.db),
             &format!("--tables={}", self.tables),
             &format!("--table-size={}", self.table_size),
             &format!("--threads={threads}"),
