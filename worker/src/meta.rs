@@ -191,6 +191,19 @@ impl Meta {
 
     async fn claim_row(&self, conn: &mut mysql_async::Conn) -> SyncResult<()> {
         let ctx = "claiming task ownership";
+        // The row exists before the locking read: FOR UPDATE on a missing
+        // row takes a gap lock, and two tasks claiming on one destination
+        // at once then deadlocked inserting into the gap. Epoch 0 is no
+        // owner's (epochs start at 1), so it fences nobody in.
+        conn.exec_drop(
+            format!(
+                "INSERT IGNORE INTO {} (task_id, epoch) VALUES (?, 0)",
+                self.table("owners")
+            ),
+            (&self.task_id,),
+        )
+        .await
+        .on(Side::Destination, ctx)?;
         let mut tx = conn
             .start_transaction(Default::default())
             .await
