@@ -29,15 +29,15 @@ pub async fn run(
     if spec.has_mode(SyncMode::Full) && !spec.full_sync_binlog {
         check_binlog_off_allowed(&mut dst).await?;
     }
+    let same = same_server(&mut src, &mut dst).await?;
     if spec.topology == Topology::TwoWay {
-        let same = same_server(&mut src, &mut dst).await?;
         check_two_way(&mut src, &mut dst, &spec.meta_schema, same).await?;
     }
     let tables = catalog::load_tables(&mut src, route).await?;
     if starting && route.online_ddl() != OnlineDdlMethod::CopyShadowTables {
         check_tools_tables(&mut src, route, spec.has_mode(SyncMode::Incremental)).await?;
     }
-    check_targets(&tables, same_server(&mut src, &mut dst).await?)?;
+    check_targets(&tables, same)?;
     if spec.has_mode(SyncMode::Incremental) {
         check_cascades(&mut src, &tables).await?;
     }
