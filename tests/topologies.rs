@@ -46,20 +46,23 @@ async fn wait_task_past(cluster: &TestCluster, task: &str, source: &MariaDb) -> 
     })
 }
 
-/// Both tasks of the pair have passed the end of their sources' binlogs,
-/// and then neither binlog grew: no change, and no checkpoint, is being
-/// carried back and forth. (Each round may add the checkpoint that passes
-/// over the other task's last write; a loop never stops adding.)
-async fn wait_quiet(
-    cluster: &TestCluster,
-    (forward, a): (&str, &MariaDb),
-    (reverse, b): (&str, &MariaDb),
-) -> anyhow::Result<()> {
+/// Every task has passed the end of its source's binlog, and then no
+/// binlog grew: no change, and no checkpoint, is being carried back and
+/// forth. (Each round may add the checkpoint that passes over another
+/// task's last write; a loop never stops adding.) `tasks`: each task with
+/// its source.
+async fn wait_quiet(cluster: &TestCluster, tasks: &[(&str, &MariaDb)]) -> anyhow::Result<()> {
     let mut last = None;
     for _ in 0..5 {
-        let ends = (a.binlog_end().await?, b.binlog_end().await?);
-        wait_task_past(cluster, forward, a).await?;
-        wait_task_past(cluster, reverse, b).await?;
+        let mut ends = Vec::new();
+        for (_, source) in tasks {
+            ends.push(source.binlog_end().await?);
+        }
+        for (task, source) in tasks {
+            wait_task_past(cluster, task, source)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+        }
         if last.as_ref() == Some(&ends) {
             return Ok(());
         }
@@ -67,6 +70,11 @@ async fn wait_quiet(
     }
     anyhow::bail!("the binlogs keep growing with nobody writing: {last:?}")
 }
+
+/// The table every two-way test writes, seeded with 1,000 rows.
+const ITEMS: &str = "CREATE DATABASE shop; USE shop; \
+    CREATE TABLE shop.items (id BIGINT PRIMARY KEY, side VARCHAR(8), n INT NOT NULL); \
+    INSERT INTO shop.items SELECT seq, 'seed', 0 FROM seq_1_to_1000";
 
 /// `rounds` transactions on `server`, each inserting a row of its own key
 /// range, updating one of the seeded rows that are its own (side `side` of
@@ -119,13 +127,10 @@ async fn a_two_way_pair_written_on_both_sides_converges_goes_quiet_and_lives_as_
 ) -> anyhow::Result<()> {
     let a = MariaDb::start(1).await?;
     let b = MariaDb::start(2).await?;
-    a.exec(
-        "CREATE DATABASE shop; USE shop; \
-         CREATE TABLE shop.items (id BIGINT PRIMARY KEY, side VARCHAR(8), n INT NOT NULL); \
-         CREATE TABLE shop.log (id INT PRIMARY KEY); \
-         INSERT INTO shop.items SELECT seq, 'seed', 0 FROM seq_1_to_1000; \
-         INSERT INTO shop.log SELECT seq FROM seq_1_to_10",
-    )
+    a.exec(&format!(
+        "{ITEMS}; CREATE TABLE shop.log (id INT PRIMARY KEY); \
+         INSERT INTO shop.log SELECT seq FROM seq_1_to_10"
+    ))
     .await?;
     let cluster = TestCluster::builder()
         .coordinators(1)
@@ -154,9 +159,7 @@ async fn a_two_way_pair_written_on_both_sides_converges_goes_quiet_and_lives_as_
     );
     on_a?;
     on_b?;
-    wait_quiet(&cluster, (&forward, &a), (&reverse, &b))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+    wait_quiet(&cluster, &[(&forward, &a), (&reverse, &b)]).await?;
     let (sa, sb) = (
         a.checksum("shop", "items").await?,
         b.checksum("shop", "items").await?,
@@ -174,9 +177,7 @@ async fn a_two_way_pair_written_on_both_sides_converges_goes_quiet_and_lives_as_
     // Once B has the TRUNCATE (else the two would race: a conflict, not a loop).
     wait_task_past(&cluster, &forward, &a).await?;
     b.exec("INSERT INTO shop.log VALUES (77)").await?;
-    wait_quiet(&cluster, (&forward, &a), (&reverse, &b))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+    wait_quiet(&cluster, &[(&forward, &a), (&reverse, &b)]).await?;
     let note = b
         .query_value("SELECT note FROM shop.items WHERE id = 300000")
         .await?;
@@ -281,12 +282,7 @@ async fn a_star_of_two_way_pairs_converges_with_writes_at_every_node() -> anyhow
     let hub = MariaDb::start(10).await?;
     let leaf_1 = MariaDb::start(1).await?;
     let leaf_2 = MariaDb::start(2).await?;
-    hub.exec(
-        "CREATE DATABASE shop; USE shop; \
-         CREATE TABLE shop.items (id BIGINT PRIMARY KEY, side VARCHAR(8), n INT NOT NULL); \
-         INSERT INTO shop.items SELECT seq, 'seed', 0 FROM seq_1_to_1000",
-    )
-    .await?;
+    hub.exec(ITEMS).await?;
     let cluster = TestCluster::builder()
         .coordinators(1)
         .worker(4)
@@ -314,29 +310,18 @@ async fn a_star_of_two_way_pairs_converges_with_writes_at_every_node() -> anyhow
     h?;
     l1?;
     l2?;
-    // Quiet: every task past the end of its source, twice with no growth.
-    let servers = [&hub, &leaf_1, &leaf_2];
-    let mut last = None;
-    for round in 0.. {
-        anyhow::ensure!(round < 5, "the binlogs keep growing: {last:?}");
-        let mut ends = Vec::new();
-        for server in servers {
-            ends.push(server.binlog_end().await?);
-        }
-        for ((forward, reverse), leaf) in pairs.iter().zip([&leaf_1, &leaf_2]) {
-            let caught_up = async {
-                wait_task_past(&cluster, forward, &hub).await?;
-                wait_task_past(&cluster, reverse, leaf).await
-            };
-            caught_up
-                .await
-                .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
-        }
-        if last.as_ref() == Some(&ends) {
-            break;
-        }
-        last = Some(ends);
-    }
+    let (forward_1, reverse_1) = (pairs[0].0.as_str(), pairs[0].1.as_str());
+    let (forward_2, reverse_2) = (pairs[1].0.as_str(), pairs[1].1.as_str());
+    wait_quiet(
+        &cluster,
+        &[
+            (forward_1, &hub),
+            (reverse_1, &leaf_1),
+            (forward_2, &hub),
+            (reverse_2, &leaf_2),
+        ],
+    )
+    .await?;
     let expected = hub.checksum("shop", "items").await?;
     // 1000 seeded + 150 a node, less 30 deleted a node.
     assert_eq!(expected.0, 1000 + 3 * (150 - 30));
@@ -355,13 +340,10 @@ async fn workers_of_a_two_way_pair_sigkilled_mid_stream_lose_loop_and_repeat_not
 ) -> anyhow::Result<()> {
     let a = MariaDb::start(1).await?;
     let b = MariaDb::start(2).await?;
-    a.exec(
-        "CREATE DATABASE shop; USE shop; \
-         CREATE TABLE shop.items (id BIGINT PRIMARY KEY, side VARCHAR(8), n INT NOT NULL); \
-         CREATE TABLE shop.counters (id INT PRIMARY KEY, n BIGINT NOT NULL); \
-         INSERT INTO shop.items SELECT seq, 'seed', 0 FROM seq_1_to_1000; \
-         INSERT INTO shop.counters SELECT seq, 0 FROM seq_1_to_10",
-    )
+    a.exec(&format!(
+        "{ITEMS}; CREATE TABLE shop.counters (id INT PRIMARY KEY, n BIGINT NOT NULL); \
+         INSERT INTO shop.counters SELECT seq, 0 FROM seq_1_to_10"
+    ))
     .await?;
     let mut cluster = TestCluster::builder()
         .coordinators(1)
@@ -425,9 +407,7 @@ async fn workers_of_a_two_way_pair_sigkilled_mid_stream_lose_loop_and_repeat_not
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (written_a, written_b) = (on_a.await??, on_b.await??);
-    wait_quiet(&cluster, (&forward, &a), (&reverse, &b))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+    wait_quiet(&cluster, &[(&forward, &a), (&reverse, &b)]).await?;
     for table in ["items", "counters"] {
         let (x, y) = (
             a.checksum("shop", table).await?,
