@@ -84,6 +84,14 @@ async fn broken_task_files_name_the_field_and_store_nothing() -> anyhow::Result<
         ),
         (format!("reverse_of = \"x\"\n{VALID}"), "reverse_of"),
         (
+            format!("{VALID}\n[conflicts]\npolicy = \"keep_greater\""),
+            "conflicts.column",
+        ),
+        (
+            format!("{VALID}\n[[conflicts.tables]]\ndatabase = \"shop\"\npolicy = \"newest\""),
+            "conflicts.tables[0].policy",
+        ),
+        (
             format!(
                 "topology = \"two_way\"\n{}",
                 VALID.replace(

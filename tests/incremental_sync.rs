@@ -133,7 +133,8 @@ async fn ddl_during_incremental_is_followed_and_unsupported_ddl_is_skipped_visib
 /// Strict apply writes the net updates of a batch in one upsert and counts
 /// the rows it changed, instead of counting the rows first: a row that
 /// already has its new values must still pass, and a row the destination
-/// lacks must stop the task without being inserted.
+/// lacks must stop the task without being inserted (a conflict, and the
+/// default policy fails).
 #[tokio::test]
 async fn an_update_the_destination_already_has_passes_and_one_of_a_missing_row_is_caught(
 ) -> anyhow::Result<()> {
@@ -170,17 +171,15 @@ async fn an_update_the_destination_already_has_passes_and_one_of_a_missing_row_i
     source
         .exec("UPDATE app.t SET v = 'third' WHERE id = 3")
         .await?;
-    let info = wait_for("the lost row to be reported", TIMEOUT, || async {
-        let t = cluster.task(&task).await?;
-        Ok(t.last_error
-            .contains("updated rows were not there")
-            .then_some(t))
-    })
-    .await?;
+    // A conflict, and the default policy is to fail.
+    let info = cluster
+        .wait_for_task_status(&task, "failed", TIMEOUT)
+        .await?;
     println!("reported: {}", info.last_error);
     assert!(
-        info.last_error.contains("`app`.`t`"),
-        "the error names the table: {}",
+        info.last_error
+            .contains("conflict on `app`.`t` at key {\"id\":3}: an update found no row"),
+        "the error names the table, the key and the conflict: {}",
         info.last_error
     );
     let row_3 = destination
@@ -196,6 +195,18 @@ async fn an_update_the_destination_already_has_passes_and_one_of_a_missing_row_i
 
 #[tokio::test]
 async fn every_column_type_round_trips_through_the_binlog() -> anyhow::Result<()> {
+    every_column_type_through_the_binlog("").await
+}
+
+/// With rows compared before they are written (and any difference failing
+/// the task), every type compares equal to itself: the destination's values
+/// read back match the binlog's before-images, with no false conflict.
+#[tokio::test]
+async fn every_column_type_compares_equal_to_its_before_image() -> anyhow::Result<()> {
+    every_column_type_through_the_binlog("[conflicts]\ncompare_rows = true").await
+}
+
+async fn every_column_type_through_the_binlog(conflicts: &str) -> anyhow::Result<()> {
     // Different server time zones: TIMESTAMP must not shift on the way.
     let source = MariaDb::start_with(1, &["--default-time-zone=+05:00"]).await?;
     let destination = MariaDb::start_with(2, &["--default-time-zone=-03:00"]).await?;
@@ -210,7 +221,7 @@ async fn every_column_type_round_trips_through_the_binlog() -> anyhow::Result<()
         source.port,
         destination.port,
         &["schema", "full", "incremental"],
-        "[[objects]]\ndatabase = \"typed\"",
+        &format!("[[objects]]\ndatabase = \"typed\"\n{conflicts}"),
         2,
     );
     let task = cluster

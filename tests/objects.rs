@@ -4,7 +4,7 @@
 //! full and incremental sync, compared with "the source as the route says".
 
 use dts_tests::compare::{assert_routed, routed_difference};
-use dts_tests::converge::{assert_healthy, wait_caught_up};
+use dts_tests::converge::{assert_healthy, wait_caught_up, wait_task_past};
 use dts_tests::fixtures::sync_task;
 use dts_tests::{wait_for, MariaDb, TestCluster};
 use std::time::Duration;
@@ -682,6 +682,91 @@ async fn shards_of_two_sources_merge_into_one_table_under_concurrent_writes() ->
         .query_value("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 'other'")
         .await?;
     assert_eq!(others.as_deref(), Some("0"));
+    Ok(())
+}
+
+/// Two one-way tasks write one destination table, each from a source of
+/// its own (disjoint keys): the table and its deferred index are created
+/// once, each task keeps its own checkpoints and fence, and one ALTER run
+/// on both sources reaches the shared table once: the second task finds
+/// the column there, exactly as its source has it, and goes on.
+#[tokio::test]
+async fn two_tasks_share_one_destination_table_and_its_schema_changes() -> anyhow::Result<()> {
+    let sources = [MariaDb::start(1).await?, MariaDb::start(2).await?];
+    let destination = MariaDb::start(3).await?;
+    for (s, source) in sources.iter().enumerate() {
+        let base = (s + 1) * 1_000_000;
+        source
+            .exec(&format!(
+                "CREATE DATABASE shop; USE shop; \
+                 CREATE TABLE orders (id INT PRIMARY KEY, v VARCHAR(30), KEY by_v (v)); \
+                 INSERT INTO orders SELECT {base} + seq, CONCAT('s{s}-', seq) FROM seq_1_to_2000"
+            ))
+            .await?;
+    }
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .worker(2)
+        .start()
+        .await?;
+    let mut tasks = Vec::new();
+    for (s, source) in sources.iter().enumerate() {
+        let spec = sync_task(
+            &format!("into-one-{s}"),
+            source.port,
+            destination.port,
+            &["schema", "full", "incremental"],
+            "[[objects]]\ndatabase = \"shop\"",
+            1,
+        );
+        // Both start at once; whichever creates the table, the other finds it.
+        let created = cluster
+            .create_task(&format!("conflict_mode = \"ignore\"\n{spec}"), true)
+            .await?;
+        tasks.push(created.id);
+    }
+    for task in &tasks {
+        cluster
+            .wait_for_task_phase(task, "incremental", TIMEOUT)
+            .await?;
+    }
+    for (s, source) in sources.iter().enumerate() {
+        let id = (s + 1) * 1_000_000 + 5000;
+        source
+            .exec(&format!(
+                "ALTER TABLE shop.orders ADD COLUMN note VARCHAR(20) NULL; \
+                 INSERT INTO shop.orders VALUES ({id}, 'after', 'from {s}')"
+            ))
+            .await?;
+    }
+    for (task, source) in tasks.iter().zip(&sources) {
+        wait_task_past(&cluster, task, source).await?;
+        assert_healthy(&cluster, task).await?;
+    }
+    let mut expected = Vec::new();
+    for source in &sources {
+        expected.extend(source.rows_as_hex("shop", "orders").await?);
+    }
+    expected.sort();
+    let mut got = destination.rows_as_hex("shop", "orders").await?;
+    got.sort();
+    assert_eq!(got.len(), expected.len());
+    assert!(
+        got == expected,
+        "the shared table is not the union of its sources"
+    );
+    let indexes = destination
+        .query_value(
+            "SELECT COUNT(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = 'shop' AND TABLE_NAME = 'orders' AND INDEX_NAME = 'by_v'",
+        )
+        .await?;
+    assert_eq!(indexes.as_deref(), Some("1"));
+    let owners = destination
+        .query_value("SELECT COUNT(*) FROM dts_meta.owners")
+        .await?;
+    assert_eq!(owners.as_deref(), Some("2"));
     Ok(())
 }
 

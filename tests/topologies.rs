@@ -4,72 +4,13 @@
 //! cascade relays what dts applied upstream.
 
 use dts_proto::pb;
+use dts_tests::converge::{wait_quiet, wait_task_past};
 use dts_tests::fixtures::sync_task;
 use dts_tests::{wait_for, MariaDb, TestCluster};
 use mysql_async::prelude::Queryable;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Waits until `task` reports having applied (or passed over) everything
-/// its source `source` has logged by now.
-async fn wait_task_past(cluster: &TestCluster, task: &str, source: &MariaDb) -> anyhow::Result<()> {
-    let end = source.binlog_end().await?;
-    let last = std::sync::Mutex::new(None);
-    let reached = wait_for(
-        &format!("task {task} to reach {}:{}", end.0, end.1),
-        TIMEOUT,
-        || async {
-            let info = cluster.task(task).await?;
-            anyhow::ensure!(info.status != "failed", "task failed: {}", info.last_error);
-            let Some(checkpoint) = info.checkpoint else {
-                return Ok(None);
-            };
-            let progress: serde_json::Value =
-                serde_json::from_str(&checkpoint.position).unwrap_or_default();
-            let applied = (
-                progress["applied"]["file"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                progress["applied"]["pos"].as_u64().unwrap_or(0),
-            );
-            let reached = applied >= end;
-            *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(applied);
-            Ok(reached.then_some(()))
-        },
-    )
-    .await;
-    reached.map_err(|e| {
-        let last = last.lock().map(|l| l.clone()).unwrap_or_default();
-        anyhow::anyhow!("{e:#}; it reported {last:?}")
-    })
-}
-
-/// Every task has passed the end of its source's binlog, and then no
-/// binlog grew: no change, and no checkpoint, is being carried back and
-/// forth. (Each round may add the checkpoint that passes over another
-/// task's last write; a loop never stops adding.) `tasks`: each task with
-/// its source.
-async fn wait_quiet(cluster: &TestCluster, tasks: &[(&str, &MariaDb)]) -> anyhow::Result<()> {
-    let mut last = None;
-    for _ in 0..5 {
-        let mut ends = Vec::new();
-        for (_, source) in tasks {
-            ends.push(source.binlog_end().await?);
-        }
-        for (task, source) in tasks {
-            wait_task_past(cluster, task, source)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
-        }
-        if last.as_ref() == Some(&ends) {
-            return Ok(());
-        }
-        last = Some(ends);
-    }
-    anyhow::bail!("the binlogs keep growing with nobody writing: {last:?}")
-}
 
 /// The table every two-way test writes, seeded with 1,000 rows.
 const ITEMS: &str = "CREATE DATABASE shop; USE shop; \
@@ -224,6 +165,152 @@ async fn a_two_way_pair_written_on_both_sides_converges_goes_quiet_and_lives_as_
         left.is_empty(),
         "tasks left after deleting the pair: {left:?}"
     );
+    Ok(())
+}
+
+/// Both sides of a pair change the same rows while the pair is paused; on
+/// resuming, each side's task meets the other's changes as conflicts. With
+/// `keep_greater` on a version column both sides keep the same row, whichever
+/// side each change came from (an insert met by an insert, an update by an
+/// update, a delete by an update); with `ignore` each keeps its own. Each
+/// task counts what it settled, and the pair goes quiet.
+#[tokio::test]
+async fn a_two_way_pair_settles_concurrent_writes_the_same_way_on_both_sides() -> anyhow::Result<()>
+{
+    let a = MariaDb::start(1).await?;
+    let b = MariaDb::start(2).await?;
+    a.exec(
+        "CREATE DATABASE shop; USE shop; \
+         CREATE TABLE docs (id INT PRIMARY KEY, body VARCHAR(20), version INT NOT NULL); \
+         INSERT INTO docs SELECT seq, 'seed', 1 FROM seq_1_to_10; \
+         CREATE TABLE notes (id INT PRIMARY KEY, body VARCHAR(20)); \
+         INSERT INTO notes SELECT seq, 'seed' FROM seq_1_to_3",
+    )
+    .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(4)
+        .start()
+        .await?;
+    let spec = format!(
+        "{}\n[conflicts]\npolicy = \"ignore\"\n\
+         [[conflicts.tables]]\ndatabase = \"shop\"\ntable = \"docs\"\npolicy = \"keep_greater\"\ncolumn = \"version\"",
+        two_way_spec(&a, &b)
+    );
+    let created = cluster.create_task(&spec, true).await?;
+    let (forward, reverse) = (created.id, created.linked_task_id);
+    for task in [&forward, &reverse] {
+        cluster
+            .wait_for_task_phase(task, "incremental", TIMEOUT)
+            .await?;
+    }
+    cluster
+        .control_task(&forward, pb::TaskAction::Pause)
+        .await?;
+    wait_for("the workers to stop the pair", TIMEOUT, || async {
+        let status = cluster.cluster_status().await?;
+        Ok(status.workers.iter().all(|w| w.du_used == 0).then_some(()))
+    })
+    .await?;
+    a.exec(
+        "USE shop; UPDATE docs SET body = 'a', version = 5 WHERE id = 1; \
+         UPDATE docs SET body = 'a', version = 9 WHERE id = 2; \
+         INSERT INTO docs VALUES (100, 'a', 1); DELETE FROM docs WHERE id = 4; \
+         UPDATE docs SET body = 'a only' WHERE id = 5; UPDATE notes SET body = 'a' WHERE id = 1",
+    )
+    .await?;
+    b.exec(
+        "USE shop; UPDATE docs SET body = 'b', version = 7 WHERE id = 1; \
+         UPDATE docs SET body = 'b', version = 3 WHERE id = 2; \
+         INSERT INTO docs VALUES (100, 'b', 2); UPDATE docs SET body = 'b', version = 8 WHERE id = 4; \
+         UPDATE docs SET body = 'b only' WHERE id = 6; UPDATE notes SET body = 'b' WHERE id = 1",
+    )
+    .await?;
+    cluster
+        .control_task(&forward, pb::TaskAction::Resume)
+        .await?;
+    wait_quiet(&cluster, &[(&forward, &a), (&reverse, &b)]).await?;
+
+    let docs = "SELECT GROUP_CONCAT(CONCAT(id, ':', body, ':', version) ORDER BY id) \
+                FROM shop.docs WHERE id IN (1, 2, 4, 5, 6, 100)";
+    let expected = "1:b:7,2:a:9,4:b:8,5:a only:1,6:b only:1,100:b:2";
+    assert_eq!(
+        a.query_value(docs).await?.as_deref(),
+        Some(expected),
+        "on A"
+    );
+    assert_eq!(
+        b.query_value(docs).await?.as_deref(),
+        Some(expected),
+        "on B"
+    );
+    assert_eq!(
+        a.checksum("shop", "docs").await?,
+        b.checksum("shop", "docs").await?
+    );
+    let note = "SELECT body FROM shop.notes WHERE id = 1";
+    assert_eq!(a.query_value(note).await?.as_deref(), Some("a"));
+    assert_eq!(b.query_value(note).await?.as_deref(), Some("b"));
+
+    let counts = |task: String| {
+        let cluster = &cluster;
+        async move {
+            let info = cluster.task(&task).await?;
+            let progress: serde_json::Value = info
+                .checkpoint
+                .and_then(|c| serde_json::from_str(&c.position).ok())
+                .unwrap_or_default();
+            anyhow::Ok(progress["conflicts"]["counts"].clone())
+        }
+    };
+    // Applying A's changes on B: B's rows win where their version is greater.
+    assert_eq!(
+        counts(forward.clone()).await?,
+        serde_json::json!({
+            "delete_differs": { "kept": 1 },
+            "insert_exists": { "kept": 1 },
+            "update_differs": { "applied": 1, "kept": 2 },
+        })
+    );
+    assert_eq!(
+        counts(reverse.clone()).await?,
+        serde_json::json!({
+            "insert_exists": { "applied": 1 },
+            "update_differs": { "applied": 1, "kept": 2 },
+            "update_missing": { "applied": 1 },
+        })
+    );
+    Ok(())
+}
+
+/// The reverse task reads the destination's binlog, but starts only after
+/// the forward task's full copy: a binlog it cannot read is refused by the
+/// forward task's prechecks, before anything is copied.
+#[tokio::test]
+async fn a_pair_whose_destination_binlog_the_reverse_cannot_read_is_refused_at_once(
+) -> anyhow::Result<()> {
+    let a = MariaDb::start(1).await?;
+    let b = MariaDb::start(2).await?;
+    a.exec(ITEMS).await?;
+    b.exec("SET GLOBAL binlog_row_image = 'MINIMAL'").await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(4)
+        .start()
+        .await?;
+    let created = cluster.create_task(&two_way_spec(&a, &b), true).await?;
+    let failed = cluster
+        .wait_for_task_status(&created.id, "failed", TIMEOUT)
+        .await?;
+    assert!(
+        failed.last_error.contains(
+            "destination: the reverse task of this two-way pair reads this server's binlog, \
+             and its binlog_row_image is MINIMAL"
+        ),
+        "{}",
+        failed.last_error
+    );
+    assert_eq!(b.query_value("SHOW DATABASES LIKE 'shop'").await?, None);
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod client;
 pub mod config_file;
+pub mod conflict;
 pub mod filter;
 pub mod leader_hint;
 pub mod model;

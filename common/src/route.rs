@@ -242,8 +242,10 @@ pub struct RouteConflict {
     pub second: Claim,
 }
 
+/// A name pattern of a task file: a name, a wildcard pattern (`*`, `?`) or
+/// `~regex`.
 #[derive(Debug, Clone)]
-enum Pattern {
+pub(crate) enum Pattern {
     Exact(String),
     /// `*` and `?` wildcards.
     Glob(Vec<char>),
@@ -251,7 +253,7 @@ enum Pattern {
 }
 
 impl Pattern {
-    fn parse(field: &str, text: &str) -> Result<Self, SpecError> {
+    pub(crate) fn parse(field: &str, text: &str) -> Result<Self, SpecError> {
         if let Some(expression) = text.strip_prefix('~') {
             let anchored = format!("^(?:{expression})$");
             return regex::Regex::new(&anchored)
@@ -270,7 +272,7 @@ impl Pattern {
         Ok(Pattern::Exact(text.to_string()))
     }
 
-    fn matches(&self, name: &str) -> bool {
+    pub(crate) fn matches(&self, name: &str) -> bool {
         match self {
             Self::Exact(exact) => exact == name,
             Self::Glob(glob) => glob_matches(glob, &name.chars().collect::<Vec<_>>()),

@@ -424,6 +424,13 @@ pub struct TaskSpec {
     /// id. Its DDL comes from the forward task only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverse_of: Option<String>,
+    /// How changes that find the destination other than the source had it
+    /// are settled (see `conflict`).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::conflict::ConflictSettings::is_default"
+    )]
+    pub conflicts: crate::conflict::ConflictSettings,
 }
 
 /// The shape a task file asks for.
@@ -532,6 +539,7 @@ impl TaskSpec {
         // One server on both sides is fine: the route refuses what would
         // be synced onto itself.
         crate::route::Route::compile(self)?;
+        crate::conflict::ConflictRules::compile(self)?;
         self.validate_retry()
     }
 

@@ -92,3 +92,69 @@ pub async fn assert_load_converged(
     );
     Ok(())
 }
+
+const PAST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Waits until `task` reports having applied (or passed over) everything
+/// its source `source` has logged by now.
+pub async fn wait_task_past(
+    cluster: &TestCluster,
+    task: &str,
+    source: &MariaDb,
+) -> anyhow::Result<()> {
+    let end = source.binlog_end().await?;
+    let last = std::sync::Mutex::new(None);
+    let reached = wait_for(
+        &format!("task {task} to reach {}:{}", end.0, end.1),
+        PAST_TIMEOUT,
+        || async {
+            let info = cluster.task(task).await?;
+            anyhow::ensure!(info.status != "failed", "task failed: {}", info.last_error);
+            let Some(checkpoint) = info.checkpoint else {
+                return Ok(None);
+            };
+            let progress: serde_json::Value =
+                serde_json::from_str(&checkpoint.position).unwrap_or_default();
+            let applied = (
+                progress["applied"]["file"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                progress["applied"]["pos"].as_u64().unwrap_or(0),
+            );
+            let reached = applied >= end;
+            *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(applied);
+            Ok(reached.then_some(()))
+        },
+    )
+    .await;
+    reached.map_err(|e| {
+        let last = last.lock().map(|l| l.clone()).unwrap_or_default();
+        anyhow::anyhow!("{e:#}; it reported {last:?}")
+    })
+}
+
+/// Every task has passed the end of its source's binlog, and then no
+/// binlog grew: no change, and no checkpoint, is being carried back and
+/// forth. (Each round may add the checkpoint that passes over another
+/// task's last write; a loop never stops adding.) `tasks`: each task with
+/// its source.
+pub async fn wait_quiet(cluster: &TestCluster, tasks: &[(&str, &MariaDb)]) -> anyhow::Result<()> {
+    let mut last = None;
+    for _ in 0..5 {
+        let mut ends = Vec::new();
+        for (_, source) in tasks {
+            ends.push(source.binlog_end().await?);
+        }
+        for (task, source) in tasks {
+            wait_task_past(cluster, task, source)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:#}\n{}", cluster.logs()))?;
+        }
+        if last.as_ref() == Some(&ends) {
+            return Ok(());
+        }
+        last = Some(ends);
+    }
+    anyhow::bail!("the binlogs keep growing with nobody writing: {last:?}")
+}

@@ -113,6 +113,16 @@ pub enum SyncError {
     },
     #[error("task spec: {0}")]
     InvalidSpec(dts_common::SpecError),
+    /// The destination of a two-way pair is the reverse task's source:
+    /// its binlog must be what incremental sync reads.
+    #[error(
+        "destination: the reverse task of this two-way pair reads this server's binlog, and {0}"
+    )]
+    ReverseSourceBinlog(String),
+    /// A change met the destination other than the source had it, and the
+    /// table's conflict policy is `fail` (see `sink::conflict`).
+    #[error("destination: {0}")]
+    Conflict(String),
     #[error("source: {0}")]
     RouteConflict(dts_common::route::RouteConflict),
     #[error(

@@ -1,11 +1,12 @@
 //! The task's metadata schema on the destination (`dts_meta` by default): who
 //! owns the task (the epoch fence), checkpoints, the full-sync chunk ledger,
 //! the indexes deferred until a table's rows are copied, where the source
-//! binlog was when each table's copy ended, and online schema changes kept
-//! for their cut-over.
+//! binlog was when each table's copy ended, online schema changes kept
+//! for their cut-over, and the conflicts the task settled.
 //! Rows here are written in the same transaction as the data they describe,
 //! which is what makes apply exactly-once.
 
+pub mod conflicts;
 pub mod copy_window;
 pub mod deferred_index;
 pub mod online_ddl;
@@ -109,7 +110,7 @@ impl Meta {
                 self.table("online_ddl")
             ),
         ];
-        for sql in statements {
+        for sql in statements.into_iter().chain(conflicts::schema(self)) {
             conn.query_drop(sql).await.on(Side::Destination, CTX)?;
         }
         Ok(())

@@ -41,11 +41,20 @@ pub struct Snapshot {
     /// The error the pipeline is retrying (or failed) with, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Conflicts settled so far (see `sink::conflict`).
+    #[serde(default, skip_serializing_if = "is_none_settled")]
+    pub conflicts: crate::sink::conflict::Summary,
+}
+
+fn is_none_settled(summary: &crate::sink::conflict::Summary) -> bool {
+    summary.total == 0
 }
 
 #[derive(Default)]
 pub struct Progress {
     inner: Mutex<Snapshot>,
+    /// The apply phase's conflict log, read at each snapshot.
+    conflicts: Mutex<Option<std::sync::Arc<crate::sink::conflict::ConflictLog>>>,
     /// Signalled when the phase changes, so the reporter tells the
     /// coordinator at once instead of at its next tick (a user waiting for
     /// `done` should not wait a report interval more).
@@ -152,7 +161,21 @@ impl Progress {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        self.lock().clone()
+        let mut snapshot = self.lock().clone();
+        let log = self
+            .conflicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(log) = log {
+            snapshot.conflicts = log.summary();
+        }
+        snapshot
+    }
+
+    /// Reports the conflicts `log` counts from now on.
+    pub fn set_conflict_log(&self, log: std::sync::Arc<crate::sink::conflict::ConflictLog>) {
+        *self.conflicts.lock().unwrap_or_else(|p| p.into_inner()) = Some(log);
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod compact;
+pub mod conflict;
 pub mod convert;
 pub mod copy_rows;
 pub mod lanes;

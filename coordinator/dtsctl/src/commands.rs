@@ -153,6 +153,19 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         },
+        TaskCommand::Conflicts(t) => {
+            let info = admin_call!(client, get_task, pb::GetTaskRequest { task_id: t.id });
+            let progress: serde_json::Value = info
+                .checkpoint
+                .as_ref()
+                .and_then(|c| serde_json::from_str(&c.position).ok())
+                .unwrap_or_default();
+            let summary = match &progress["conflicts"] {
+                serde_json::Value::Null => serde_json::json!({ "total": 0 }),
+                summary => summary.clone(),
+            };
+            emit(out, &summary, render::conflicts)
+        }
         TaskCommand::Start(t) => {
             let info = admin_call!(client, control_task, control(t.id, pb::TaskAction::Start));
             emit(out, &info, render::task_line)

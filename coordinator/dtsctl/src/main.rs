@@ -101,6 +101,8 @@ pub enum TaskCommand {
         #[arg(long)]
         watch: bool,
     },
+    /// The conflicts the task settled: counts and the latest ones.
+    Conflicts(TaskRef),
     Start(TaskRef),
     Pause(TaskRef),
     Resume(TaskRef),

@@ -239,6 +239,15 @@ fn progress_detail(c: &pb::Checkpoint) -> String {
         let names: Vec<&str> = skipped.iter().filter_map(|v| v.as_str()).collect();
         field("ddl skipped", names.join("; "));
     }
+    if let Some(total) = progress["conflicts"]["total"].as_u64().filter(|&n| n > 0) {
+        field(
+            "conflicts",
+            format!(
+                "{total} ({}); dtsctl task conflicts ID lists the latest",
+                conflict_counts(&progress["conflicts"])
+            ),
+        );
+    }
     if let Some(tables) = progress["tables"].as_object().filter(|t| !t.is_empty()) {
         let _ = writeln!(out, "full sync");
         for (name, t) in tables {
@@ -264,4 +273,65 @@ fn progress_detail(c: &pb::Checkpoint) -> String {
 fn bar(fraction: f64, width: usize) -> String {
     let filled = ((fraction.clamp(0.0, 1.0)) * width as f64).round() as usize;
     format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+}
+
+/// The task's conflicts (`conflicts` of its progress report): counts by
+/// kind and resolution, then the latest ones.
+pub fn conflicts(summary: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let total = summary["total"].as_u64().unwrap_or(0);
+    if total == 0 {
+        return "no conflicts\n".to_string();
+    }
+    let _ = writeln!(out, "{total} conflicts: {}", conflict_counts(summary));
+    let recorded = summary["recorded"].as_u64().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "{recorded} recorded in the meta schema's `conflicts` table; the latest:"
+    );
+    let _ = writeln!(
+        out,
+        "{:<16} {:<24} {:<9} {:<20} {:<28} INCOMING",
+        "KIND", "TABLE", "OUTCOME", "KEY", "DESTINATION"
+    );
+    let row = |value: &serde_json::Value| {
+        if value.is_null() {
+            "(none)".to_string()
+        } else {
+            value.to_string()
+        }
+    };
+    for record in summary["recent"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:<16} {:<24} {:<9} {:<20} {:<28} {}",
+            record["kind"].as_str().unwrap_or("?"),
+            record["table"].as_str().unwrap_or("?"),
+            record["resolution"].as_str().unwrap_or("?"),
+            record["key"],
+            row(&record["found"]),
+            row(&record["incoming"]),
+        );
+    }
+    out
+}
+
+/// `update_differs: 3 applied, 1 kept; ...`
+fn conflict_counts(summary: &serde_json::Value) -> String {
+    let Some(kinds) = summary["counts"].as_object() else {
+        return String::new();
+    };
+    kinds
+        .iter()
+        .map(|(kind, outcomes)| {
+            let outcomes: Vec<String> = outcomes
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(resolution, n)| format!("{} {resolution}", n.as_u64().unwrap_or(0)))
+                .collect();
+            format!("{kind}: {}", outcomes.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

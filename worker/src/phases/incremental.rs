@@ -11,6 +11,7 @@ use crate::meta::online_ddl::Stashed;
 use crate::meta::Meta;
 use crate::progress::Progress;
 use crate::sink::apply::{Applier, Mode};
+use crate::sink::conflict::{ConflictHandling, ConflictLog};
 use crate::sink::lanes::{self, LaneCheckpoint, Lanes};
 use crate::source::binlog::{self, Item, ItemChunk, Skip};
 use crate::source::catalog::Table;
@@ -20,6 +21,7 @@ use crate::transform::ddl::{DdlPlan, DdlRouter};
 use crate::transform::loop_marker::LoopGuard;
 use crate::transform::rows;
 use crate::transform::select::Selector;
+use dts_common::conflict::ConflictRules;
 use dts_common::mysql::quote_ident;
 use dts_common::route::Route;
 use dts_common::spec::{ApplyConsistency, ConflictMode, TaskSpec, TriggerMethod};
@@ -230,12 +232,30 @@ impl Incremental<'_> {
             }
         }
         let overwrite = self.spec.conflict_mode == ConflictMode::Ignore;
+        let conflicts = Arc::new(ConflictHandling {
+            rules: ConflictRules::compile(self.spec).map_err(SyncError::InvalidSpec)?,
+            by_destination: self.spec.reverse_of.is_some(),
+            log: {
+                let mut conn = self.destination.conn().await?;
+                Arc::new(ConflictLog::load(
+                    crate::meta::conflicts::load(self.meta, &mut conn).await?,
+                ))
+            },
+        });
+        self.progress.set_conflict_log(conflicts.log.clone());
         let checkpoints = self.lane_checkpoints().await?;
         let mut appliers = Vec::new();
         for (lane, checkpoint) in (1..=self.lane_count()).zip(checkpoints) {
             let conn = self.destination.conn().await?;
             appliers.push((
-                Applier::new(lane, conn, self.meta.clone(), mode, overwrite),
+                Applier::new(
+                    lane,
+                    conn,
+                    self.meta.clone(),
+                    mode,
+                    overwrite,
+                    conflicts.clone(),
+                ),
                 checkpoint,
             ));
         }

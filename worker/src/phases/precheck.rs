@@ -147,6 +147,26 @@ async fn check_two_way(
             detail: format!("binlog_do_db logs only {}", only.join(", ")),
         });
     }
+    // Told now, not after the forward task's full copy, when the reverse
+    // task would first look.
+    let (format, row_image): (String, String) = dst
+        .query_first("SELECT @@binlog_format, @@binlog_row_image")
+        .await
+        .on(
+            Side::Destination,
+            "checking the destination's binlog settings",
+        )?
+        .unwrap_or_default();
+    if !format.eq_ignore_ascii_case("ROW") {
+        return Err(SyncError::ReverseSourceBinlog(format!(
+            "its binlog_format is {format}; dts needs ROW (SET GLOBAL binlog_format = 'ROW')"
+        )));
+    }
+    if !row_image.eq_ignore_ascii_case("FULL") {
+        return Err(SyncError::ReverseSourceBinlog(format!(
+            "its binlog_row_image is {row_image}; dts needs FULL (SET GLOBAL binlog_row_image = 'FULL')"
+        )));
+    }
     Ok(())
 }
 

@@ -14,7 +14,10 @@
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::meta::schema_history::SourceDefinitions;
 use crate::meta::Meta;
-use crate::sink::compact::{self, Checks, Folded, NetStatements};
+mod settle;
+
+use crate::sink::compact::{self, Checks, First, Folded, NetStatements};
+use crate::sink::conflict::{ConflictHandling, Record};
 use crate::sink::convert::{placeholder, push_rendered, render, rendered_len, to_param};
 use crate::sink::lanes::RowsWork;
 use crate::sink::projection::Projection;
@@ -27,6 +30,7 @@ use crate::transform::rows;
 use dts_common::mysql::quote_ident;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
+use settle::{Change, TablePolicy};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -53,6 +57,8 @@ struct Batch {
     table: Arc<Table>,
     verb: Verb,
     mode: Mode,
+    /// How conflicts are settled (strict mode).
+    policy: Option<Arc<TablePolicy>>,
     values: Vec<Value>,
     rows: usize,
     bytes: usize,
@@ -84,8 +90,9 @@ pub struct Applier {
     filters: HashMap<TableName, (Arc<Table>, Arc<BoundFilter>)>,
     collations: Collations,
     batch: Option<Batch>,
-    /// Net changes of foldable tables (see `compact`), written at commit.
-    folded: Vec<(Arc<Table>, Folded)>,
+    /// Net changes of foldable tables (see `compact`), written at commit,
+    /// with the tables' conflict policies.
+    folded: Vec<(Arc<Table>, Folded, Arc<TablePolicy>)>,
     folded_keys: usize,
     in_transaction: bool,
     pub rows_applied: u64,
@@ -95,10 +102,22 @@ pub struct Applier {
     /// The server the changes of the current batch were first written on,
     /// for the loop marker (see `meta::LOOP_MARKERS`).
     pub origin: u32,
+    conflicts: Arc<ConflictHandling>,
+    /// Conflicts settled in the open transaction, recorded at its commit.
+    settled: Vec<Record>,
+    /// Whether the session's isolation level is settled (see `begin`).
+    isolation_set: bool,
 }
 
 impl Applier {
-    pub fn new(lane: u32, conn: Conn, meta: Meta, mode: Mode, overwrite: bool) -> Self {
+    pub fn new(
+        lane: u32,
+        conn: Conn,
+        meta: Meta,
+        mode: Mode,
+        overwrite: bool,
+        conflicts: Arc<ConflictHandling>,
+    ) -> Self {
         Self {
             lane,
             conn,
@@ -117,10 +136,16 @@ impl Applier {
             routing: crate::sink::lanes::ROUTING,
             origin: meta.applied_from,
             meta,
+            conflicts,
+            settled: Vec::new(),
+            isolation_set: false,
         }
     }
 
     async fn begin(&mut self) -> SyncResult<()> {
+        if !self.isolation_set {
+            self.set_isolation().await?;
+        }
         if !self.in_transaction {
             self.conn
                 .query_drop("START TRANSACTION")
@@ -132,6 +157,33 @@ impl Applier {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Compared rows are read with locks before they are written. Under
+    /// REPEATABLE READ a locking read of a key that is not there locks the
+    /// gap it would go in, and the insert that follows meets the gap locks
+    /// of other lanes and of the destination's own writers: deadlocks. So
+    /// such sessions read committed, as replication appliers do, where the
+    /// destination's binlog allows it (READ COMMITTED cannot log InnoDB
+    /// changes as statements).
+    async fn set_isolation(&mut self) -> SyncResult<()> {
+        self.isolation_set = true;
+        if !self.conflicts.rules.compare_rows {
+            return Ok(());
+        }
+        let context = "setting the apply session's isolation level";
+        let format: Option<String> = self
+            .conn
+            .query_first("SELECT @@SESSION.binlog_format")
+            .await
+            .on(Side::Destination, context)?;
+        if format.is_some_and(|f| f.eq_ignore_ascii_case("STATEMENT")) {
+            return Ok(());
+        }
+        self.conn
+            .query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .await
+            .on(Side::Destination, context)
     }
 
     /// The table's definition on the destination (cached until DDL).
@@ -220,6 +272,12 @@ impl Applier {
         let row_filter = self.filter(&source_table, &work).await?;
         let mapping = image_mapping(&source_table, work.columns)?;
         let foldable = compact::foldable(&table);
+        let policy = match mode {
+            Mode::Strict => Some(Arc::new(self.table_policy(&work, &table)?)),
+            Mode::Idempotent => None,
+        };
+        // Compared rows are read before they are written (see `settle`).
+        let compare = policy.is_some() && self.conflicts.rules.compare_rows;
         let row = |img| decode(&source_table, &mapping, img);
         for change in work.changes {
             let before = change.before.map(row).transpose()?;
@@ -240,7 +298,7 @@ impl Applier {
             let before = before.map(|r| projection.apply(r));
             let after = after.map(|r| projection.apply(r));
             if foldable {
-                self.fold(&table, kind, before, after, mode)?;
+                self.fold(&table, kind, before, after, mode, compare, &policy)?;
                 self.rows_applied += 1;
                 continue;
             }
@@ -251,25 +309,49 @@ impl Applier {
                     } else {
                         Verb::Insert
                     };
-                    self.push(&table, verb, mode, writable(&table, after))
+                    self.push(&table, verb, mode, &policy, writable(&table, after))
                         .await?;
                 }
-                (RowKind::Delete, Some(before), _) => {
-                    self.push(&table, Verb::Delete, mode, key_of(&table, &before))
-                        .await?;
-                }
+                (RowKind::Delete, Some(before), _) => match (&policy, compare) {
+                    (Some(policy), true) => {
+                        self.flush().await?;
+                        let key = key_of(&table, &before);
+                        let before = writable(&table, before);
+                        let change = Change {
+                            key: &key,
+                            first: First::UpdateOrDelete,
+                            before: Some(&before),
+                            after: None,
+                        };
+                        self.settle_each(&table, policy, vec![change]).await?;
+                    }
+                    _ => {
+                        self.push(&table, Verb::Delete, mode, &policy, key_of(&table, &before))
+                            .await?
+                    }
+                },
                 (RowKind::Update, Some(before), Some(after)) => {
                     let key_changed = key_of(&table, &before) != key_of(&table, &after);
-                    if mode == Mode::Idempotent {
-                        if key_changed {
-                            self.push(&table, Verb::Delete, mode, key_of(&table, &before))
+                    match &policy {
+                        None => {
+                            if key_changed {
+                                self.push(
+                                    &table,
+                                    Verb::Delete,
+                                    mode,
+                                    &None,
+                                    key_of(&table, &before),
+                                )
+                                .await?;
+                            }
+                            self.push(&table, Verb::Replace, mode, &None, writable(&table, after))
                                 .await?;
                         }
-                        self.push(&table, Verb::Replace, mode, writable(&table, after))
-                            .await?;
-                    } else {
-                        self.flush().await?;
-                        self.update(&table, &before, after).await?;
+                        Some(policy) => {
+                            self.flush().await?;
+                            let policy = policy.clone();
+                            self.update(&table, &policy, before, after, compare).await?;
+                        }
                     }
                 }
                 (kind, _, _) => return Err(missing_image(&table, kind)),
@@ -283,6 +365,7 @@ impl Applier {
     }
 
     /// Records a change of a foldable table in its net effect.
+    #[allow(clippy::too_many_arguments)]
     fn fold(
         &mut self,
         table: &Arc<Table>,
@@ -290,34 +373,53 @@ impl Applier {
         before: Option<Vec<Value>>,
         after: Option<Vec<Value>>,
         mode: Mode,
+        compare: bool,
+        policy: &Option<Arc<TablePolicy>>,
     ) -> SyncResult<()> {
         let checks = match (mode, self.overwrite) {
             (Mode::Idempotent, _) => Checks::Idempotent,
             (Mode::Strict, true) => Checks::StrictOverwrite,
             (Mode::Strict, false) => Checks::Strict,
         };
-        let index = match self.folded.iter().position(|(t, _)| Arc::ptr_eq(t, table)) {
+        let index = match self
+            .folded
+            .iter()
+            .position(|(t, _, _)| Arc::ptr_eq(t, table))
+        {
             Some(index) => index,
             None => {
-                self.folded.push((table.clone(), Folded::new(checks)));
+                let policy = match policy {
+                    Some(policy) => policy.clone(),
+                    // Idempotent: nothing is a conflict, nothing consults it.
+                    None => Arc::new(TablePolicy {
+                        policy: self.conflicts.rules.policy("", "").clone(),
+                        column: None,
+                    }),
+                };
+                self.folded
+                    .push((table.clone(), Folded::new(checks, compare), policy));
                 self.folded.len() - 1
             }
         };
         let folded = &mut self.folded[index].1;
         let keys_before = folded.len();
+        // The row a change found, as the destination would have it.
+        let found = |before: Vec<Value>| writable(table, before);
         let outcome = match (kind, before, after) {
             (RowKind::Insert, _, Some(after)) => {
                 folded.insert(key_of(table, &after), writable(table, after))
             }
-            (RowKind::Delete, Some(before), _) => folded.delete(key_of(table, &before)),
+            (RowKind::Delete, Some(before), _) => {
+                folded.delete(key_of(table, &before), found(before))
+            }
             (RowKind::Update, Some(before), Some(after)) => {
                 let old_key = key_of(table, &before);
                 let new_key = key_of(table, &after);
                 if old_key == new_key {
-                    folded.update(new_key, writable(table, after))
+                    folded.update(new_key, found(before), writable(table, after))
                 } else {
                     folded
-                        .delete(old_key)
+                        .delete(old_key, found(before))
                         .and_then(|()| folded.insert(new_key, writable(table, after)))
                 }
             }
@@ -327,69 +429,110 @@ impl Applier {
         outcome.map_err(|c| divergence(table, c.0.to_string()))
     }
 
-    /// Writes the folded net changes: per table, deletes, then updates of
-    /// rows that must exist, then inserts (keys are distinct, so any order
-    /// gives the same rows).
+    /// Writes the folded net changes. A table whose rows are compared goes
+    /// through the slow path (see `settle`); any other is written in bulk
+    /// (per table, deletes, then updates of rows that must exist, then
+    /// inserts: keys are distinct, so any order gives the same rows), and
+    /// when its statements find the destination other than expected, it is
+    /// undone and settled on the slow path.
     async fn flush_folded(&mut self) -> SyncResult<()> {
         self.folded_keys = 0;
-        for (table, folded) in std::mem::take(&mut self.folded) {
-            let NetStatements {
-                deletes,
-                tolerant_deletes,
-                updates,
-                inserts,
-                replaces,
-            } = folded.into_statements();
-            let key_width = table.key.len();
-            for keys in chunks(tolerant_deletes, key_width) {
-                self.delete_keys(&table, keys).await?;
+        for (table, folded, policy) in std::mem::take(&mut self.folded) {
+            if folded.checks() == Checks::Idempotent {
+                self.write_net(&table, folded.statements()).await?;
+                continue;
             }
-            for keys in chunks(deletes, key_width) {
-                let wanted = keys.len();
-                let deleted = self.delete_keys(&table, keys).await?;
-                if deleted != wanted {
-                    return Err(divergence(
-                        &table,
-                        format!(
-                            "{} of {wanted} deleted rows were not there",
-                            wanted - deleted
-                        ),
-                    ));
-                }
+            if folded.keeps_before() {
+                self.settle_folded(&table, &folded, &policy).await?;
+                continue;
             }
-            let width = table.writable().count();
-            for rows in chunks(updates, width) {
-                self.update_existing(&table, rows).await?;
-            }
-            for rows in chunks(inserts, width) {
-                self.write_rows(&table, "INSERT", &rows, "").await?;
-            }
-            for rows in chunks(replaces, width) {
-                self.write_rows(&table, "REPLACE", &rows, "").await?;
+            self.savepoint(FOLD_SAVEPOINT).await?;
+            if !self.write_net(&table, folded.statements()).await? {
+                self.rollback_to(FOLD_SAVEPOINT).await?;
+                self.settle_folded(&table, &folded, &policy).await?;
             }
         }
         Ok(())
     }
 
+    /// Writes a table's net statements; `false` when a statement found the
+    /// destination other than expected (a conflict: the caller undoes it).
+    async fn write_net(&mut self, table: &Table, net: NetStatements<'_>) -> SyncResult<bool> {
+        let NetStatements {
+            deletes,
+            tolerant_deletes,
+            updates,
+            inserts,
+            replaces,
+        } = net;
+        let key_width = table.key.len();
+        for keys in chunks(tolerant_deletes, key_width) {
+            self.delete_keys(table, &keys).await?;
+        }
+        for keys in chunks(deletes, key_width) {
+            if self.delete_keys(table, &keys).await? != keys.len() {
+                return Ok(false);
+            }
+        }
+        let width = table.writable().count();
+        for rows in chunks(updates, width) {
+            if !self.update_existing(table, &rows).await? {
+                return Ok(false);
+            }
+        }
+        for rows in chunks(inserts, width) {
+            if self.insert_new(table, &rows).await?.is_none() {
+                return Ok(false);
+            }
+        }
+        for rows in chunks(replaces, width) {
+            self.write_rows(table, "REPLACE", &rows, "").await?;
+        }
+        Ok(true)
+    }
+
+    async fn savepoint(&mut self, name: &str) -> SyncResult<()> {
+        self.conn
+            .query_drop(format!("SAVEPOINT {name}"))
+            .await
+            .on(Side::Destination, "setting a savepoint")
+    }
+
+    async fn rollback_to(&mut self, name: &str) -> SyncResult<()> {
+        self.conn
+            .query_drop(format!("ROLLBACK TO SAVEPOINT {name}"))
+            .await
+            .on(Side::Destination, "undoing to a savepoint")
+    }
+
+    /// `INSERT` of rows whose keys must not exist: the rows inserted, or
+    /// `None` when a key was there (the statement then did nothing).
+    async fn insert_new(&mut self, table: &Table, rows: &[&[Value]]) -> SyncResult<Option<usize>> {
+        match self.write_rows(table, "INSERT", rows, "").await {
+            Ok(n) => Ok(Some(n)),
+            Err(SyncError::Query { detail, .. }) if detail.starts_with(DUPLICATE_KEY) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `DELETE` of the given keys; returns how many rows went.
-    async fn delete_keys(&mut self, table: &Table, keys: Vec<Vec<Value>>) -> SyncResult<usize> {
+    async fn delete_keys(&mut self, table: &Table, keys: &[&[Value]]) -> SyncResult<usize> {
         let sql = format!(
             "DELETE FROM {} WHERE {}",
             table.qualified(),
-            keys_in(table, &keys)
+            keys_in(table, keys)
         );
         self.query(table, sql).await
     }
 
-    /// Overwrites rows that must already exist (a missing one is divergence)
-    /// in one upsert, which on a table whose only unique index is the key
+    /// Overwrites rows that must already exist in one upsert, which on a table whose only unique index is the key
     /// updates exactly those rows. With `CLIENT_FOUND_ROWS` an upsert counts
     /// 2 for a row it changed and 1 for a row it inserted or found as it
     /// was, so 2 per row proves every row was there, and the count the
     /// check would otherwise cost is saved. Anything less (some row already
     /// had its new values, or was missing) is undone to a savepoint and
-    /// settled by counting first.
-    async fn update_existing(&mut self, table: &Table, rows: Vec<Vec<Value>>) -> SyncResult<()> {
+    /// settled by counting first. `false`: a row was missing (a conflict).
+    async fn update_existing(&mut self, table: &Table, rows: &[&[Value]]) -> SyncResult<bool> {
         let assignments: Vec<String> = table
             .writable()
             .filter(|(column, _)| !table.key.contains(column))
@@ -399,30 +542,31 @@ impl Applier {
         if assignments.is_empty() {
             // Nothing but the key: the rows are already as the source has
             // them, if they are there.
-            let keys = self.keys_of_rows(table, &rows);
-            return self.count_existing(table, &keys).await;
+            let keys = self.keys_of_rows(table, rows);
+            return self.all_exist(table, &keys).await;
         }
         let upsert = format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", "));
         self.conn
             .query_drop("SAVEPOINT dts_update")
             .await
             .on(Side::Destination, &context)?;
-        if self.write_rows(table, "INSERT", &rows, &upsert).await? == 2 * rows.len() {
-            return Ok(());
+        if self.write_rows(table, "INSERT", rows, &upsert).await? == 2 * rows.len() {
+            return Ok(true);
         }
         self.conn
             .query_drop("ROLLBACK TO SAVEPOINT dts_update")
             .await
             .on(Side::Destination, &context)?;
-        let keys = self.keys_of_rows(table, &rows);
-        self.count_existing(table, &keys).await?;
-        self.write_rows(table, "INSERT", &rows, &upsert)
-            .await
-            .map(|_| ())
+        let keys = self.keys_of_rows(table, rows);
+        if !self.all_exist(table, &keys).await? {
+            return Ok(false);
+        }
+        self.write_rows(table, "INSERT", rows, &upsert).await?;
+        Ok(true)
     }
 
     /// The key values of rows given as writable columns, in key order.
-    fn keys_of_rows(&self, table: &Table, rows: &[Vec<Value>]) -> Vec<Vec<Value>> {
+    fn keys_of_rows(&self, table: &Table, rows: &[&[Value]]) -> Vec<Vec<Value>> {
         // Where each key column (in key order) sits among a row's writable columns.
         let writable: Vec<usize> = table.writable().map(|(column, _)| column).collect();
         let key_positions: Vec<usize> = table
@@ -435,8 +579,8 @@ impl Applier {
             .collect()
     }
 
-    /// Divergence unless every one of `keys` is in the table.
-    async fn count_existing(&mut self, table: &Table, keys: &[Vec<Value>]) -> SyncResult<()> {
+    /// Whether every one of `keys` is in the table.
+    async fn all_exist(&mut self, table: &Table, keys: &[Vec<Value>]) -> SyncResult<bool> {
         let wanted = keys.len();
         let count_sql = format!(
             "SELECT COUNT(*) FROM {} WHERE {}",
@@ -449,14 +593,7 @@ impl Applier {
             .query_first(count_sql)
             .await
             .on(Side::Destination, &context)?;
-        let found = found.unwrap_or(0) as usize;
-        if found != wanted {
-            return Err(divergence(
-                table,
-                format!("{} of {wanted} updated rows were not there", wanted - found),
-            ));
-        }
-        Ok(())
+        Ok(found.unwrap_or(0) as usize == wanted)
     }
 
     /// `<verb> INTO table (writable columns) VALUES (...), ... <tail>`;
@@ -465,7 +602,7 @@ impl Applier {
         &mut self,
         table: &Table,
         verb: &str,
-        rows: &[Vec<Value>],
+        rows: &[&[Value]],
         tail: &str,
     ) -> SyncResult<usize> {
         let columns: Vec<&Column> = table.writable().map(|(_, c)| c).collect();
@@ -474,12 +611,12 @@ impl Applier {
             table.qualified(),
             column_list(table)
         );
-        let size: usize = rows.iter().flatten().map(rendered_len).sum();
+        let size: usize = rows.iter().flat_map(|r| r.iter()).map(rendered_len).sum();
         let mut sql = String::with_capacity(head.len() + size + tail.len());
         sql.push_str(&head);
         for (n, row) in rows.iter().enumerate() {
             sql.push_str(if n == 0 { "(" } else { ", (" });
-            for (i, (column, value)) in columns.iter().zip(row).enumerate() {
+            for (i, (column, value)) in columns.iter().zip(row.iter()).enumerate() {
                 if i > 0 {
                     sql.push_str(", ");
                 }
@@ -508,6 +645,7 @@ impl Applier {
         table: &Arc<Table>,
         verb: Verb,
         mode: Mode,
+        policy: &Option<Arc<TablePolicy>>,
         values: Vec<Value>,
     ) -> SyncResult<()> {
         let fits = self.batch.as_ref().is_some_and(|b| {
@@ -524,6 +662,7 @@ impl Applier {
                 table: table.clone(),
                 verb,
                 mode,
+                policy: policy.clone(),
                 values: Vec::new(),
                 rows: 0,
                 bytes: 0,
@@ -561,51 +700,126 @@ impl Applier {
                 vec![key_predicate(table); batch.rows].join(" OR ")
             ),
         };
-        self.conn
-            .exec_drop(sql, Params::Positional(batch.values))
-            .await
-            .on(Side::Destination, &context)?;
-        let affected = self.conn.affected_rows() as usize;
-        if batch.verb == Verb::Delete && batch.mode == Mode::Strict && affected != batch.rows {
-            return Err(divergence(
-                table,
-                format!(
-                    "{} of {} deleted rows were not there",
-                    batch.rows - affected,
-                    batch.rows
-                ),
-            ));
+        // Strict deletes may find rows missing: undone to here, then settled.
+        let settles = batch.policy.as_ref().filter(|_| batch.mode == Mode::Strict);
+        if settles.is_some() && batch.verb == Verb::Delete {
+            self.savepoint(BATCH_SAVEPOINT).await?;
         }
-        Ok(())
+        let result = self
+            .conn
+            .exec_drop(sql, Params::Positional(batch.values.clone()))
+            .await;
+        let conflicted = match result {
+            Ok(()) => {
+                batch.verb == Verb::Delete && self.conn.affected_rows() as usize != batch.rows
+            }
+            Err(mysql_async::Error::Server(e))
+                if e.code == DUPLICATE_KEY_CODE && batch.verb == Verb::Insert =>
+            {
+                true
+            }
+            Err(e) => return Err(e).on(Side::Destination, &context),
+        };
+        let Some(policy) = settles.filter(|_| conflicted) else {
+            return Ok(());
+        };
+        if batch.verb == Verb::Delete {
+            self.rollback_to(BATCH_SAVEPOINT).await?;
+        }
+        let width = match batch.verb {
+            Verb::Delete => table.key.len(),
+            _ => table.writable().count(),
+        };
+        let rows: Vec<&[Value]> = batch.values.chunks(width.max(1)).collect();
+        let keys: Vec<Vec<Value>> = match batch.verb {
+            Verb::Delete => rows.iter().map(|r| r.to_vec()).collect(),
+            _ => self.keys_of_rows(table, &rows),
+        };
+        let changes = rows
+            .iter()
+            .zip(&keys)
+            .map(|(row, key)| match batch.verb {
+                Verb::Delete => Change {
+                    key,
+                    first: First::UpdateOrDelete,
+                    before: None,
+                    after: None,
+                },
+                _ => Change {
+                    key,
+                    first: First::Insert,
+                    before: None,
+                    after: Some(row),
+                },
+            })
+            .collect();
+        let policy = policy.clone();
+        self.settle_each(table, &policy, changes).await
     }
 
+    /// A strict update of a table the fold does not take: in place when its
+    /// row is there as expected, else settled (see `settle`). `compare`:
+    /// read the row first and compare it with `before`.
     async fn update(
         &mut self,
         table: &Arc<Table>,
-        before: &[Value],
+        policy: &TablePolicy,
+        before: Vec<Value>,
         after: Vec<Value>,
+        compare: bool,
     ) -> SyncResult<()> {
-        let assignments: Vec<String> = table
-            .writable()
-            .map(|(_, c)| format!("{} = {}", quote_ident(&c.name), placeholder(c)))
-            .collect();
-        let sql = format!(
-            "UPDATE {} SET {} WHERE {}",
-            table.qualified(),
-            assignments.join(", "),
-            key_predicate(table)
-        );
-        let mut params = writable(table, after);
-        params.extend(key_of(table, before));
-        let context = format!("applying to `{}`.`{}`", table.db, table.name);
-        self.conn
-            .exec_drop(sql, Params::Positional(params))
-            .await
-            .on(Side::Destination, &context)?;
-        if self.conn.affected_rows() != 1 {
-            return Err(divergence(table, "an updated row was not there".into()));
+        let old_key = key_of(table, &before);
+        let new_key = key_of(table, &after);
+        let before = writable(table, before);
+        let after = writable(table, after);
+        if !compare {
+            let assignments: Vec<String> = table
+                .writable()
+                .map(|(_, c)| format!("{} = {}", quote_ident(&c.name), placeholder(c)))
+                .collect();
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {}",
+                table.qualified(),
+                assignments.join(", "),
+                key_predicate(table)
+            );
+            let mut params = after.clone();
+            params.extend(old_key.iter().cloned());
+            let context = format!("applying to `{}`.`{}`", table.db, table.name);
+            self.conn
+                .exec_drop(sql, Params::Positional(params))
+                .await
+                .on(Side::Destination, &context)?;
+            if self.conn.affected_rows() == 1 {
+                return Ok(());
+            }
         }
-        Ok(())
+        let before = compare.then_some(&before[..]);
+        let changes = if old_key == new_key {
+            vec![Change {
+                key: &old_key,
+                first: First::UpdateOrDelete,
+                before,
+                after: Some(&after),
+            }]
+        } else {
+            // A new key: the old row goes, the new one comes.
+            vec![
+                Change {
+                    key: &old_key,
+                    first: First::UpdateOrDelete,
+                    before,
+                    after: None,
+                },
+                Change {
+                    key: &new_key,
+                    first: First::Insert,
+                    before: None,
+                    after: Some(&after),
+                },
+            ]
+        };
+        self.settle_each(table, policy, changes).await
     }
 
     /// Sends what is pending, writes the lane's checkpoint (when given) and
@@ -618,6 +832,20 @@ impl Applier {
         self.begin().await?;
         self.flush().await?;
         self.flush_folded().await?;
+        if !self.settled.is_empty() {
+            let keep = self
+                .conflicts
+                .log
+                .reserve(self.settled.len(), self.conflicts.rules.keep);
+            crate::meta::conflicts::save(
+                &self.meta,
+                &mut self.conn,
+                self.lane,
+                &self.settled,
+                keep,
+            )
+            .await?;
+        }
         if let Some(position) = checkpoint {
             let json = serde_json::to_string(&crate::sink::lanes::LaneCheckpoint {
                 position: position.clone(),
@@ -633,14 +861,20 @@ impl Applier {
             .await
             .on(Side::Destination, "committing an apply transaction")?;
         self.in_transaction = false;
+        if !self.settled.is_empty() {
+            self.conflicts
+                .log
+                .committed(std::mem::take(&mut self.settled));
+        }
         Ok(())
     }
 
     /// Runs DDL (the schema history's, then the destination's) and then
-    /// checkpoints after it. `tolerate_applied`: when the statements may have
-    /// run before a crash (the checkpoint is just before them), an error that
-    /// says one already took effect is taken for it only once its proof
-    /// holds (see `transform::ddl::Proof`).
+    /// checkpoints after it. An error that says a statement already took
+    /// effect is taken for it once its proof holds (see
+    /// `transform::ddl::Proof`); `tolerate_applied`: the statements may have
+    /// run before a crash (the checkpoint is just before them), so even one
+    /// without a proof is.
     pub async fn execute_ddl(
         &mut self,
         work: &DdlWork,
@@ -663,7 +897,10 @@ impl Applier {
             let sql = crate::transform::sql_text::strip_definer(&run.sql);
             if let Err(e) = self.conn.query_drop(&sql).await {
                 let already = matches!(&e, mysql_async::Error::Server(s) if ALREADY_APPLIED.contains(&s.code));
-                if !(tolerate_applied && already) {
+                // Outside a replay, a statement that says its effect is
+                // there (another task writing the same table ran it first,
+                // say) is taken as applied only when its proof holds.
+                if !(already && (tolerate_applied || run.proof.is_some())) {
                     return Err(e).on(Side::Destination, &context);
                 }
                 to_prove.extend(run.proof.as_ref().map(|proof| (run, proof)));
@@ -747,6 +984,13 @@ impl Applier {
         })
     }
 }
+
+/// Savepoints a strict batch part is undone to when it meets a conflict.
+const FOLD_SAVEPOINT: &str = "dts_fold";
+const BATCH_SAVEPOINT: &str = "dts_batch";
+/// ER_DUP_ENTRY, and how its message starts once wrapped.
+const DUPLICATE_KEY_CODE: u16 = 1062;
+const DUPLICATE_KEY: &str = "error 1062 ";
 
 /// Server errors meaning "this DDL is already in effect": duplicate column,
 /// table exists, unknown table, duplicate key name, can't drop (missing).
@@ -836,10 +1080,10 @@ fn row_marks(table: &Table) -> String {
 /// Matches any of `keys`, values written in: `k IN (...)` for a one-column
 /// key (which the optimizer turns into point lookups), OR-ed conjunctions
 /// otherwise.
-fn keys_in(table: &Table, keys: &[Vec<Value>]) -> String {
+fn keys_in<K: AsRef<[Value]>>(table: &Table, keys: &[K]) -> String {
     let columns: Vec<&Column> = table.key_columns().collect();
     if let [column] = columns.as_slice() {
-        let size: usize = keys.iter().map(|k| rendered_len(&k[0]) + 2).sum();
+        let size: usize = keys.iter().map(|k| rendered_len(&k.as_ref()[0]) + 2).sum();
         let mut sql = String::with_capacity(size + column.name.len() + 8);
         sql.push_str(&quote_ident(&column.name));
         sql.push_str(" IN (");
@@ -847,7 +1091,7 @@ fn keys_in(table: &Table, keys: &[Vec<Value>]) -> String {
             if n > 0 {
                 sql.push_str(", ");
             }
-            push_rendered(&mut sql, column, &key[0]);
+            push_rendered(&mut sql, column, &key.as_ref()[0]);
         }
         sql.push(')');
         return sql;
@@ -857,7 +1101,7 @@ fn keys_in(table: &Table, keys: &[Vec<Value>]) -> String {
         .map(|key| {
             let parts: Vec<String> = columns
                 .iter()
-                .zip(key)
+                .zip(key.as_ref())
                 .map(|(c, v)| format!("{} = {}", quote_ident(&c.name), render(c, v)))
                 .collect();
             format!("({})", parts.join(" AND "))
@@ -867,12 +1111,12 @@ fn keys_in(table: &Table, keys: &[Vec<Value>]) -> String {
 }
 
 /// Splits rows of `width` values into statement-sized groups.
-fn chunks(rows: Vec<Vec<Value>>, width: usize) -> Vec<Vec<Vec<Value>>> {
+fn chunks<R: AsRef<[Value]>>(rows: Vec<R>, width: usize) -> Vec<Vec<R>> {
     let max_rows = MAX_BATCH_ROWS.min(MAX_PLACEHOLDERS / width.max(1)).max(1);
-    let mut out: Vec<Vec<Vec<Value>>> = Vec::new();
+    let mut out: Vec<Vec<R>> = Vec::new();
     let mut bytes = 0;
     for row in rows {
-        let size: usize = row.iter().map(value_size).sum();
+        let size: usize = row.as_ref().iter().map(value_size).sum();
         let start_new = match out.last() {
             // Values go as text, hex for strings: twice their size.
             Some(last) => last.len() >= max_rows || bytes + size > MAX_BATCH_BYTES / 2,

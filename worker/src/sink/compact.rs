@@ -59,17 +59,20 @@ pub enum Checks {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum First {
+pub enum First {
     Insert,
     UpdateOrDelete,
 }
 
 #[derive(Debug)]
-struct Entry {
-    key: Vec<Value>,
-    first: First,
+pub struct Entry {
+    pub key: Vec<Value>,
+    pub first: First,
+    /// The row as the first change found it (kept when rows are compared,
+    /// see `conflict`; `None` for a key first inserted).
+    pub before: Option<Vec<Value>>,
     /// The row as the batch leaves it; `None`: deleted.
-    after: Option<Vec<Value>>,
+    pub after: Option<Vec<Value>>,
 }
 
 /// A change that contradicts the batch's own earlier changes.
@@ -78,34 +81,50 @@ pub struct Contradiction(pub &'static str);
 
 /// The net statements of a folded batch for one table.
 #[derive(Debug, Default, PartialEq)]
-pub struct NetStatements {
+pub struct NetStatements<'a> {
     /// Keys that must exist, deleted (affected rows must match).
-    pub deletes: Vec<Vec<Value>>,
+    pub deletes: Vec<&'a [Value]>,
     /// Keys deleted whether or not they exist.
-    pub tolerant_deletes: Vec<Vec<Value>>,
+    pub tolerant_deletes: Vec<&'a [Value]>,
     /// Full rows of keys that must exist, written over them.
-    pub updates: Vec<Vec<Value>>,
+    pub updates: Vec<&'a [Value]>,
     /// Full rows of keys that must not exist.
-    pub inserts: Vec<Vec<Value>>,
+    pub inserts: Vec<&'a [Value]>,
     /// Full rows written whether or not the key exists.
-    pub replaces: Vec<Vec<Value>>,
+    pub replaces: Vec<&'a [Value]>,
 }
 
 /// The folded changes of one table, in first-touched order.
 #[derive(Debug)]
 pub struct Folded {
     checks: Checks,
+    /// Whether the first change's before-image of each key is kept.
+    keep_before: bool,
     index: HashMap<Vec<u8>, usize>,
     entries: Vec<Entry>,
 }
 
 impl Folded {
-    pub fn new(checks: Checks) -> Self {
+    pub fn new(checks: Checks, keep_before: bool) -> Self {
         Self {
             checks,
+            keep_before,
             index: HashMap::new(),
             entries: Vec::new(),
         }
+    }
+
+    pub fn checks(&self) -> Checks {
+        self.checks
+    }
+
+    pub fn keeps_before(&self) -> bool {
+        self.keep_before
+    }
+
+    /// Each key's net change, in first-touched order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
     }
 
     pub fn len(&self) -> usize {
@@ -116,7 +135,12 @@ impl Folded {
         self.entries.is_empty()
     }
 
-    fn entry(&mut self, key: Vec<Value>, first: First) -> (&mut Entry, bool) {
+    fn entry(
+        &mut self,
+        key: Vec<Value>,
+        first: First,
+        before: Option<Vec<Value>>,
+    ) -> (&mut Entry, bool) {
         let encoded = encode_key(&key);
         let next = self.entries.len();
         let position = *self.index.entry(encoded).or_insert(next);
@@ -125,6 +149,7 @@ impl Folded {
             self.entries.push(Entry {
                 key,
                 first,
+                before: before.filter(|_| self.keep_before),
                 after: None,
             });
         }
@@ -133,7 +158,7 @@ impl Folded {
 
     pub fn insert(&mut self, key: Vec<Value>, row: Vec<Value>) -> Result<(), Contradiction> {
         let strict = self.checks == Checks::Strict;
-        let (entry, fresh) = self.entry(key, First::Insert);
+        let (entry, fresh) = self.entry(key, First::Insert, None);
         if !fresh && entry.after.is_some() && strict {
             return Err(Contradiction("a row was inserted twice"));
         }
@@ -141,10 +166,16 @@ impl Folded {
         Ok(())
     }
 
-    /// An update that keeps the key (a key change is a delete and an insert).
-    pub fn update(&mut self, key: Vec<Value>, row: Vec<Value>) -> Result<(), Contradiction> {
+    /// An update that keeps the key (a key change is a delete and an
+    /// insert). `before`: the row it found.
+    pub fn update(
+        &mut self,
+        key: Vec<Value>,
+        before: Vec<Value>,
+        row: Vec<Value>,
+    ) -> Result<(), Contradiction> {
         let idempotent = self.checks == Checks::Idempotent;
-        let (entry, fresh) = self.entry(key, First::UpdateOrDelete);
+        let (entry, fresh) = self.entry(key, First::UpdateOrDelete, Some(before));
         if !fresh && entry.after.is_none() && !idempotent {
             return Err(Contradiction("an updated row was deleted earlier"));
         }
@@ -152,9 +183,10 @@ impl Folded {
         Ok(())
     }
 
-    pub fn delete(&mut self, key: Vec<Value>) -> Result<(), Contradiction> {
+    /// `before`: the row it found.
+    pub fn delete(&mut self, key: Vec<Value>, before: Vec<Value>) -> Result<(), Contradiction> {
         let idempotent = self.checks == Checks::Idempotent;
-        let (entry, fresh) = self.entry(key, First::UpdateOrDelete);
+        let (entry, fresh) = self.entry(key, First::UpdateOrDelete, Some(before));
         if !fresh && entry.after.is_none() && !idempotent {
             return Err(Contradiction("a deleted row was deleted earlier"));
         }
@@ -164,22 +196,22 @@ impl Folded {
 
     /// The statements that bring the destination to the batch's net effect.
     /// Keys are distinct, so their order does not matter.
-    pub fn into_statements(self) -> NetStatements {
+    pub fn statements(&self) -> NetStatements<'_> {
         let mut out = NetStatements::default();
-        for entry in self.entries {
-            match (self.checks, entry.first, entry.after) {
+        for entry in &self.entries {
+            match (self.checks, entry.first, entry.after.as_deref()) {
                 (Checks::Idempotent, _, Some(row)) => out.replaces.push(row),
-                (Checks::Idempotent, _, None) => out.tolerant_deletes.push(entry.key),
+                (Checks::Idempotent, _, None) => out.tolerant_deletes.push(&entry.key),
                 (Checks::Strict, First::Insert, Some(row)) => out.inserts.push(row),
                 (Checks::StrictOverwrite, First::Insert, Some(row)) => out.replaces.push(row),
                 // Inserted and deleted within the batch: nothing was there before.
                 (Checks::Strict, First::Insert, None) => {}
                 // ... unless the insert overwrote a row that was there.
                 (Checks::StrictOverwrite, First::Insert, None) => {
-                    out.tolerant_deletes.push(entry.key)
+                    out.tolerant_deletes.push(&entry.key)
                 }
                 (_, First::UpdateOrDelete, Some(row)) => out.updates.push(row),
-                (_, First::UpdateOrDelete, None) => out.deletes.push(entry.key),
+                (_, First::UpdateOrDelete, None) => out.deletes.push(&entry.key),
             }
         }
         out
@@ -187,7 +219,7 @@ impl Folded {
 }
 
 /// Bytes that are equal exactly when the key values are (see `foldable`).
-fn encode_key(key: &[Value]) -> Vec<u8> {
+pub fn encode_key(key: &[Value]) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() * 9);
     for value in key {
         encode_value(value, &mut out);
@@ -250,42 +282,46 @@ mod tests {
         vec![Value::Int(id), Value::Bytes(v.as_bytes().to_vec())]
     }
 
-    fn folded(
-        checks: Checks,
-        changes: &[(&str, i64, &str)],
-    ) -> Result<NetStatements, Contradiction> {
-        let mut f = Folded::new(checks);
+    fn folded(checks: Checks, changes: &[(&str, i64, &str)]) -> Result<Folded, Contradiction> {
+        let mut f = Folded::new(checks, true);
         for &(op, id, v) in changes {
             match op {
                 "i" => f.insert(key(id), row(id, v))?,
-                "u" => f.update(key(id), row(id, v))?,
-                "d" => f.delete(key(id))?,
+                "u" => f.update(key(id), row(id, "was"), row(id, v))?,
+                "d" => f.delete(key(id), row(id, "was"))?,
                 _ => unreachable!(),
             }
         }
-        Ok(f.into_statements())
+        Ok(f)
+    }
+
+    fn owned(rows: &[&[Value]]) -> Vec<Vec<Value>> {
+        rows.iter().map(|r| r.to_vec()).collect()
     }
 
     #[test]
     fn sysbench_shaped_transaction_becomes_one_update() -> Result<(), Contradiction> {
         // oltp_write_only: two updates, a delete and an insert of one id.
-        let net = folded(
+        let f = folded(
             Checks::Strict,
             &[("u", 7, "a"), ("u", 7, "b"), ("d", 7, ""), ("i", 7, "c")],
         )?;
+        let expected = row(7, "c");
         assert_eq!(
-            net,
+            f.statements(),
             NetStatements {
-                updates: vec![row(7, "c")],
+                updates: vec![&expected[..]],
                 ..Default::default()
             }
         );
+        // The row it first found, for comparing with the destination.
+        assert_eq!(f.entries()[0].before, Some(row(7, "was")));
         Ok(())
     }
 
     #[test]
     fn strict_net_effects_keep_their_checks() -> Result<(), Contradiction> {
-        let net = folded(
+        let f = folded(
             Checks::Strict,
             &[
                 ("i", 1, "new"),
@@ -296,9 +332,11 @@ mod tests {
                 ("u", 4, "x"),
             ],
         )?;
-        assert_eq!(net.inserts, vec![row(1, "newer")]);
-        assert_eq!(net.deletes, vec![key(3)]);
-        assert_eq!(net.updates, vec![row(4, "x")]);
+        let net = f.statements();
+        assert_eq!(owned(&net.inserts), vec![row(1, "newer")]);
+        assert_eq!(owned(&net.deletes), vec![key(3)]);
+        assert_eq!(owned(&net.updates), vec![row(4, "x")]);
+        assert_eq!(f.entries()[0].before, None);
         assert!(net.tolerant_deletes.is_empty() && net.replaces.is_empty());
         Ok(())
     }
@@ -316,19 +354,20 @@ mod tests {
     #[test]
     fn idempotent_mode_writes_or_deletes_whatever_was_there() -> Result<(), Contradiction> {
         // Inserted and deleted during the copy: the copy may hold the row.
-        let net = folded(
+        let f = folded(
             Checks::Idempotent,
             &[("i", 1, "a"), ("d", 1, ""), ("u", 2, "b")],
         )?;
-        assert_eq!(net.tolerant_deletes, vec![key(1)]);
-        assert_eq!(net.replaces, vec![row(2, "b")]);
+        let net = f.statements();
+        assert_eq!(owned(&net.tolerant_deletes), vec![key(1)]);
+        assert_eq!(owned(&net.replaces), vec![row(2, "b")]);
         Ok(())
     }
 
     #[test]
     fn overwriting_inserts_delete_what_they_may_have_overwritten() -> Result<(), Contradiction> {
-        let net = folded(Checks::StrictOverwrite, &[("i", 1, "a"), ("d", 1, "")])?;
-        assert_eq!(net.tolerant_deletes, vec![key(1)]);
+        let f = folded(Checks::StrictOverwrite, &[("i", 1, "a"), ("d", 1, "")])?;
+        assert_eq!(owned(&f.statements().tolerant_deletes), vec![key(1)]);
         Ok(())
     }
 
