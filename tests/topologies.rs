@@ -109,10 +109,15 @@ async fn a_two_way_pair_written_on_both_sides_converges_goes_quiet_and_lives_as_
     // 1000 seeded + 300 a side, less 60 deleted a side.
     assert_eq!(sa.0, 1000 + 2 * (300 - 60));
 
-    // DDL on A reaches B once and does not come back; TRUNCATE, which
-    // succeeds when repeated, does not bounce either.
-    a.exec("ALTER TABLE shop.items ADD COLUMN note VARCHAR(20) NULL; TRUNCATE TABLE shop.log")
-        .await?;
+    // DDL on A reaches B once and does not come back; TRUNCATE, CREATE OR
+    // REPLACE VIEW and ALTER ... ENGINE, which succeed when repeated, do not
+    // bounce either.
+    a.exec(
+        "ALTER TABLE shop.items ADD COLUMN note VARCHAR(20) NULL; TRUNCATE TABLE shop.log; \
+         CREATE OR REPLACE VIEW shop.recent AS SELECT id FROM shop.items WHERE id > 900; \
+         ALTER TABLE shop.log ENGINE = InnoDB",
+    )
+    .await?;
     a.exec("INSERT INTO shop.items VALUES (300000, 'a', 1, 'after ddl')")
         .await?;
     // Once B has the TRUNCATE (else the two would race: a conflict, not a loop).
@@ -123,6 +128,13 @@ async fn a_two_way_pair_written_on_both_sides_converges_goes_quiet_and_lives_as_
         .query_value("SELECT note FROM shop.items WHERE id = 300000")
         .await?;
     assert_eq!(note.as_deref(), Some("after ddl"));
+    let view = b
+        .query_value(
+            "SELECT COUNT(*) FROM information_schema.VIEWS \
+             WHERE TABLE_SCHEMA = 'shop' AND TABLE_NAME = 'recent'",
+        )
+        .await?;
+    assert_eq!(view.as_deref(), Some("1"), "the view did not reach B");
     for table in ["items", "log"] {
         let (x, y) = (
             a.checksum("shop", table).await?,
@@ -315,12 +327,15 @@ async fn a_pair_whose_destination_binlog_the_reverse_cannot_read_is_refused_at_o
 }
 
 /// A -> B -> C as two one-way tasks: B's task relays what A's task applied
-/// on B (its marker names A as the origin, and C is neither A nor B).
+/// on B (its marker names A as the origin, and C is neither A nor B), DDL
+/// included; A -> D beside it.
 #[tokio::test]
-async fn a_cascade_relays_what_dts_applied_upstream() -> anyhow::Result<()> {
+async fn a_cascade_and_a_fan_out_relay_rows_and_ddl_with_the_marker_in_place() -> anyhow::Result<()>
+{
     let a = MariaDb::start(1).await?;
     let b = MariaDb::start(2).await?;
     let c = MariaDb::start(3).await?;
+    let d = MariaDb::start(4).await?;
     a.exec(
         "CREATE DATABASE shop; USE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, n INT); \
          INSERT INTO shop.items SELECT seq, 0 FROM seq_1_to_100",
@@ -347,17 +362,28 @@ async fn a_cascade_relays_what_dts_applied_upstream() -> anyhow::Result<()> {
             TIMEOUT,
         )
         .await?;
+    // And one to many: A feeds D as well.
+    let fan = cluster
+        .run_task_until(
+            &sync_task("a-d", a.port, d.port, &modes, objects, 1),
+            "incremental",
+            TIMEOUT,
+        )
+        .await?;
     a.exec(
-        "UPDATE shop.items SET n = n + 1 WHERE id <= 50; INSERT INTO shop.items VALUES (101, 1)",
+        "UPDATE shop.items SET n = n + 1 WHERE id <= 50; INSERT INTO shop.items VALUES (101, 1); \
+         ALTER TABLE shop.items ADD COLUMN note VARCHAR(10) NULL; \
+         INSERT INTO shop.items VALUES (102, 2, 'after')",
     )
     .await?;
     wait_task_past(&cluster, &first, &a).await?;
     wait_task_past(&cluster, &second, &b).await?;
-    let (x, z) = (
-        a.checksum("shop", "items").await?,
-        c.checksum("shop", "items").await?,
-    );
-    assert_eq!(x, z, "C differs from A");
+    wait_task_past(&cluster, &fan, &a).await?;
+    let x = a.checksum("shop", "items").await?;
+    assert_eq!(x, c.checksum("shop", "items").await?, "C differs from A");
+    assert_eq!(x, d.checksum("shop", "items").await?, "D differs from A");
+    let note = "SELECT note FROM shop.items WHERE id = 102";
+    assert_eq!(c.query_value(note).await?.as_deref(), Some("after"));
     Ok(())
 }
 

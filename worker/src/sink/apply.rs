@@ -107,6 +107,13 @@ pub struct Applier {
     settled: Vec<Record>,
     /// Whether the session's isolation level is settled (see `begin`).
     isolation_set: bool,
+    /// Conflict policies per source table, bound to the destination
+    /// definition they were bound with (held, so a new one is told by its
+    /// address).
+    policies: HashMap<TableName, (Arc<Table>, Arc<TablePolicy>)>,
+    /// Savepoints to set with the next statement, sent with it rather than
+    /// alone: on the hot path each costs no round trip of its own.
+    pending_savepoints: Vec<&'static str>,
 }
 
 impl Applier {
@@ -139,6 +146,8 @@ impl Applier {
             conflicts,
             settled: Vec::new(),
             isolation_set: false,
+            pending_savepoints: Vec::new(),
+            policies: HashMap::new(),
         }
     }
 
@@ -226,6 +235,19 @@ impl Applier {
         Ok(projection)
     }
 
+    /// The conflict policy for `work`'s rows on `table` (cached).
+    fn policy(&mut self, work: &RowsWork, table: &Arc<Table>) -> SyncResult<Arc<TablePolicy>> {
+        if let Some((bound, policy)) = self.policies.get(&*work.source) {
+            if Arc::ptr_eq(bound, table) {
+                return Ok(policy.clone());
+            }
+        }
+        let policy = Arc::new(self.table_policy(work, table)?);
+        self.policies
+            .insert((*work.source).clone(), (table.clone(), policy.clone()));
+        Ok(policy)
+    }
+
     /// The route's row filter bound to `source`'s current definition; the
     /// collations it compares under are read from the destination, which
     /// knows them (the schema history's shadow tables use them).
@@ -273,7 +295,7 @@ impl Applier {
         let mapping = image_mapping(&source_table, work.columns)?;
         let foldable = compact::foldable(&table);
         let policy = match mode {
-            Mode::Strict => Some(Arc::new(self.table_policy(&work, &table)?)),
+            Mode::Strict => Some(self.policy(&work, &table)?),
             Mode::Idempotent => None,
         };
         // Compared rows are read before they are written (see `settle`).
@@ -446,11 +468,13 @@ impl Applier {
                 self.settle_folded(&table, &folded, &policy).await?;
                 continue;
             }
-            self.savepoint(FOLD_SAVEPOINT).await?;
-            if !self.write_net(&table, folded.statements()).await? {
+            self.pending_savepoints.push(FOLD_SAVEPOINT);
+            let clean = self.write_net(&table, folded.statements()).await?;
+            if !clean {
                 self.rollback_to(FOLD_SAVEPOINT).await?;
                 self.settle_folded(&table, &folded, &policy).await?;
             }
+            self.pending_savepoints.clear();
         }
         Ok(())
     }
@@ -499,6 +523,11 @@ impl Applier {
     }
 
     async fn rollback_to(&mut self, name: &str) -> SyncResult<()> {
+        // Never set: nothing was written since.
+        if let Some(at) = self.pending_savepoints.iter().position(|n| *n == name) {
+            self.pending_savepoints.truncate(at);
+            return Ok(());
+        }
         self.conn
             .query_drop(format!("ROLLBACK TO SAVEPOINT {name}"))
             .await
@@ -538,7 +567,6 @@ impl Applier {
             .filter(|(column, _)| !table.key.contains(column))
             .map(|(_, c)| format!("{0} = VALUES({0})", quote_ident(&c.name)))
             .collect();
-        let context = format!("applying to `{}`.`{}`", table.db, table.name);
         if assignments.is_empty() {
             // Nothing but the key: the rows are already as the source has
             // them, if they are there.
@@ -546,17 +574,11 @@ impl Applier {
             return self.all_exist(table, &keys).await;
         }
         let upsert = format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", "));
-        self.conn
-            .query_drop("SAVEPOINT dts_update")
-            .await
-            .on(Side::Destination, &context)?;
+        self.pending_savepoints.push(UPDATE_SAVEPOINT);
         if self.write_rows(table, "INSERT", rows, &upsert).await? == 2 * rows.len() {
             return Ok(true);
         }
-        self.conn
-            .query_drop("ROLLBACK TO SAVEPOINT dts_update")
-            .await
-            .on(Side::Destination, &context)?;
+        self.rollback_to(UPDATE_SAVEPOINT).await?;
         let keys = self.keys_of_rows(table, rows);
         if !self.all_exist(table, &keys).await? {
             return Ok(false);
@@ -628,9 +650,21 @@ impl Applier {
         self.query(table, sql).await
     }
 
-    /// Runs one statement as text; returns the affected rows.
+    /// Runs one statement as text, after the pending savepoints in the same
+    /// round trip; returns the statement's affected rows (the last result's).
     async fn query(&mut self, table: &Table, sql: String) -> SyncResult<usize> {
         let context = format!("applying to `{}`.`{}`", table.db, table.name);
+        let sql = if self.pending_savepoints.is_empty() {
+            sql
+        } else {
+            let mut text: String = self
+                .pending_savepoints
+                .drain(..)
+                .map(|name| format!("SAVEPOINT {name}; "))
+                .collect();
+            text.push_str(&sql);
+            text
+        };
         self.conn
             .query_drop(sql)
             .await
@@ -988,6 +1022,7 @@ impl Applier {
 /// Savepoints a strict batch part is undone to when it meets a conflict.
 const FOLD_SAVEPOINT: &str = "dts_fold";
 const BATCH_SAVEPOINT: &str = "dts_batch";
+const UPDATE_SAVEPOINT: &str = "dts_update";
 /// ER_DUP_ENTRY, and how its message starts once wrapped.
 const DUPLICATE_KEY_CODE: u16 = 1062;
 const DUPLICATE_KEY: &str = "error 1062 ";
