@@ -14,7 +14,9 @@
 #   data/<node>/       Raft store / worker state
 #   logs/<node>/       daily-rotated log files, 7 kept
 #   run/<node>.pid     pid files
-# Ports: $DTS_BASE_PORT+1.. (default 7701..). DTS_PROFILE=debug uses a debug build.
+# Ports: $DTS_BASE_PORT+1.. (default 7701..) for gRPC; Prometheus metrics at
+# http://127.0.0.1:<port>/metrics on $DTS_BASE_PORT+101.. for coordinators and
+# +151.. for workers (7801.., 7851..). DTS_PROFILE=debug uses a debug build.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +27,7 @@ bin_dir="$repo/target/$profile"
 layout="$dir/cluster.env"
 
 usage() {
-  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -82,6 +84,7 @@ write_configs() {
 # Written by deploy/local-cluster.sh; see deploy/config/coordinator.toml for every key.
 id = $i
 listen = "127.0.0.1:$((base_port + i))"
+metrics_listen = "127.0.0.1:$((base_port + 100 + i))"
 data_dir = "$dir/data/coordinator-$i"
 initial_members = $(toml_list "${members[@]}")
 
@@ -98,6 +101,7 @@ id = "local-worker-$i"
 address = "127.0.0.1"
 du = $du
 coordinators = $(toml_list "${addrs[@]}")
+metrics_listen = "127.0.0.1:$((base_port + 150 + i))"
 data_dir = "$dir/data/worker-$i"
 
 [log]

@@ -147,6 +147,7 @@ Next:
   watch it:        $repo/target/$profile/dtsctl --coordinators 127.0.0.1:7701 task show $task --watch
   write more:      mariadb -h127.0.0.1 -P$src_port -uroot shop
   kill a worker:   kill -9 \$(cat $dir/run/worker-1.pid)   (the task moves, nothing is lost)
+  metrics:         for p in 7801 7802 7803; do curl -s http://127.0.0.1:\$p/metrics; done | grep ^dts_task   (the leader's; see deploy/monitoring/)
   clean up:        deploy/quickstart.sh down
 EOF
 [ "$all_match" = 1 ]

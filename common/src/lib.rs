@@ -8,6 +8,7 @@ pub mod config_file;
 pub mod conflict;
 pub mod filter;
 pub mod leader_hint;
+pub mod metrics;
 pub mod model;
 pub mod mysql;
 pub mod online_ddl;

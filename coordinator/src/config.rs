@@ -34,6 +34,8 @@ pub struct CoordinatorConfig {
     pub snapshot_every_logs: u64,
     /// Progress reports arriving within this window share one Raft entry.
     pub report_coalesce_ms: u64,
+    /// Serve Prometheus metrics at `http://<this>/metrics`; off when absent.
+    pub metrics_listen: Option<SocketAddr>,
     pub log: dts_common::telemetry::LogConfig,
 }
 
@@ -53,6 +55,7 @@ impl Default for CoordinatorConfig {
             election_timeout_max_ms: 1500,
             snapshot_every_logs: 1000,
             report_coalesce_ms: 50,
+            metrics_listen: None,
             log: dts_common::telemetry::LogConfig::default(),
         }
     }

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod error;
 pub mod liveness;
+pub mod metrics;
 pub mod node;
 pub mod raft;
 pub mod reports;

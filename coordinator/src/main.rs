@@ -44,6 +44,9 @@ struct Args {
     /// Build a Raft snapshot every this many log entries [default: 1000].
     #[arg(long, env = "DTS_SNAPSHOT_EVERY_LOGS")]
     snapshot_every_logs: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics [default: off].
+    #[arg(long, env = "DTS_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Write rotated log files here instead of stderr.
     #[arg(long, env = "DTS_LOG_DIR")]
     log_dir: Option<PathBuf>,
@@ -71,6 +74,9 @@ impl Args {
             config.advertise = self.advertise;
         }
         config.join |= self.join;
+        if self.metrics_listen.is_some() {
+            config.metrics_listen = self.metrics_listen;
+        }
         if self.log_dir.is_some() {
             config.log.dir = self.log_dir;
         }
@@ -90,6 +96,12 @@ async fn main() -> ExitCode {
     if let Err(e) = dts_common::telemetry::init(&config.log, "dts-coordinator") {
         eprintln!("dts-coordinator: {e}");
         return ExitCode::from(2);
+    }
+    if let Some(address) = config.metrics_listen {
+        if let Err(e) = dts_common::metrics::serve(address) {
+            eprintln!("dts-coordinator: {e}");
+            return ExitCode::from(2);
+        }
     }
     match dts_coordinator::server::serve(config, dts_common::signal::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,6 +23,8 @@ pub enum ServeError {
     },
     #[error("grpc server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("grpc reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
 }
 
 /// Snapshots carry the whole state in one message.
@@ -42,9 +44,25 @@ pub async fn serve(
     let node = Coordinator::start(config).await?;
     info!(node_id = node.id, address = %node.address, "coordinator started");
     let scheduler = tokio::spawn(driver::run(node.clone()));
+    let metrics = node
+        .config
+        .metrics_listen
+        .map(|_| tokio::spawn(crate::metrics::run(node.clone())));
+    // grpc.health.v1 and server reflection, for load balancers and grpcurl.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AdminServer<AdminService>>().await;
+    health
+        .set_serving::<WorkerControlServer<WorkerService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(dts_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
 
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
         .add_service(
             AdminServer::new(AdminService { node: node.clone() })
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
@@ -60,6 +78,9 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     scheduler.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     let _ = node.raft.shutdown().await;
     info!(node_id = node.id, "coordinator stopped");
     result.map_err(ServeError::from)

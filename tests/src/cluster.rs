@@ -21,6 +21,7 @@ pub struct TestClusterBuilder {
     heartbeat_ms: u64,
     snapshot_every_logs: u64,
     worker_args: Vec<String>,
+    metrics: bool,
 }
 
 impl Default for TestClusterBuilder {
@@ -32,6 +33,7 @@ impl Default for TestClusterBuilder {
             heartbeat_ms: 500,
             snapshot_every_logs: 1000,
             worker_args: Vec::new(),
+            metrics: false,
         }
     }
 }
@@ -56,6 +58,13 @@ impl TestClusterBuilder {
 
     pub fn snapshot_every_logs(mut self, n: u64) -> Self {
         self.snapshot_every_logs = n;
+        self
+    }
+
+    /// Every process serves Prometheus metrics on a port of its own
+    /// (`metrics_port` of each node).
+    pub fn metrics(mut self) -> Self {
+        self.metrics = true;
         self
     }
 
@@ -84,6 +93,7 @@ impl TestClusterBuilder {
             heartbeat_ms: self.heartbeat_ms,
             snapshot_every_logs: self.snapshot_every_logs,
             worker_args: self.worker_args,
+            metrics: self.metrics,
         };
         for (i, port) in ports.iter().enumerate() {
             let id = i as u64 + 1;
@@ -105,6 +115,8 @@ pub struct CoordinatorNode {
     pub id: u64,
     pub port: u16,
     pub process: Process,
+    /// Where it serves `/metrics` (see `TestClusterBuilder::metrics`).
+    pub metrics_port: Option<u16>,
 }
 
 impl CoordinatorNode {
@@ -117,6 +129,7 @@ pub struct WorkerNode {
     pub id: String,
     pub du: u32,
     pub process: Process,
+    pub metrics_port: Option<u16>,
 }
 
 pub struct TestCluster {
@@ -127,6 +140,7 @@ pub struct TestCluster {
     heartbeat_ms: u64,
     snapshot_every_logs: u64,
     worker_args: Vec<String>,
+    metrics: bool,
 }
 
 impl TestCluster {
@@ -161,6 +175,7 @@ impl TestCluster {
             self.snapshot_every_logs.to_string(),
         ];
         args.extend(extra);
+        let metrics_port = self.metrics_flag(&mut args)?;
         let log = self.dir.path().join(format!("coordinator-{id}.log"));
         let process = Process::start(
             &format!("coordinator-{id}"),
@@ -168,9 +183,23 @@ impl TestCluster {
             args,
             log,
         )?;
-        self.coordinators
-            .push(CoordinatorNode { id, port, process });
+        self.coordinators.push(CoordinatorNode {
+            id,
+            port,
+            process,
+            metrics_port,
+        });
         Ok(())
+    }
+
+    /// `--metrics-listen` on a free port when the cluster serves metrics.
+    fn metrics_flag(&self, args: &mut Vec<String>) -> anyhow::Result<Option<u16>> {
+        if !self.metrics {
+            return Ok(None);
+        }
+        let port = free_port()?;
+        args.extend(["--metrics-listen".to_string(), format!("127.0.0.1:{port}")]);
+        Ok(Some(port))
     }
 
     /// Starts a new worker with `du` DTS units; returns its id.
@@ -203,12 +232,14 @@ impl TestCluster {
             args.extend(["--discover-coordinators".to_string(), "false".to_string()]);
         }
         args.extend(self.worker_args.iter().cloned());
+        let metrics_port = self.metrics_flag(&mut args)?;
         let log = self.dir.path().join(format!("{id}.log"));
         let process = Process::start(&id, binary("dts-worker")?, args, log)?;
         self.workers.push(WorkerNode {
             id: id.clone(),
             du,
             process,
+            metrics_port,
         });
         Ok(id)
     }
@@ -487,4 +518,21 @@ impl TestCluster {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The text `/metrics` on `127.0.0.1:port` serves (plain HTTP/1.0, so no
+/// client library is needed).
+pub async fn scrape_metrics(port: u16) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no HTTP response from port {port}: {response}"))?;
+    anyhow::ensure!(head.contains(" 200 "), "port {port} answered {head}");
+    Ok(body.to_string())
 }

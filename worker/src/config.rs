@@ -25,6 +25,8 @@ pub struct WorkerConfig {
     /// Length of one minute of a task's retry windows (`retry.*_minutes`).
     /// Only tests shorten it, so that a 10-minute window passes in seconds.
     pub retry_minute_ms: u64,
+    /// Serve Prometheus metrics at `http://<this>/metrics`; off when absent.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub log: dts_common::telemetry::LogConfig,
 }
 
@@ -39,6 +41,7 @@ impl Default for WorkerConfig {
             report_interval_ms: 1000,
             discover_coordinators: true,
             retry_minute_ms: 60_000,
+            metrics_listen: None,
             log: dts_common::telemetry::LogConfig::default(),
         }
     }

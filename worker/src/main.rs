@@ -38,6 +38,9 @@ struct Args {
     /// Length of a retry-window minute in ms; tests shorten it [default: 60000].
     #[arg(long, env = "DTS_RETRY_MINUTE_MS")]
     retry_minute_ms: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics [default: off].
+    #[arg(long, env = "DTS_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Write rotated log files here instead of stderr.
     #[arg(long, env = "DTS_LOG_DIR")]
     log_dir: Option<PathBuf>,
@@ -66,6 +69,9 @@ impl Args {
             discover_coordinators,
             retry_minute_ms
         );
+        if self.metrics_listen.is_some() {
+            config.metrics_listen = self.metrics_listen;
+        }
         if self.log_dir.is_some() {
             config.log.dir = self.log_dir;
         }
@@ -85,6 +91,12 @@ async fn main() -> ExitCode {
     if let Err(e) = dts_common::telemetry::init(&config.log, "dts-worker") {
         eprintln!("dts-worker: {e}");
         return ExitCode::from(2);
+    }
+    if let Some(address) = config.metrics_listen {
+        if let Err(e) = dts_common::metrics::serve(address) {
+            eprintln!("dts-worker: {e}");
+            return ExitCode::from(2);
+        }
     }
     match dts_worker::agent::run(config, dts_common::signal::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

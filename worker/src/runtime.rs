@@ -159,7 +159,9 @@ async fn report_until_fenced(
             now.duration_since(rate_base.0).as_secs_f64(),
         );
         rate_base = (now, counted);
-        let error = progress.snapshot().error;
+        let snapshot = progress.snapshot();
+        export_metrics(&assignment.task_id, &snapshot);
+        let error = snapshot.error;
         match report(ctx, assignment, progress, error.as_deref(), false).await {
             Ok(()) => {}
             Err(status) if status.code() == tonic::Code::FailedPrecondition => {
@@ -168,6 +170,22 @@ async fn report_until_fenced(
             Err(status) => warn!(error = %status.message(), "progress report failed; will retry"),
         }
     }
+}
+
+/// The task's figures as this worker sees them, for its `/metrics` (a task
+/// that moves away stops being refreshed here and drops out).
+fn export_metrics(task_id: &str, snapshot: &crate::progress::Snapshot) {
+    let labels = [("task_id", task_id.to_string())];
+    metrics::gauge!("dts_worker_task_running", &labels).set(1.0);
+    if let Some(latency) = snapshot.latency_ms {
+        metrics::gauge!("dts_worker_task_latency_seconds", &labels).set(latency as f64 / 1000.0);
+    }
+    metrics::gauge!("dts_worker_task_rows_per_second", &labels).set(snapshot.rows_per_second);
+    metrics::gauge!("dts_worker_task_rows_copied", &labels).set(snapshot.rows_copied as f64);
+    metrics::gauge!("dts_worker_task_rows_applied", &labels).set(snapshot.rows_applied as f64);
+    metrics::gauge!("dts_worker_task_conflicts", &labels).set(snapshot.conflicts.total as f64);
+    metrics::gauge!("dts_worker_task_retrying", &labels)
+        .set(f64::from(u8::from(snapshot.error.is_some())));
 }
 
 /// Runs the pipeline, retrying what may heal by itself within the task's windows.

@@ -1,0 +1,191 @@
+//! Watching a cluster from outside, through real processes: every
+//! coordinator and worker serves Prometheus metrics, the metrics the
+//! shipped alert rules and dashboard use are all live, and the coordinators
+//! answer gRPC health checks and server reflection.
+
+use dts_tests::cluster::scrape_metrics;
+use dts_tests::fixtures::sync_task;
+use dts_tests::{wait_for, MariaDb, TestCluster};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Every `dts_*` name in `text`.
+fn dts_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("dts_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+/// The metric names a scrape serves (the first word of each sample line).
+fn served(scrape: &str) -> BTreeSet<String> {
+    scrape
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn monitoring_file(name: &str) -> anyhow::Result<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/monitoring")
+        .join(name);
+    Ok(std::fs::read_to_string(path)?)
+}
+
+#[tokio::test]
+async fn metrics_health_and_reflection_are_served_and_the_alert_rules_name_live_metrics(
+) -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE shop; USE shop; CREATE TABLE t (id INT PRIMARY KEY, v INT); \
+             INSERT INTO t SELECT seq, seq FROM seq_1_to_100",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .metrics()
+        .start()
+        .await?;
+    let spec = sync_task(
+        "watched",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"shop\"",
+        1,
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
+    // A change applied gives the task a latency to report.
+    source.exec("UPDATE shop.t SET v = 0 WHERE id = 1").await?;
+    let coordinator_port = cluster.coordinators[0]
+        .metrics_port
+        .ok_or_else(|| anyhow::anyhow!("the coordinator serves no metrics"))?;
+    let worker_port = cluster.workers[0]
+        .metrics_port
+        .ok_or_else(|| anyhow::anyhow!("the worker serves no metrics"))?;
+    let running = format!("dts_task_running{{task_id=\"{task}\",name=\"watched\"}} 1");
+    let last = std::sync::Mutex::new(String::new());
+    let coordinator = wait_for("the task on the coordinator's metrics", TIMEOUT, || async {
+        let scrape = scrape_metrics(coordinator_port).await?;
+        let found = scrape.contains(&running) && scrape.contains("dts_task_latency_seconds");
+        *last.lock().unwrap_or_else(|p| p.into_inner()) = scrape.clone();
+        Ok(found.then_some(scrape))
+    })
+    .await
+    .map_err(|e| {
+        let last = last.lock().map(|l| l.clone()).unwrap_or_default();
+        anyhow::anyhow!("{e:#}; it served:\n{last}")
+    })?;
+    let worker_running = format!("dts_worker_task_running{{task_id=\"{task}\"}} 1");
+    let worker = wait_for("the task on the worker's metrics", TIMEOUT, || async {
+        let scrape = scrape_metrics(worker_port).await?;
+        Ok(scrape.contains(&worker_running).then_some(scrape))
+    })
+    .await?;
+    assert!(
+        coordinator.contains("dts_raft_is_leader 1"),
+        "{coordinator}"
+    );
+    assert!(
+        coordinator.contains("dts_workers{state=\"online\"} 1"),
+        "{coordinator}"
+    );
+    assert!(coordinator.contains("dts_du_total 2"), "{coordinator}");
+    assert!(coordinator.contains("dts_du_used 1"), "{coordinator}");
+
+    // What the shipped rules and dashboard ask for is there.
+    let live: BTreeSet<String> = served(&coordinator)
+        .union(&served(&worker))
+        .cloned()
+        .collect();
+    let rules: serde_yaml_ng::Value = serde_yaml_ng::from_str(&monitoring_file("alerts.yml")?)?;
+    let mut used = BTreeSet::new();
+    for group in rules["groups"].as_sequence().into_iter().flatten() {
+        for rule in group["rules"].as_sequence().into_iter().flatten() {
+            let expr = rule["expr"].as_str().unwrap_or_default();
+            assert!(!expr.is_empty(), "a rule without expr: {rule:?}");
+            used.extend(dts_names(expr));
+        }
+    }
+    let dashboard: serde_json::Value = serde_json::from_str(&monitoring_file("dashboard.json")?)?;
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            used.extend(dts_names(target["expr"].as_str().unwrap_or_default()));
+        }
+    }
+    assert!(used.len() >= 10, "too few names found: {used:?}");
+    let missing: Vec<&String> = used.difference(&live).collect();
+    assert!(
+        missing.is_empty(),
+        "alert rules or dashboard use metrics nobody serves: {missing:?}\n{live:?}"
+    );
+
+    // gRPC health and reflection on the coordinator.
+    let channel = tonic::transport::Endpoint::from_shared(format!(
+        "http://127.0.0.1:{}",
+        cluster.coordinators[0].port
+    ))?
+    .connect()
+    .await?;
+    for service in ["", "dts.v1.Admin", "dts.v1.WorkerControl"] {
+        let status = HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: service.to_string(),
+            })
+            .await?
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "service {service:?}");
+    }
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await?
+        .into_inner();
+    let answer = responses
+        .message()
+        .await?
+        .and_then(|r| r.message_response)
+        .ok_or_else(|| anyhow::anyhow!("no reflection answer"))?;
+    let MessageResponse::ListServicesResponse(list) = answer else {
+        anyhow::bail!("reflection answered {answer:?}");
+    };
+    let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in [
+        "dts.v1.Admin",
+        "dts.v1.WorkerControl",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            services.iter().any(|s| s == expected),
+            "reflection lists {services:?}"
+        );
+    }
+    Ok(())
+}
