@@ -189,3 +189,61 @@ async fn metrics_health_and_reflection_are_served_and_the_alert_rules_name_live_
     }
     Ok(())
 }
+
+/// An idle source sends replication heartbeats to its reader: the task
+/// knows it is caught up, and its latency stays true (near zero) long after
+/// the last change, without writing anything to the source.
+#[tokio::test]
+async fn an_idle_source_keeps_a_true_latency_without_being_written() -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE shop; USE shop; CREATE TABLE t (id INT PRIMARY KEY, v INT); \
+             INSERT INTO t VALUES (1, 1)",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "idle",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"shop\"",
+        1,
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
+    source.exec("UPDATE shop.t SET v = 2 WHERE id = 1").await?;
+    let changed = std::time::Instant::now();
+    let end = source.binlog_end().await?;
+    let latency = std::sync::Mutex::new(None);
+    wait_for(
+        "a latency under 3 s with the last change over 6 s old",
+        TIMEOUT,
+        || async {
+            let info = cluster.task(&task).await?;
+            let progress: serde_json::Value = info
+                .checkpoint
+                .and_then(|c| serde_json::from_str(&c.position).ok())
+                .unwrap_or_default();
+            let reported = progress["latency_ms"].as_i64();
+            *latency.lock().unwrap_or_else(|p| p.into_inner()) = reported;
+            let idle_long = changed.elapsed() > Duration::from_secs(6);
+            Ok((idle_long && reported.is_some_and(|ms| ms < 3000)).then_some(()))
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:#}; last latency {:?}", latency.lock().ok()))?;
+    assert_eq!(
+        source.binlog_end().await?,
+        end,
+        "dts wrote to the idle source"
+    );
+    Ok(())
+}

@@ -113,6 +113,14 @@ impl Progress {
         s.rows_applied = rows_applied;
     }
 
+    /// Everything the source had logged at `at_ms` is applied: latency
+    /// counts from then (an idle source's last event may be hours old).
+    pub fn caught_up(&self, at_ms: i64) {
+        let mut s = self.lock();
+        let at = u32::try_from(at_ms / 1000).unwrap_or(0);
+        s.last_event_time = s.last_event_time.max(at);
+    }
+
     pub fn ddl_applied(&self) {
         self.lock().ddl_applied += 1;
     }

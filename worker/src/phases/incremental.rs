@@ -300,6 +300,8 @@ impl Incremental<'_> {
         // When the current batch stops waiting for more: LINGER after the
         // stream first ran dry during it, however often more then trickles in.
         let mut linger_until: Option<tokio::time::Instant> = None;
+        // When the last item was the source's heartbeat: when it came.
+        let mut heartbeat: Option<i64> = None;
         loop {
             let items = match rx.try_recv() {
                 Ok(items) => items,
@@ -321,6 +323,11 @@ impl Incremental<'_> {
                             // Nothing more is ready: make what we have durable, then wait.
                             let committed = lanes.idle().await?;
                             self.committed(committed, last_timestamp, &lanes);
+                            // Everything the source had at its heartbeat is
+                            // now applied: the task is caught up as of then.
+                            if let Some(at) = heartbeat.take() {
+                                self.progress.caught_up(at);
+                            }
                             linger_until = None;
                             busy = !rx.is_empty();
                             match rx.recv().await {
@@ -332,7 +339,9 @@ impl Incremental<'_> {
                 }
             };
             for item in items.items {
+                heartbeat = None;
                 match item {
+                    Item::Heartbeat => heartbeat = Some(dts_common::time::now_ms()),
                     Item::Begin => lanes.begin_transaction(),
                     Item::Rows {
                         source,

@@ -63,6 +63,9 @@ pub enum Item {
         timestamp: u32,
         skip: Skip,
     },
+    /// The source had nothing more to send (its replication heartbeat,
+    /// sent to an idle reader): everything it had logged was read before.
+    Heartbeat,
     /// A statement outside row events (DDL, usually); it is its own transaction.
     Statement {
         schema: String,
@@ -71,6 +74,9 @@ pub enum Item {
         timestamp: u32,
     },
 }
+
+/// How often an idle source sends a heartbeat event.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// MariaDB's own event types, which mysql_common does not decode.
 const MARIADB_GTID_EVENT: u8 = 162;
@@ -256,6 +262,14 @@ pub async fn read(
     conn.query_drop("SET @mariadb_slave_capability = 4")
         .await
         .on(Side::Source, ctx)?;
+    // An idle source then says so every HEARTBEAT, which is how the task
+    // knows it is caught up (a true latency) without writing to the source.
+    conn.query_drop(format!(
+        "SET @master_heartbeat_period = {}",
+        HEARTBEAT.as_nanos()
+    ))
+    .await
+    .on(Side::Source, ctx)?;
     let request = BinlogStreamRequest::new(server_id)
         .with_filename(start.file.as_bytes())
         .with_pos(start.pos);
@@ -323,6 +337,7 @@ pub async fn read(
             Ok(None) | Err(_) => continue,
         };
         match data {
+            EventData::HeartbeatEvent => out.push(Item::Heartbeat).await?,
             // The first, fake rotate names the file we asked for (on MariaDB
             // with 4 checksum bytes stuck to the name): ignored.
             EventData::RotateEvent(rotate) if header.log_pos() != 0 => {
