@@ -247,3 +247,79 @@ async fn an_idle_source_keeps_a_true_latency_without_being_written() -> anyhow::
     );
     Ok(())
 }
+
+/// A task with nothing to apply while its source moves on to new binlog
+/// files checkpoints in the newest one (once per file, at the source's
+/// heartbeat), so purging the files before it does not strand the task.
+#[tokio::test]
+async fn an_idle_task_follows_its_source_into_new_binlog_files_and_survives_a_purge(
+) -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE shop; USE shop; CREATE TABLE t (id INT PRIMARY KEY, v INT); \
+             INSERT INTO t VALUES (1, 1); CREATE DATABASE other; CREATE TABLE other.x (id INT)",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(2)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "purged",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"shop\"",
+        1,
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
+    source.exec("UPDATE shop.t SET v = 2 WHERE id = 1").await?;
+    dts_tests::converge::wait_task_past(&cluster, &task, &source).await?;
+    // The source moves on, with nothing for the task.
+    source
+        .exec("FLUSH BINARY LOGS; INSERT INTO other.x VALUES (1); FLUSH BINARY LOGS; INSERT INTO other.x VALUES (2)")
+        .await?;
+    let (file, _) = source.binlog_end().await?;
+    wait_for(
+        &format!("the task's checkpoint in {file}"),
+        TIMEOUT,
+        || async {
+            let at = destination
+                .query_value(&format!(
+                    "SELECT COUNT(*) FROM dts_meta.checkpoints WHERE task_id = '{task}' \
+                 AND position LIKE '%\"{file}\"%'"
+                ))
+                .await?;
+            Ok((at.as_deref() == Some("1")).then_some(()))
+        },
+    )
+    .await?;
+    source
+        .exec(&format!("PURGE BINARY LOGS TO '{file}'"))
+        .await?;
+    // Restarted from its checkpoint, it reads on from the newest file.
+    cluster
+        .control_task(&task, dts_proto::pb::TaskAction::Pause)
+        .await?;
+    cluster
+        .control_task(&task, dts_proto::pb::TaskAction::Resume)
+        .await?;
+    cluster.wait_for_task_running(&task, TIMEOUT).await?;
+    source.exec("UPDATE shop.t SET v = 3 WHERE id = 1").await?;
+    dts_tests::converge::wait_task_past(&cluster, &task, &source).await?;
+    assert_eq!(
+        destination
+            .query_value("SELECT v FROM shop.t WHERE id = 1")
+            .await?
+            .as_deref(),
+        Some("3")
+    );
+    let info = cluster.task(&task).await?;
+    assert_eq!(info.status, "running", "{}", info.last_error);
+    Ok(())
+}

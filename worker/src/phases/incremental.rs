@@ -301,7 +301,7 @@ impl Incremental<'_> {
         // stream first ran dry during it, however often more then trickles in.
         let mut linger_until: Option<tokio::time::Instant> = None;
         // When the last item was the source's heartbeat: when it came.
-        let mut heartbeat: Option<i64> = None;
+        let mut heartbeat: Option<(i64, BinlogPosition)> = None;
         loop {
             let items = match rx.try_recv() {
                 Ok(items) => items,
@@ -320,12 +320,25 @@ impl Incremental<'_> {
                         Some(Some(items)) => items,
                         Some(None) => return Err(SyncError::Stopped),
                         None => {
+                            // An idle task whose source moved on to another
+                            // binlog file (nothing in between was for it)
+                            // checkpoints there, once per file: its position
+                            // must not stay in a file the source may purge.
+                            if let Some((_, position)) = &heartbeat {
+                                let applied = self.progress.snapshot().applied;
+                                let stale = position.pos >= 4
+                                    && applied.is_some_and(|a| a.file != position.file);
+                                if stale && lanes.mode() == Mode::Strict && !lanes.in_transaction()
+                                {
+                                    lanes.skip_looped(position.clone(), true);
+                                }
+                            }
                             // Nothing more is ready: make what we have durable, then wait.
                             let committed = lanes.idle().await?;
                             self.committed(committed, last_timestamp, &lanes);
                             // Everything the source had at its heartbeat is
                             // now applied: the task is caught up as of then.
-                            if let Some(at) = heartbeat.take() {
+                            if let Some((at, _)) = heartbeat.take() {
                                 self.progress.caught_up(at);
                             }
                             linger_until = None;
@@ -341,7 +354,9 @@ impl Incremental<'_> {
             for item in items.items {
                 heartbeat = None;
                 match item {
-                    Item::Heartbeat => heartbeat = Some(dts_common::time::now_ms()),
+                    Item::Heartbeat { position } => {
+                        heartbeat = Some((dts_common::time::now_ms(), position))
+                    }
                     Item::Begin => lanes.begin_transaction(),
                     Item::Rows {
                         source,

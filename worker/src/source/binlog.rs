@@ -64,8 +64,9 @@ pub enum Item {
         skip: Skip,
     },
     /// The source had nothing more to send (its replication heartbeat,
-    /// sent to an idle reader): everything it had logged was read before.
-    Heartbeat,
+    /// sent to an idle reader): everything it had logged up to `position`
+    /// was read before.
+    Heartbeat { position: BinlogPosition },
     /// A statement outside row events (DDL, usually); it is its own transaction.
     Statement {
         schema: String,
@@ -337,7 +338,12 @@ pub async fn read(
             Ok(None) | Err(_) => continue,
         };
         match data {
-            EventData::HeartbeatEvent => out.push(Item::Heartbeat).await?,
+            EventData::HeartbeatEvent => {
+                out.push(Item::Heartbeat {
+                    position: position(&file, &gtid),
+                })
+                .await?
+            }
             // The first, fake rotate names the file we asked for (on MariaDB
             // with 4 checksum bytes stuck to the name): ignored.
             EventData::RotateEvent(rotate) if header.log_pos() != 0 => {
