@@ -88,6 +88,10 @@ async fn broken_task_files_name_the_field_and_store_nothing() -> anyhow::Result<
             "conflicts.column",
         ),
         (
+            format!("{VALID}\n[alerts]\nwebhook = \"ftp://hooks\""),
+            "alerts.webhook",
+        ),
+        (
             format!("{VALID}\n[[conflicts.tables]]\ndatabase = \"shop\"\npolicy = \"newest\""),
             "conflicts.tables[0].policy",
         ),

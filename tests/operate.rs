@@ -323,3 +323,109 @@ async fn an_idle_task_follows_its_source_into_new_binlog_files_and_survives_a_pu
     assert_eq!(info.status, "running", "{}", info.last_error);
     Ok(())
 }
+
+/// `[alerts]` with a webhook: a task that fails is notified once, and its
+/// recovery once, though the leader that sent the first notification dies
+/// in between (the delivery is in the replicated state). The webhook's
+/// secret path is not shown by `task show`.
+#[tokio::test]
+async fn a_failure_is_alerted_once_and_its_recovery_once_across_a_leader_change(
+) -> anyhow::Result<()> {
+    let webhook = dts_tests::webhook::Webhook::start().await?;
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE shop; USE shop; CREATE TABLE t (id INT PRIMARY KEY, v INT); \
+             INSERT INTO t SELECT seq, seq FROM seq_1_to_10",
+        )
+        .await?;
+    let mut cluster = TestCluster::builder()
+        .coordinators(3)
+        .worker(2)
+        .start()
+        .await?;
+    let spec = format!(
+        "{}\n[alerts]\nwebhook = \"{}\"\nlatency_seconds = 3600\n",
+        sync_task(
+            "alerted",
+            source.port,
+            destination.port,
+            &["schema", "full", "incremental"],
+            "[[objects]]\ndatabase = \"shop\"",
+            1,
+        ),
+        webhook.url
+    );
+    let task = cluster
+        .run_task_until(&spec, "incremental", TIMEOUT)
+        .await?;
+    // A conflict fails the task (the default policy).
+    destination.exec("DELETE FROM shop.t WHERE id = 5").await?;
+    source.exec("UPDATE shop.t SET v = 50 WHERE id = 5").await?;
+    cluster
+        .wait_for_task_status(&task, "failed", TIMEOUT)
+        .await?;
+    let fired = wait_for("the failure alert", TIMEOUT, || async {
+        let received = webhook.received();
+        Ok((!received.is_empty()).then_some(received))
+    })
+    .await?;
+    assert_eq!(fired[0]["task_id"], task.as_str());
+    assert_eq!(fired[0]["alert"], "failure");
+    assert_eq!(fired[0]["state"], "firing");
+    assert_eq!(fired[0]["incident"], 1);
+    assert!(
+        fired[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("an update found no row")),
+        "{fired:?}"
+    );
+    // Its delivery is committed (else a new leader would send it again).
+    let shown = wait_for("the delivery to be recorded", TIMEOUT, || async {
+        let shown = cluster.task(&task).await?;
+        let told = shown
+            .active_alerts
+            .iter()
+            .any(|a| a.starts_with("failure (incident 1, notified)"));
+        Ok(told.then_some(shown))
+    })
+    .await?;
+    assert_eq!(shown.active_alerts.len(), 1, "{:?}", shown.active_alerts);
+    assert!(
+        !shown.spec_json.contains("secret-token"),
+        "task show shows the webhook's path: {}",
+        shown.spec_json
+    );
+
+    // The leader that delivered it dies.
+    let leader = cluster.cluster_status().await?.leader_id;
+    cluster.coordinator(leader)?.process.kill();
+    wait_for("a new leader", TIMEOUT, || async {
+        let status = cluster.cluster_status().await;
+        Ok(status
+            .ok()
+            .filter(|s| s.leader_id != 0 && s.leader_id != leader)
+            .map(|_| ()))
+    })
+    .await?;
+    // Repaired, and started again: the incident closes.
+    destination.exec("INSERT INTO shop.t VALUES (5, 5)").await?;
+    cluster
+        .control_task(&task, dts_proto::pb::TaskAction::Start)
+        .await?;
+    let both = wait_for("the recovery notice", TIMEOUT, || async {
+        let received = webhook.received();
+        Ok((received.len() >= 2).then_some(received))
+    })
+    .await?;
+    assert_eq!(both[1]["alert"], "failure");
+    assert_eq!(both[1]["state"], "resolved");
+    assert_eq!(both[1]["incident"], 1);
+    // Nothing more comes: a change goes through, and the count stays.
+    source.exec("UPDATE shop.t SET v = 60 WHERE id = 6").await?;
+    dts_tests::converge::wait_task_past(&cluster, &task, &source).await?;
+    assert_eq!(webhook.received().len(), 2, "{:?}", webhook.received());
+    assert!(cluster.task(&task).await?.active_alerts.is_empty());
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! the leader-hint header contract and telemetry set-up.
 
 pub mod accounts;
+pub mod alerts;
 pub mod client;
 pub mod config_file;
 pub mod conflict;

@@ -431,6 +431,9 @@ pub struct TaskSpec {
         skip_serializing_if = "crate::conflict::ConflictSettings::is_default"
     )]
     pub conflicts: crate::conflict::ConflictSettings,
+    /// Notifications the coordinator sends about the task (see `alerts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<crate::alerts::AlertSettings>,
 }
 
 /// The shape a task file asks for.
@@ -540,6 +543,9 @@ impl TaskSpec {
         // be synced onto itself.
         crate::route::Route::compile(self)?;
         crate::conflict::ConflictRules::compile(self)?;
+        if let Some(alerts) = &self.alerts {
+            alerts.validate()?;
+        }
         self.validate_retry()
     }
 
@@ -581,6 +587,7 @@ impl TaskSpec {
                 endpoint.password = "<redacted>".to_string();
             }
         }
+        copy.alerts = copy.alerts.map(|a| a.redacted());
         copy
     }
 }

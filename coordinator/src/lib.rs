@@ -2,6 +2,7 @@
 //! holds workers, tasks, assignments and checkpoints, and a leader-only
 //! scheduler that places tasks on workers by DU capacity.
 
+pub mod alerts;
 pub mod config;
 pub mod error;
 pub mod liveness;

@@ -44,6 +44,7 @@ pub async fn serve(
     let node = Coordinator::start(config).await?;
     info!(node_id = node.id, address = %node.address, "coordinator started");
     let scheduler = tokio::spawn(driver::run(node.clone()));
+    let alerts = tokio::spawn(crate::alerts::run(node.clone()));
     let metrics = node
         .config
         .metrics_listen
@@ -78,6 +79,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     scheduler.abort();
+    alerts.abort();
     if let Some(metrics) = metrics {
         metrics.abort();
     }

@@ -2,6 +2,7 @@
 //! applying a command is deterministic and does no I/O, so every coordinator
 //! reaches the same state from the same log.
 
+use dts_common::alerts::AlertKind;
 use dts_common::model::{DesiredState, TaskStatus, WorkerState};
 use dts_common::TaskSpec;
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,26 @@ pub struct TaskRecord {
     /// tables it reads may not exist yet.
     #[serde(default)]
     pub waits_for_link: bool,
+    /// When the task entered its current phase (leader time).
+    #[serde(default)]
+    pub phase_since_ms: i64,
+    /// The task's alert incidents (see `alerts`), open or last closed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alerts: BTreeMap<AlertKind, AlertRecord>,
+}
+
+/// One kind of alert of a task: its latest incident, and what of it the
+/// webhook has been told. Kept in the replicated state, so a new leader
+/// neither repeats a notification nor forgets one owed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    /// Counts the incidents of this kind of this task.
+    pub incident: u64,
+    pub firing: bool,
+    pub since_ms: i64,
+    pub detail: String,
+    /// The state the webhook was last told for this incident.
+    pub delivered: Option<bool>,
 }
 
 impl TaskRecord {
@@ -148,6 +169,21 @@ pub enum Command {
     Reports {
         reports: Vec<ProgressReport>,
         at_ms: i64,
+    },
+    /// An alert's condition began (a new incident) or ended.
+    SetAlert {
+        task_id: TaskId,
+        kind: AlertKind,
+        firing: bool,
+        detail: String,
+        at_ms: i64,
+    },
+    /// The webhook took the notification of `incident` in state `firing`.
+    AlertDelivered {
+        task_id: TaskId,
+        kind: AlertKind,
+        incident: u64,
+        firing: bool,
     },
 }
 
@@ -265,6 +301,51 @@ impl ClusterState {
                     }
                 }
             }
+            Command::SetAlert {
+                task_id,
+                kind,
+                firing,
+                detail,
+                at_ms,
+            } => {
+                if let Some(task) = self.tasks.get_mut(&task_id) {
+                    let previous = task.alerts.get(&kind);
+                    if previous.is_some_and(|a| a.firing == firing) {
+                        return outcome;
+                    }
+                    let incident = previous.map_or(0, |a| a.incident) + u64::from(firing);
+                    // An incident nobody was told of ends as if told.
+                    let delivered = match previous {
+                        Some(a) if !firing && a.delivered.is_none() => Some(false),
+                        _ => None,
+                    };
+                    task.alerts.insert(
+                        kind,
+                        AlertRecord {
+                            incident,
+                            firing,
+                            since_ms: at_ms,
+                            detail,
+                            delivered,
+                        },
+                    );
+                }
+            }
+            Command::AlertDelivered {
+                task_id,
+                kind,
+                incident,
+                firing,
+            } => {
+                let alert = self
+                    .tasks
+                    .get_mut(&task_id)
+                    .and_then(|t| t.alerts.get_mut(&kind));
+                if let Some(alert) = alert.filter(|a| a.incident == incident && a.firing == firing)
+                {
+                    alert.delivered = Some(firing);
+                }
+            }
         }
         outcome
     }
@@ -298,6 +379,9 @@ impl ClusterState {
             return false;
         }
         task.reported_epoch = report.epoch;
+        if task.phase != report.phase {
+            task.phase_since_ms = at_ms;
+        }
         task.phase = report.phase;
         let reached_incremental = task.phase == "incremental";
         if let Some(checkpoint) = report.checkpoint {
@@ -400,6 +484,8 @@ pub(crate) mod tests {
             updated_at_ms: 0,
             linked: None,
             waits_for_link: false,
+            phase_since_ms: 0,
+            alerts: Default::default(),
         }
     }
 
@@ -450,6 +536,49 @@ pub(crate) mod tests {
         assert_eq!(task.reported_epoch, 1);
         assert_eq!(task.status(), TaskStatus::Running);
         assert_eq!(task.checkpoint.as_ref().map(|c| c.epoch), Some(1));
+    }
+
+    #[test]
+    fn an_alert_incident_is_told_once_and_its_end_once() {
+        let mut state = task_one_placed_on_w1();
+        let id = Uuid::from_u128(1);
+        let set = |firing| Command::SetAlert {
+            task_id: id,
+            kind: AlertKind::Failure,
+            firing,
+            detail: "boom".into(),
+            at_ms: 5,
+        };
+        let delivered = |incident, firing| Command::AlertDelivered {
+            task_id: id,
+            kind: AlertKind::Failure,
+            incident,
+            firing,
+        };
+        let alert = |state: &ClusterState| state.tasks[&id].alerts[&AlertKind::Failure].clone();
+        state.apply(set(true));
+        assert_eq!((alert(&state).incident, alert(&state).delivered), (1, None));
+        // Setting what holds already changes nothing.
+        state.apply(set(true));
+        assert_eq!(alert(&state).incident, 1);
+        // A delivery of another incident or state is not this one's.
+        state.apply(delivered(2, true));
+        state.apply(delivered(1, false));
+        assert_eq!(alert(&state).delivered, None);
+        state.apply(delivered(1, true));
+        assert_eq!(alert(&state).delivered, Some(true));
+        // It ends: the end is owed.
+        state.apply(set(false));
+        assert_eq!((alert(&state).incident, alert(&state).delivered), (1, None));
+        state.apply(delivered(1, false));
+        assert_eq!(alert(&state).delivered, Some(false));
+        // A second incident that ends before anyone was told owes nothing.
+        state.apply(set(true));
+        state.apply(set(false));
+        assert_eq!(
+            (alert(&state).incident, alert(&state).delivered),
+            (2, Some(false))
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod process;
 pub mod proxy;
 pub mod scenario;
 pub mod wait;
+pub mod webhook;
 
 pub use cluster::{TestCluster, TestClusterBuilder};
 pub use mariadb::{MariaDb, TestCertificates};

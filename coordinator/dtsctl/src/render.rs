@@ -185,6 +185,7 @@ pub fn task_detail(t: &pb::TaskInfo) -> String {
         );
     }
     field("pending reason", &t.pending_reason);
+    field("alerts", &t.active_alerts.join("; "));
     field("last error", &t.last_error);
     if let Some(c) = &t.checkpoint {
         out.push_str(&progress_detail(c));

@@ -356,6 +356,8 @@ fn new_task(spec: TaskSpec, desired: DesiredState, now: i64) -> TaskRecord {
         updated_at_ms: now,
         linked: None,
         waits_for_link: false,
+        phase_since_ms: now,
+        alerts: Default::default(),
     }
 }
 

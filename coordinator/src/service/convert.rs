@@ -48,6 +48,24 @@ pub fn task_to_pb(task: &TaskRecord) -> pb::TaskInfo {
             (Some(_), None) => "forward".to_string(),
             (Some(_), Some(_)) => "reverse".to_string(),
         },
+        active_alerts: task
+            .alerts
+            .iter()
+            .filter(|(_, a)| a.firing)
+            .map(|(kind, a)| {
+                let told = if a.delivered == Some(true) {
+                    "notified"
+                } else {
+                    "not yet notified"
+                };
+                format!(
+                    "{} (incident {}, {told}): {}",
+                    kind.name(),
+                    a.incident,
+                    a.detail
+                )
+            })
+            .collect(),
     }
 }
 
