@@ -5,6 +5,7 @@
 
 use dts_tests::cluster::scrape_metrics;
 use dts_tests::fixtures::sync_task;
+use dts_tests::scenario::IncrementalSync;
 use dts_tests::{wait_for, MariaDb, TestCluster};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -195,30 +196,19 @@ async fn metrics_health_and_reflection_are_served_and_the_alert_rules_name_live_
 /// the last change, without writing anything to the source.
 #[tokio::test]
 async fn an_idle_source_keeps_a_true_latency_without_being_written() -> anyhow::Result<()> {
-    let source = MariaDb::start(1).await?;
-    let destination = MariaDb::start(2).await?;
-    source
-        .exec(
-            "CREATE DATABASE shop; USE shop; CREATE TABLE t (id INT PRIMARY KEY, v INT); \
-             INSERT INTO t VALUES (1, 1)",
-        )
-        .await?;
-    let cluster = TestCluster::builder()
-        .coordinators(1)
-        .worker(2)
-        .start()
-        .await?;
-    let spec = sync_task(
-        "idle",
-        source.port,
-        destination.port,
-        &["schema", "full", "incremental"],
-        "[[objects]]\ndatabase = \"shop\"",
+    // Every part is held: a dropped MariaDb stops its server.
+    let IncrementalSync {
+        source,
+        destination: _destination,
+        cluster,
+        task,
+    } = IncrementalSync::start(
+        "CREATE DATABASE shop; USE shop; CREATE TABLE t (id INT PRIMARY KEY, v INT); \
+         INSERT INTO t VALUES (1, 1)",
+        "shop",
         1,
-    );
-    let task = cluster
-        .run_task_until(&spec, "incremental", TIMEOUT)
-        .await?;
+    )
+    .await?;
     source.exec("UPDATE shop.t SET v = 2 WHERE id = 1").await?;
     let changed = std::time::Instant::now();
     let end = source.binlog_end().await?;
@@ -254,30 +244,18 @@ async fn an_idle_source_keeps_a_true_latency_without_being_written() -> anyhow::
 #[tokio::test]
 async fn an_idle_task_follows_its_source_into_new_binlog_files_and_survives_a_purge(
 ) -> anyhow::Result<()> {
-    let source = MariaDb::start(1).await?;
-    let destination = MariaDb::start(2).await?;
-    source
-        .exec(
-            "CREATE DATABASE shop; USE shop; CREATE TABLE t (id INT PRIMARY KEY, v INT); \
-             INSERT INTO t VALUES (1, 1); CREATE DATABASE other; CREATE TABLE other.x (id INT)",
-        )
-        .await?;
-    let cluster = TestCluster::builder()
-        .coordinators(1)
-        .worker(2)
-        .start()
-        .await?;
-    let spec = sync_task(
-        "purged",
-        source.port,
-        destination.port,
-        &["schema", "full", "incremental"],
-        "[[objects]]\ndatabase = \"shop\"",
+    let IncrementalSync {
+        source,
+        destination,
+        cluster,
+        task,
+    } = IncrementalSync::start(
+        "CREATE DATABASE shop; USE shop; CREATE TABLE t (id INT PRIMARY KEY, v INT); \
+         INSERT INTO t VALUES (1, 1); CREATE DATABASE other; CREATE TABLE other.x (id INT)",
+        "shop",
         1,
-    );
-    let task = cluster
-        .run_task_until(&spec, "incremental", TIMEOUT)
-        .await?;
+    )
+    .await?;
     source.exec("UPDATE shop.t SET v = 2 WHERE id = 1").await?;
     dts_tests::converge::wait_task_past(&cluster, &task, &source).await?;
     // The source moves on, with nothing for the task.

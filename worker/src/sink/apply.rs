@@ -711,7 +711,7 @@ impl Applier {
     }
 
     async fn flush(&mut self) -> SyncResult<()> {
-        let Some(batch) = self.batch.take() else {
+        let Some(mut batch) = self.batch.take() else {
             return Ok(());
         };
         let table = &batch.table;
@@ -739,10 +739,13 @@ impl Applier {
         if settles.is_some() && batch.verb == Verb::Delete {
             self.savepoint(BATCH_SAVEPOINT).await?;
         }
-        let result = self
-            .conn
-            .exec_drop(sql, Params::Positional(batch.values.clone()))
-            .await;
+        // Kept only where a conflict may need them again.
+        let values = if settles.is_some() {
+            batch.values.clone()
+        } else {
+            std::mem::take(&mut batch.values)
+        };
+        let result = self.conn.exec_drop(sql, Params::Positional(values)).await;
         let conflicted = match result {
             Ok(()) => {
                 batch.verb == Verb::Delete && self.conn.affected_rows() as usize != batch.rows
