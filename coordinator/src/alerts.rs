@@ -99,11 +99,7 @@ fn condition(
             (failed, task.last_error.clone().unwrap_or_default())
         }),
         AlertKind::Latency => settings.latency_seconds.map(|limit| {
-            let latency_ms = task
-                .checkpoint
-                .as_ref()
-                .and_then(|c| serde_json::from_str::<serde_json::Value>(&c.position).ok())
-                .and_then(|p| p["latency_ms"].as_i64());
+            let latency_ms = task.progress().and_then(|p| p["latency_ms"].as_i64());
             let running = task.status() == TaskStatus::Running;
             match latency_ms {
                 Some(ms) if running && ms > limit.saturating_mul(1000) as i64 => (

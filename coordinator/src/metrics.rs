@@ -55,11 +55,9 @@ fn export(node: &Coordinator) {
         gauge!("dts_task_running", &labels).set(f64::from(u8::from(status == "running")));
         gauge!("dts_task_phase", "task_id" => id.clone(), "name" => task.name.clone(), "phase" => task.phase.clone())
             .set(1.0);
-        let Some(checkpoint) = &task.checkpoint else {
+        let Some(progress) = task.progress() else {
             continue;
         };
-        let progress: serde_json::Value =
-            serde_json::from_str(&checkpoint.position).unwrap_or_default();
         if let Some(latency) = progress["latency_ms"].as_i64() {
             gauge!("dts_task_latency_seconds", &labels).set(latency as f64 / 1000.0);
         }

@@ -84,6 +84,14 @@ pub struct AlertRecord {
 }
 
 impl TaskRecord {
+    /// The worker's last progress report (JSON in the checkpoint; see the
+    /// worker's `progress::Snapshot`), if any.
+    pub fn progress(&self) -> Option<serde_json::Value> {
+        self.checkpoint
+            .as_ref()
+            .and_then(|c| serde_json::from_str(&c.position).ok())
+    }
+
     pub fn du(&self) -> u32 {
         self.spec.du
     }
