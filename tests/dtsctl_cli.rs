@@ -83,6 +83,7 @@ async fn broken_task_files_name_the_field_and_store_nothing() -> anyhow::Result<
             "online_ddl_tables.trash[1]",
         ),
         (format!("reverse_of = \"x\"\n{VALID}"), "reverse_of"),
+        (format!("verify = \"sometimes\"\n{VALID}"), "verify"),
         (
             format!("{VALID}\n[conflicts]\npolicy = \"keep_greater\""),
             "conflicts.column",

@@ -434,6 +434,41 @@ pub struct TaskSpec {
     /// Notifications the coordinator sends about the task (see `alerts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<crate::alerts::AlertSettings>,
+    /// Whether the worker compares the destination with the source while the
+    /// task runs (see the worker's `verify`).
+    #[serde(default, skip_serializing_if = "is_verify_off")]
+    pub verify: VerifyMode,
+}
+
+/// What data verification a task runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMode {
+    /// Only when asked (`dtsctl task verify ID --run`).
+    #[default]
+    Off,
+    /// One pass over every table, chunk by chunk, once the copy is in (and
+    /// whenever asked).
+    Full,
+    /// The rows each applied transaction changed, re-read on both sides
+    /// after a delay.
+    Incremental,
+    /// Both of the above.
+    Both,
+}
+
+impl VerifyMode {
+    pub fn full(self) -> bool {
+        matches!(self, Self::Full | Self::Both)
+    }
+
+    pub fn incremental(self) -> bool {
+        matches!(self, Self::Incremental | Self::Both)
+    }
+}
+
+fn is_verify_off(mode: &VerifyMode) -> bool {
+    *mode == VerifyMode::Off
 }
 
 /// The shape a task file asks for.

@@ -68,6 +68,11 @@ fn export(node: &Coordinator) {
         gauge!("dts_task_ddl_applied", &labels).set(number("ddl_applied"));
         gauge!("dts_task_conflicts", &labels)
             .set(progress["conflicts"]["total"].as_f64().unwrap_or(0.0));
+        // The last verification pass's; 0 before any.
+        gauge!("dts_task_verify_differences", &labels)
+            .set(progress["verify"]["differences"].as_f64().unwrap_or(0.0));
+        gauge!("dts_task_verify_rows_compared", &labels)
+            .set(progress["verify"]["rows_compared"].as_f64().unwrap_or(0.0));
         let (done, total) = progress["tables"].as_object().into_iter().flatten().fold(
             (0.0, 0.0),
             |(d, t), (_, table)| {

@@ -67,6 +67,10 @@ pub struct TaskRecord {
     /// The task's alert incidents (see `alerts`), open or last closed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub alerts: BTreeMap<AlertKind, AlertRecord>,
+    /// Verification passes users asked for (`task verify --run`); the
+    /// owning worker runs one more each time this grows.
+    #[serde(default)]
+    pub verify_requested: u64,
 }
 
 /// One kind of alert of a task: its latest incident, and what of it the
@@ -166,6 +170,11 @@ pub enum Command {
     },
     DeleteTask {
         task_id: TaskId,
+    },
+    /// A user asked for a verification pass.
+    RequestVerify {
+        task_id: TaskId,
+        at_ms: i64,
     },
     /// One scheduler round: workers whose lease expired, then placements.
     ApplyPlan {
@@ -275,6 +284,12 @@ impl ClusterState {
                             task.phase.clear();
                         }
                     }
+                    task.updated_at_ms = at_ms;
+                }
+            }
+            Command::RequestVerify { task_id, at_ms } => {
+                if let Some(task) = self.tasks.get_mut(&task_id) {
+                    task.verify_requested += 1;
                     task.updated_at_ms = at_ms;
                 }
             }
@@ -494,6 +509,7 @@ pub(crate) mod tests {
             waits_for_link: false,
             phase_since_ms: 0,
             alerts: Default::default(),
+            verify_requested: 0,
         }
     }
 

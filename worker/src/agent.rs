@@ -182,7 +182,11 @@ impl Agent {
             .clone();
         let mut runtimes = self.lock_runtimes();
         for (id, assignment) in wanted {
-            if runtimes.contains_key(&id) || fenced.contains(&(id.clone(), assignment.epoch)) {
+            if let Some(running) = runtimes.get(&id) {
+                running.request_verify(assignment.verify_requested);
+                continue;
+            }
+            if fenced.contains(&(id.clone(), assignment.epoch)) {
                 continue;
             }
             info!(task_id = %id, epoch = assignment.epoch, "starting assigned task");

@@ -14,3 +14,4 @@ pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod transform;
+pub mod verify;

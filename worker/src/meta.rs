@@ -11,6 +11,7 @@ pub mod copy_window;
 pub mod deferred_index;
 pub mod online_ddl;
 pub mod schema_history;
+pub mod verify;
 
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
 use dts_common::mysql::quote_ident;
@@ -110,7 +111,11 @@ impl Meta {
                 self.table("online_ddl")
             ),
         ];
-        for sql in statements.into_iter().chain(conflicts::schema(self)) {
+        for sql in statements
+            .into_iter()
+            .chain(conflicts::schema(self))
+            .chain(verify::schema(self))
+        {
             conn.query_drop(sql).await.on(Side::Destination, CTX)?;
         }
         Ok(())

@@ -33,6 +33,8 @@ pub struct TaskContext {
     pub spec: TaskSpec,
     pub progress: Arc<Progress>,
     pub cancel: CancellationToken,
+    /// Verification passes users asked for (see `verify`).
+    pub verify_requests: tokio::sync::watch::Receiver<u64>,
 }
 
 fn first_phase(spec: &TaskSpec) -> Phase {
@@ -65,8 +67,9 @@ fn phase_after_full(spec: &TaskSpec) -> Phase {
 pub async fn run(ctx: &TaskContext) -> SyncResult<()> {
     let spec = &ctx.spec;
     // Per side: the phases' own connection, one per apply lane (or copier),
-    // the lanes' routing catalog, and one for a checkpoint written meanwhile.
-    let connections = spec.du as usize + 3;
+    // the lanes' routing catalog, one for a checkpoint written meanwhile,
+    // and verification's two (a pass and the incremental check).
+    let connections = spec.du as usize + 5;
     let source = Database::new(Side::Source, &spec.source, connections)?;
     let destination = Database::new(Side::Destination, &spec.destination, connections)?;
     let result = run_phases(ctx, &source, &destination).await;
@@ -201,6 +204,10 @@ async fn run_phases(
                     }
                 };
                 ensure_history(&mut checkpoint, &tables, &meta, source, &mut dst).await?;
+                let changed_keys = spec
+                    .verify
+                    .incremental()
+                    .then(|| Arc::new(crate::verify::changed::ChangedKeys::default()));
                 let incremental = Incremental {
                     source,
                     destination,
@@ -213,6 +220,7 @@ async fn run_phases(
                     catchup_until: (checkpoint.phase == Phase::Catchup)
                         .then(|| checkpoint.copy_end.clone())
                         .flatten(),
+                    changed_keys: changed_keys.clone(),
                 };
                 let from = incremental.resume_position(start).await?;
                 // Leaving catch-up is recorded once, when the applier passes P1.
@@ -220,24 +228,59 @@ async fn run_phases(
                 let mut caught_up = checkpoint.clone();
                 caught_up.phase = Phase::Incremental;
                 let meta = &meta;
-                incremental
-                    .run(from, || async move {
-                        if leaves_catchup {
-                            let mut conn = destination.conn().await?;
-                            save(meta, &mut conn, &caught_up).await?;
-                        }
-                        Ok(())
-                    })
-                    .await?;
+                let applying = incremental.run(from, || async move {
+                    if leaves_catchup {
+                        let mut conn = destination.conn().await?;
+                        save(meta, &mut conn, &caught_up).await?;
+                    }
+                    Ok(())
+                });
+                let mut verifying = verifier(ctx, &route, source, destination, meta, &tables, true);
+                verifying.changed = changed_keys;
+                let verifying = verifying.run();
+                tokio::select! {
+                    applied = applying => applied?,
+                    verified = verifying => verified?,
+                }
                 return Err(SyncError::Stopped);
             }
             Phase::Done => {
                 info!("task finished: nothing more to sync");
+                if spec.has_mode(SyncMode::Full) {
+                    // Nothing moves any more: rows are compared as they are.
+                    verifier(ctx, &route, source, destination, &meta, &tables, false)
+                        .run()
+                        .await?;
+                }
                 ctx.cancel.cancelled().await;
                 return Err(SyncError::Stopped);
             }
         }
         save(&meta, &mut dst, &checkpoint).await?;
+    }
+}
+
+fn verifier<'a>(
+    ctx: &'a TaskContext,
+    route: &'a Route,
+    source: &'a Database,
+    destination: &'a Database,
+    meta: &'a Meta,
+    tables: &'a [Table],
+    follows_binlog: bool,
+) -> crate::verify::Verifier<'a> {
+    crate::verify::Verifier {
+        route,
+        source,
+        destination,
+        meta,
+        tables,
+        progress: &ctx.progress,
+        mode: ctx.spec.verify,
+        follows_binlog,
+        requests: ctx.verify_requests.clone(),
+        changed: None,
+        cancel: &ctx.cancel,
     }
 }
 

@@ -44,6 +44,9 @@ pub struct Snapshot {
     /// Conflicts settled so far (see `sink::conflict`).
     #[serde(default, skip_serializing_if = "is_none_settled")]
     pub conflicts: crate::sink::conflict::Summary,
+    /// Data verification (see `verify`), once one ran or runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::verify::Summary>,
 }
 
 fn is_none_settled(summary: &crate::sink::conflict::Summary) -> bool {
@@ -59,6 +62,10 @@ pub struct Progress {
     /// coordinator at once instead of at its next tick (a user waiting for
     /// `done` should not wait a report interval more).
     phase_changed: tokio::sync::Notify,
+    /// Everything the source logged up to here is applied (or is nothing
+    /// for the task): the last commit's position, or where the source's
+    /// heartbeat found an idle task. What verification waits for.
+    reached: Mutex<Option<crate::source::position::BinlogPosition>>,
 }
 
 impl Progress {
@@ -105,6 +112,7 @@ impl Progress {
         event_time: u32,
         rows_applied: u64,
     ) {
+        self.reach(&position);
         let mut s = self.lock();
         s.applied = Some(position);
         if event_time > 0 {
@@ -119,6 +127,38 @@ impl Progress {
         let mut s = self.lock();
         let at = u32::try_from(at_ms / 1000).unwrap_or(0);
         s.last_event_time = s.last_event_time.max(at);
+    }
+
+    /// Everything up to `position` is applied (see `reached`).
+    pub fn reach(&self, position: &crate::source::position::BinlogPosition) {
+        let mut reached = self.reached.lock().unwrap_or_else(|p| p.into_inner());
+        if reached.as_ref().is_none_or(|r| r.at_or_before(position)) {
+            *reached = Some(position.clone());
+        }
+    }
+
+    /// Whether everything up to `position` is applied.
+    pub fn has_reached(&self, position: &crate::source::position::BinlogPosition) -> bool {
+        self.reached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|r| position.at_or_before(r))
+    }
+
+    /// A pass's summary (the incremental check's part is kept).
+    pub fn set_verify(&self, mut summary: crate::verify::Summary) {
+        let mut s = self.lock();
+        if let Some(current) = s.verify.take() {
+            summary.incremental = summary.incremental.or(current.incremental);
+        }
+        s.verify = Some(summary);
+    }
+
+    /// The incremental check's part of the verification summary.
+    pub fn set_verify_incremental(&self, part: crate::verify::incremental::IncrementalSummary) {
+        let mut s = self.lock();
+        s.verify.get_or_insert_with(Default::default).incremental = Some(part);
     }
 
     pub fn ddl_applied(&self) {

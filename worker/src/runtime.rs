@@ -25,6 +25,8 @@ pub struct RuntimeHandle {
     progress: Arc<Progress>,
     cancel: CancellationToken,
     join: JoinHandle<()>,
+    /// Verification passes users asked for, as the leader counts them.
+    verify_requests: tokio::sync::watch::Sender<u64>,
 }
 
 impl RuntimeHandle {
@@ -41,6 +43,15 @@ impl RuntimeHandle {
     pub async fn stop(self) {
         self.cancel.cancel();
         let _ = self.join.await;
+    }
+
+    /// The leader counts `requested` verification passes asked for.
+    pub fn request_verify(&self, requested: u64) {
+        self.verify_requests.send_if_modified(|current| {
+            let more = requested > *current;
+            *current = (*current).max(requested);
+            more
+        });
     }
 
     /// Stops without waiting (the lease watchdog, which must not block).
@@ -65,14 +76,17 @@ pub fn spawn(ctx: Arc<RuntimeContext>, assignment: pb::Assignment) -> RuntimeHan
     let span = info_span!("task", task_id = %assignment.task_id, epoch = assignment.epoch);
     let task_id = assignment.task_id.clone();
     let epoch = assignment.epoch;
-    let join =
-        tokio::spawn(run(ctx, assignment, progress.clone(), cancel.clone()).instrument(span));
+    let (verify_requests, requested) = tokio::sync::watch::channel(assignment.verify_requested);
+    let join = tokio::spawn(
+        run(ctx, assignment, progress.clone(), cancel.clone(), requested).instrument(span),
+    );
     RuntimeHandle {
         task_id,
         epoch,
         progress,
         cancel,
         join,
+        verify_requests,
     }
 }
 
@@ -81,6 +95,7 @@ async fn run(
     assignment: pb::Assignment,
     progress: Arc<Progress>,
     cancel: CancellationToken,
+    verify_requests: tokio::sync::watch::Receiver<u64>,
 ) {
     info!(name = %assignment.name, du = assignment.du, "task runtime started");
     let spec: TaskSpec = match serde_json::from_str(&assignment.spec_json) {
@@ -98,6 +113,7 @@ async fn run(
         spec,
         progress: progress.clone(),
         cancel: cancel.clone(),
+        verify_requests,
     };
     let pipeline = run_with_retries(&task, retry, ctx.retry_minute);
     tokio::pin!(pipeline);
@@ -186,6 +202,14 @@ fn export_metrics(task_id: &str, snapshot: &crate::progress::Snapshot) {
     metrics::gauge!("dts_worker_task_conflicts", &labels).set(snapshot.conflicts.total as f64);
     metrics::gauge!("dts_worker_task_retrying", &labels)
         .set(f64::from(u8::from(snapshot.error.is_some())));
+    if let Some(verify) = &snapshot.verify {
+        metrics::gauge!("dts_worker_task_verify_differences", &labels)
+            .set(verify.differences as f64);
+        metrics::gauge!("dts_worker_task_verify_unsettled", &labels).set(verify.unsettled as f64);
+        metrics::gauge!("dts_worker_task_verify_rows_compared", &labels)
+            .set(verify.rows_compared as f64);
+        metrics::gauge!("dts_worker_task_verify_pass", &labels).set(verify.pass as f64);
+    }
 }
 
 /// Runs the pipeline, retrying what may heal by itself within the task's windows.

@@ -166,6 +166,39 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
             };
             emit(out, &summary, render::conflicts)
         }
+        TaskCommand::Verify {
+            task,
+            run,
+            wait,
+            fix,
+        } => {
+            let before = verify_summary(client, &task.id).await?;
+            let before_pass = before["pass"].as_u64().unwrap_or(0);
+            if run {
+                admin_call!(
+                    client,
+                    control_task,
+                    control(task.id.clone(), pb::TaskAction::Verify)
+                );
+            }
+            let summary = loop {
+                let summary = verify_summary(client, &task.id).await?;
+                let pass = summary["pass"].as_u64().unwrap_or(0);
+                let done = summary["status"].as_str() == Some("done");
+                // Asked for: a pass after the one there was; otherwise
+                // the one under way.
+                let arrived = if run { pass > before_pass } else { true };
+                if !wait || (arrived && done) {
+                    break summary;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
+            match (fix, out) {
+                (true, Output::Table) => write_stdout(&render::verify_fix(&summary)),
+                _ => emit(out, &summary, render::verify)?,
+            }
+            Ok(())
+        }
         TaskCommand::Start(t) => {
             let info = admin_call!(client, control_task, control(t.id, pb::TaskAction::Start));
             emit(out, &info, render::task_line)
@@ -188,6 +221,29 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
             emit(out, &response, |r| format!("deleted task {}\n", r.task_id))
         }
     }
+}
+
+/// The `verify` part of the task's last progress report (`{}` before any pass).
+async fn verify_summary(
+    client: &CoordinatorClient,
+    id: &str,
+) -> Result<serde_json::Value, CliError> {
+    let info = admin_call!(
+        client,
+        get_task,
+        pb::GetTaskRequest {
+            task_id: id.to_string()
+        }
+    );
+    let progress: serde_json::Value = info
+        .checkpoint
+        .as_ref()
+        .and_then(|c| serde_json::from_str(&c.position).ok())
+        .unwrap_or_default();
+    Ok(match &progress["verify"] {
+        serde_json::Value::Null => serde_json::json!({}),
+        summary => summary.clone(),
+    })
 }
 
 fn emit<T: serde::Serialize>(

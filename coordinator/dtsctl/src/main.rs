@@ -103,6 +103,20 @@ pub enum TaskCommand {
     },
     /// The conflicts the task settled: counts and the latest ones.
     Conflicts(TaskRef),
+    /// Data verification: the last pass's counts and the differing rows.
+    Verify {
+        #[command(flatten)]
+        task: TaskRef,
+        /// Run a pass now (the task must be running).
+        #[arg(long)]
+        run: bool,
+        /// Wait until the pass under way (or the one asked for) is done.
+        #[arg(long)]
+        wait: bool,
+        /// Print the statements that would repair the destination.
+        #[arg(long)]
+        fix: bool,
+    },
     Start(TaskRef),
     Pause(TaskRef),
     Resume(TaskRef),

@@ -249,6 +249,9 @@ fn progress_detail(c: &pb::Checkpoint) -> String {
             ),
         );
     }
+    if progress["verify"].is_object() {
+        field("verify", verify_line(&progress["verify"]));
+    }
     if let Some(tables) = progress["tables"].as_object().filter(|t| !t.is_empty()) {
         let _ = writeln!(out, "full sync");
         for (name, t) in tables {
@@ -335,4 +338,174 @@ fn conflict_counts(summary: &serde_json::Value) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// `pass 2 done: 120000 rows compared, 3 differences` and the incremental
+/// check's counts.
+fn verify_line(summary: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    if summary["pass"].as_u64().unwrap_or(0) > 0 {
+        parts.push(pass_line(summary));
+    }
+    if summary["incremental"].is_object() {
+        parts.push(incremental_line(&summary["incremental"]));
+    }
+    if let Some(error) = summary["error"].as_str() {
+        parts.push(format!("last error: {error}"));
+    }
+    parts.join("; ")
+}
+
+/// `incremental: 5200 changed rows compared, 1 difference`.
+fn incremental_line(part: &serde_json::Value) -> String {
+    let n = |key: &str| part[key].as_u64().unwrap_or(0);
+    let mut line = format!(
+        "incremental: {} changed rows compared, {} differences",
+        n("checked"),
+        n("differences")
+    );
+    if n("unsettled") > 0 {
+        let _ = write!(line, ", {} unsettled", n("unsettled"));
+    }
+    if n("skipped") > 0 {
+        let _ = write!(
+            line,
+            ", {} not compared (more than it kept up with)",
+            n("skipped")
+        );
+    }
+    line
+}
+
+fn pass_line(summary: &serde_json::Value) -> String {
+    let n = |key: &str| summary[key].as_u64().unwrap_or(0);
+    let mut line = format!(
+        "pass {} {}: {}/{} tables, {} rows compared, {} differences",
+        n("pass"),
+        summary["status"].as_str().unwrap_or("?"),
+        n("tables_done"),
+        n("tables_total"),
+        n("rows_compared"),
+        n("differences"),
+    );
+    if n("unsettled") > 0 {
+        let _ = write!(line, ", {} unsettled", n("unsettled"));
+    }
+    line
+}
+
+/// The task's verification (`verify` of its progress report).
+pub fn verify(summary: &serde_json::Value) -> String {
+    let ran_pass = summary["pass"].as_u64().unwrap_or(0) > 0;
+    if !ran_pass && !summary["incremental"].is_object() {
+        return "no verification has run; `dtsctl task verify ID --run` runs a pass\n".to_string();
+    }
+    let mut out = String::new();
+    if ran_pass {
+        let _ = writeln!(out, "verification {}", pass_line(summary));
+        if let (Some(started), Some(finished)) = (
+            summary["started_ms"].as_i64(),
+            summary["finished_ms"].as_i64(),
+        ) {
+            let _ = writeln!(
+                out,
+                "took {:.1} s over {} chunks",
+                (finished - started) as f64 / 1000.0,
+                summary["chunks"].as_u64().unwrap_or(0)
+            );
+        }
+        differences(&mut out, summary);
+    }
+    if summary["incremental"].is_object() {
+        let _ = writeln!(out, "{}", incremental_line(&summary["incremental"]));
+        differences(&mut out, &summary["incremental"]);
+    }
+    if let Some(error) = summary["error"].as_str() {
+        let _ = writeln!(out, "last error: {error}");
+    }
+    out
+}
+
+/// The differences `summary` carries, as a table.
+fn differences(out: &mut String, summary: &serde_json::Value) {
+    let found = summary["found"].as_array().cloned().unwrap_or_default();
+    if found.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{:<8} {:<24} {:<20} {:<32} DESTINATION",
+        "KIND", "TABLE", "KEY", "SOURCE"
+    );
+    let row = |value: &serde_json::Value| {
+        if value.is_null() {
+            "(none)".to_string()
+        } else {
+            value.to_string()
+        }
+    };
+    for difference in &found {
+        let _ = writeln!(
+            out,
+            "{:<8} {:<24} {:<20} {:<32} {}",
+            difference["kind"].as_str().unwrap_or("?"),
+            difference["table"].as_str().unwrap_or("?"),
+            difference["key"],
+            row(&difference["source"]),
+            row(&difference["destination"]),
+        );
+    }
+    let total = summary["differences"].as_u64().unwrap_or(0);
+    if total > found.len() as u64 {
+        let _ = writeln!(
+            out,
+            "... {} more (the meta schema's `verify_differences` keeps the first 1000)",
+            total - found.len() as u64
+        );
+    }
+}
+
+/// The statements that repair the destination, one per difference.
+pub fn verify_fix(summary: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for (part, what) in [
+        (
+            summary,
+            format!(
+                "verification pass {}",
+                summary["pass"].as_u64().unwrap_or(0)
+            ),
+        ),
+        (
+            &summary["incremental"],
+            "incremental verification".to_string(),
+        ),
+    ] {
+        let found = part["found"].as_array().cloned().unwrap_or_default();
+        if found.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "-- {} statements repairing the differences {what} found",
+            found.len()
+        );
+        for difference in &found {
+            if let Some(fix) = difference["fix"].as_str() {
+                let _ = writeln!(out, "{fix}");
+            }
+        }
+        let total = part["differences"].as_u64().unwrap_or(0);
+        if total > found.len() as u64 {
+            let _ = writeln!(
+                out,
+                "-- {} more differences: see the meta schema's `verify_differences`",
+                total - found.len() as u64
+            );
+        }
+    }
+    if out.is_empty() {
+        out.push_str("-- no differences to repair\n");
+    }
+    out
 }

@@ -306,6 +306,9 @@ impl AdminService {
     async fn control_task(&self, req: pb::ControlTaskRequest) -> Result<pb::TaskInfo> {
         self.node.ensure_leader()?;
         let action = pb::TaskAction::try_from(req.action).unwrap_or(pb::TaskAction::Unspecified);
+        if action == pb::TaskAction::Verify {
+            return self.request_verify(&req.task_id).await;
+        }
         let (id, desired) = self.with_task(&req.task_id, |task| {
             let desired = next_desired(task, action)?;
             Ok((task.id, desired))
@@ -319,6 +322,36 @@ impl AdminService {
             .await?;
         self.node.schedule_now.notify_one();
         info!(task_id = %id, desired = %desired, "task desired state changed");
+        self.task_info(id)
+    }
+
+    /// One more verification pass for a running task's worker to run.
+    async fn request_verify(&self, task_id: &str) -> Result<pb::TaskInfo> {
+        let id = self.with_task(task_id, |task| {
+            if task.status() != TaskStatus::Running {
+                return Err(Error::FailedPrecondition(format!(
+                    "task {} is {}; verification runs in a running task (start or resume it first)",
+                    task.id,
+                    task.status()
+                )));
+            }
+            if task.spec.reverse_of.is_some() {
+                return Err(Error::FailedPrecondition(format!(
+                    "task {} is the reverse task of a two-way pair; verify its forward task {}, \
+                     which compares the pair's tables",
+                    task.id,
+                    task.linked.map(|l| l.to_string()).unwrap_or_default()
+                )));
+            }
+            Ok(task.id)
+        })?;
+        self.node
+            .write(Command::RequestVerify {
+                task_id: id,
+                at_ms: dts_common::time::now_ms(),
+            })
+            .await?;
+        info!(task_id = %id, "verification pass requested");
         self.task_info(id)
     }
 
@@ -358,6 +391,7 @@ fn new_task(spec: TaskSpec, desired: DesiredState, now: i64) -> TaskRecord {
         waits_for_link: false,
         phase_since_ms: now,
         alerts: Default::default(),
+        verify_requested: 0,
     }
 }
 
@@ -391,9 +425,9 @@ fn next_desired(task: &TaskRecord, action: pb::TaskAction) -> Result<DesiredStat
             TaskStatus::Stopped => refuse("it is already stopped"),
             _ => Ok(DesiredState::Stopped),
         },
-        A::Unspecified => Err(Error::InvalidArgument {
+        A::Unspecified | A::Verify => Err(Error::InvalidArgument {
             field: "action",
-            reason: "must be start, pause, resume or stop".into(),
+            reason: "must be start, pause, resume, stop or verify".into(),
         }),
     }
 }

@@ -92,6 +92,7 @@ impl WorkerService {
                 du: t.du(),
                 spec_json: serde_json::to_string(&t.spec).unwrap_or_default(),
                 checkpoint: t.checkpoint.as_ref().map(checkpoint_to_pb),
+                verify_requested: t.verify_requested,
             })
             .collect();
         Ok(pb::HeartbeatResponse {

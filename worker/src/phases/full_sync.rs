@@ -14,11 +14,11 @@ use crate::meta::Meta;
 use crate::progress::{Progress, TableProgress};
 use crate::sink::copy_rows::RowWriter;
 use crate::source::catalog::Table;
-use crate::source::keyset::{after, at_or_before, decode_bound, encode_bound, order_by};
+use crate::source::keyset::{after, between, decode_bound, encode_bound, order_by, params_of};
 use crate::source::position;
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Params, Row, Value};
+use mysql_async::{Row, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -377,18 +377,7 @@ impl FullSync<'_> {
             "copying chunk {} of `{}`.`{}`",
             chunk.number, table.db, table.name
         );
-        let mut filters = Vec::new();
-        let mut params = Vec::new();
-        if let Some(lower) = &chunk.lower {
-            let (sql, p) = after(table, lower);
-            filters.push(sql);
-            params.extend(p);
-        }
-        if let Some(upper) = &chunk.upper {
-            let (sql, p) = at_or_before(table, upper);
-            filters.push(sql);
-            params.extend(p);
-        }
+        let (mut filters, params) = between(table, chunk.lower.as_deref(), chunk.upper.as_deref());
         if let Some(condition) = &table.filter {
             // Rebuilt from the parsed condition, never the spec's text.
             filters.push(format!("({})", condition.to_sql()));
@@ -619,14 +608,6 @@ fn interleave<T>(lists: Vec<Vec<T>>) -> VecDeque<T> {
 /// The server's answers when LOCAL INFILE is off: MariaDB 10.11+ 4166,
 /// older MariaDB and MySQL 5.7 1148, MySQL 8 3948.
 const LOAD_REFUSED: [u16; 3] = [4166, 1148, 3948];
-
-fn params_of(values: Vec<Value>) -> Params {
-    if values.is_empty() {
-        Params::Empty
-    } else {
-        Params::Positional(values)
-    }
-}
 
 #[cfg(test)]
 mod tests {

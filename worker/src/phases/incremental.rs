@@ -54,6 +54,8 @@ pub struct Incremental<'a> {
     pub cancel: &'a CancellationToken,
     /// Idempotent until this position (the end of the full copy), if any.
     pub catchup_until: Option<BinlogPosition>,
+    /// Where committed keys go for incremental verification, if it runs.
+    pub changed_keys: Option<Arc<crate::verify::changed::ChangedKeys>>,
 }
 
 /// A statement as the source logged it: the default schema it ran in, its
@@ -255,7 +257,8 @@ impl Incremental<'_> {
                     mode,
                     overwrite,
                     conflicts.clone(),
-                ),
+                )
+                .with_changed_keys(self.changed_keys.clone()),
                 checkpoint,
             ));
         }
@@ -338,8 +341,11 @@ impl Incremental<'_> {
                             self.committed(committed, last_timestamp, &lanes);
                             // Everything the source had at its heartbeat is
                             // now applied: the task is caught up as of then.
-                            if let Some((at, _)) = heartbeat.take() {
+                            if let Some((at, position)) = heartbeat.take() {
                                 self.progress.caught_up(at);
+                                if position.pos >= 4 {
+                                    self.progress.reach(&position);
+                                }
                             }
                             linger_until = None;
                             busy = !rx.is_empty();

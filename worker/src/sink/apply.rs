@@ -114,6 +114,10 @@ pub struct Applier {
     /// Savepoints to set with the next statement, sent with it rather than
     /// alone: on the hot path each costs no round trip of its own.
     pending_savepoints: Vec<&'static str>,
+    /// Where committed keys go for incremental verification, if it runs.
+    changed: Option<Arc<crate::verify::changed::ChangedKeys>>,
+    /// The keys the open transaction changed (with `changed` only).
+    touched: Vec<crate::verify::changed::ChangedRow>,
 }
 
 impl Applier {
@@ -148,7 +152,19 @@ impl Applier {
             isolation_set: false,
             pending_savepoints: Vec::new(),
             policies: HashMap::new(),
+            changed: None,
+            touched: Vec::new(),
         }
+    }
+
+    /// Hands the keys of every committed transaction to incremental
+    /// verification.
+    pub fn with_changed_keys(
+        mut self,
+        changed: Option<Arc<crate::verify::changed::ChangedKeys>>,
+    ) -> Self {
+        self.changed = changed;
+        self
     }
 
     async fn begin(&mut self) -> SyncResult<()> {
@@ -156,6 +172,7 @@ impl Applier {
             self.set_isolation().await?;
         }
         if !self.in_transaction {
+            self.touched.clear();
             self.conn
                 .query_drop("START TRANSACTION")
                 .await
@@ -319,6 +336,14 @@ impl Applier {
             };
             let before = before.map(|r| projection.apply(r));
             let after = after.map(|r| projection.apply(r));
+            if mode == Mode::Strict && self.changed.as_ref().is_some_and(|c| c.has_room()) {
+                for image in [&before, &after].into_iter().flatten() {
+                    let key = key_of(&table, image);
+                    if self.touched.last().is_none_or(|(_, last)| *last != key) {
+                        self.touched.push((work.source.clone(), key));
+                    }
+                }
+            }
             if foldable {
                 self.fold(&table, kind, before, after, mode, compare, &policy)?;
                 self.rows_applied += 1;
@@ -902,6 +927,9 @@ impl Applier {
             self.conflicts
                 .log
                 .committed(std::mem::take(&mut self.settled));
+        }
+        if let Some(changed) = &self.changed {
+            changed.committed(std::mem::take(&mut self.touched));
         }
         Ok(())
     }

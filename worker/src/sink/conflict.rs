@@ -403,7 +403,7 @@ pub fn failure(table: &Table, columns: &[&Column], met: &Meeting<'_>) -> String 
 
 /// A value as JSON for people: numbers as numbers, text as text (bytes
 /// that are not UTF-8 as hex), temporal values as MySQL writes them.
-fn json_of(column: &Column, value: &Value) -> serde_json::Value {
+pub fn json_of(column: &Column, value: &Value) -> serde_json::Value {
     use serde_json::Value as J;
     match value {
         Value::NULL => J::Null,

@@ -39,6 +39,37 @@ fn expand(table: &Table, bound: &[Value], op: &str, or_equal: bool) -> (String, 
     (format!("({})", terms.join(" OR ")), params)
 }
 
+/// The conditions of the key range after `lower` (exclusive) up to
+/// `upper` (inclusive), an open end where `None`, with their parameters.
+pub fn between(
+    table: &Table,
+    lower: Option<&[Value]>,
+    upper: Option<&[Value]>,
+) -> (Vec<String>, Vec<Value>) {
+    let mut terms = Vec::new();
+    let mut params = Vec::new();
+    if let Some(lower) = lower {
+        let (sql, p) = after(table, lower);
+        terms.push(sql);
+        params.extend(p);
+    }
+    if let Some(upper) = upper {
+        let (sql, p) = at_or_before(table, upper);
+        terms.push(sql);
+        params.extend(p);
+    }
+    (terms, params)
+}
+
+/// Positional parameters, or none (a statement without placeholders).
+pub fn params_of(values: Vec<Value>) -> mysql_async::Params {
+    if values.is_empty() {
+        mysql_async::Params::Empty
+    } else {
+        mysql_async::Params::Positional(values)
+    }
+}
+
 pub fn order_by(table: &Table) -> String {
     table
         .key_columns()
