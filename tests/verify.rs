@@ -163,6 +163,7 @@ async fn planted_differences_are_found_through_the_route_and_the_fix_repairs_the
     assert!(shown.contains("4 differences"), "{shown}");
     assert!(shown.contains("missing  shop_eu.orders_eu"), "{shown}");
     let fix = dtsctl(&cluster, &["task", "verify", &task, "--fix"])?;
+    println!("{shown}{fix}");
     assert_eq!(fix.matches("REPLACE INTO").count(), 3, "{fix}");
     assert_eq!(fix.matches("DELETE FROM").count(), 1, "{fix}");
     destination.exec(&fix).await?;

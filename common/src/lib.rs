@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod model;
 pub mod mysql;
 pub mod online_ddl;
+pub mod precheck;
 pub mod route;
 pub mod signal;
 pub mod spec;

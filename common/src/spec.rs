@@ -438,6 +438,10 @@ pub struct TaskSpec {
     /// task runs (see the worker's `verify`).
     #[serde(default, skip_serializing_if = "is_verify_off")]
     pub verify: VerifyMode,
+    /// Precheck alerts the user acknowledged (see `precheck::ALERTS`;
+    /// "all" for every one): they do not block the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_alerts: Vec<String>,
 }
 
 /// What data verification a task runs.
@@ -524,6 +528,22 @@ fn default_other_minutes() -> u32 {
     10
 }
 
+/// Each name is a precheck alert (or "all").
+pub fn validate_ignore_alerts(field: &str, names: &[String]) -> Result<(), SpecError> {
+    for (i, name) in names.iter().enumerate() {
+        if name != "all" && !crate::precheck::ALERTS.contains(&name.as_str()) {
+            return Err(SpecError::new(
+                format!("{field}[{i}]"),
+                format!(
+                    "`{name}` is not a precheck alert; alerts are {} (or \"all\")",
+                    crate::precheck::ALERTS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl TaskSpec {
     /// Parses and validates a task file.
     pub fn from_toml(text: &str) -> Result<Self, SpecError> {
@@ -550,6 +570,7 @@ impl TaskSpec {
                 format!("must be between 1 and {MAX_DU}"),
             ));
         }
+        validate_ignore_alerts("ignore_alerts", &self.ignore_alerts)?;
         if self.modes.is_empty() {
             return Err(SpecError::new(
                 "modes",

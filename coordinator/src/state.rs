@@ -167,6 +167,10 @@ pub enum Command {
         task_id: TaskId,
         desired: DesiredState,
         at_ms: i64,
+        /// Precheck alerts acknowledged with it (added to the spec's
+        /// `ignore_alerts`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        acknowledge: Vec<String>,
     },
     DeleteTask {
         task_id: TaskId,
@@ -266,6 +270,7 @@ impl ClusterState {
                 task_id,
                 desired,
                 at_ms,
+                acknowledge,
             } => {
                 let linked = self.tasks.get(&task_id).and_then(|t| t.linked);
                 for task_id in std::iter::once(task_id).chain(linked) {
@@ -273,6 +278,11 @@ impl ClusterState {
                         continue;
                     };
                     task.desired = desired;
+                    for alert in &acknowledge {
+                        if !task.spec.ignore_alerts.contains(alert) {
+                            task.spec.ignore_alerts.push(alert.clone());
+                        }
+                    }
                     if desired == DesiredState::Running && task.failed {
                         task.failed = false;
                         // Started again before the scheduler took the failed
@@ -667,6 +677,7 @@ pub(crate) mod tests {
             task_id: Uuid::from_u128(1),
             desired: DesiredState::Running,
             at_ms: 3,
+            acknowledge: Vec::new(),
         };
         state.apply(start.clone());
         let task = &state.tasks[&Uuid::from_u128(1)];

@@ -389,6 +389,7 @@ impl TestCluster {
         let request = pb::ControlTaskRequest {
             task_id: id.to_string(),
             action: action as i32,
+            ignore_alerts: Vec::new(),
         };
         Ok(client
             .call(|ch: Channel| {

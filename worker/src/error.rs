@@ -113,6 +113,12 @@ pub enum SyncError {
     },
     #[error("task spec: {0}")]
     InvalidSpec(dts_common::SpecError),
+    /// Prechecks that failed (one: its own error's text); `dtsctl task
+    /// precheck ID` lists every item.
+    #[error("{0}")]
+    PrecheckFailed(String),
+    #[error("precheck alerts not acknowledged: {0}")]
+    PrecheckAlerts(String),
     /// The destination of a two-way pair is the reverse task's source:
     /// its binlog must be what incremental sync reads.
     #[error(

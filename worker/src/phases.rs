@@ -118,7 +118,22 @@ async fn run_phases(
     // No binlog position taken yet: what is older than the first one
     // cannot be followed (an online schema change under way).
     let starting = checkpoint.applied.is_none() && checkpoint.copy_start.is_none();
-    let tables = precheck::run(&precheck_spec, &route, source, destination, starting).await?;
+    let prechecked = precheck::run(
+        &precheck_spec,
+        &route,
+        source,
+        destination,
+        starting,
+        precheck::Purpose::Start,
+    )
+    .await?;
+    let mut report = prechecked.report;
+    report.acknowledge(&spec.ignore_alerts);
+    ctx.progress.set_precheck(report.clone());
+    // Alerts are for deciding to start: a task that ran before (a restart,
+    // a move to another worker) is not stopped by them.
+    precheck::require(&report, stored.is_none())?;
+    let tables = prechecked.tables;
     // Accounts come with the schema: checked before anything is created.
     let accounts = match checkpoint.phase {
         Phase::Schema => accounts::selected(spec, source, destination, check_conflicts).await?,
@@ -278,6 +293,7 @@ fn verifier<'a>(
         progress: &ctx.progress,
         mode: ctx.spec.verify,
         follows_binlog,
+        both_ways: ctx.spec.topology == dts_common::spec::Topology::TwoWay,
         requests: ctx.verify_requests.clone(),
         changed: None,
         cancel: &ctx.cancel,

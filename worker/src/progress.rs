@@ -47,6 +47,9 @@ pub struct Snapshot {
     /// Data verification (see `verify`), once one ran or runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<crate::verify::Summary>,
+    /// The prechecks of this run's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precheck: Option<dts_common::precheck::Report>,
 }
 
 fn is_none_settled(summary: &crate::sink::conflict::Summary) -> bool {
@@ -147,6 +150,10 @@ impl Progress {
     }
 
     /// A pass's summary (the incremental check's part is kept).
+    pub fn set_precheck(&self, report: dts_common::precheck::Report) {
+        self.lock().precheck = Some(report);
+    }
+
     pub fn set_verify(&self, mut summary: crate::verify::Summary) {
         let mut s = self.lock();
         if let Some(current) = s.verify.take() {

@@ -112,6 +112,8 @@ pub struct Verifier<'a> {
     /// The task applies the source's binlog: passes wait for it to be in
     /// strict apply, and rows are compared only once it is past them.
     pub follows_binlog: bool,
+    /// The destination is written too (see `recheck`).
+    pub both_ways: bool,
     /// Passes users asked for (`task verify --run`), counted by the
     /// coordinator.
     pub requests: watch::Receiver<u64>,
@@ -216,6 +218,7 @@ impl Verifier<'_> {
             destination: self.destination,
             progress: self.progress,
             follows_binlog: self.follows_binlog,
+            both_ways: self.both_ways,
             cancel: self.cancel,
         }
     }

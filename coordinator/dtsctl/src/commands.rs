@@ -6,6 +6,7 @@ use dts_common::client::CallPolicy;
 use dts_common::{CoordinatorClient, TaskSpec};
 use dts_proto::pb;
 use dts_proto::pb::admin_client::AdminClient;
+use std::path::PathBuf;
 use std::time::Duration;
 use tonic::transport::Channel;
 
@@ -22,6 +23,15 @@ pub enum CliError {
     InvalidSpec(dts_common::SpecError, String),
     #[error("{}", describe(.0))]
     Rpc(#[from] tonic::Status),
+    #[error("task {0} has no precheck report yet (its worker has not started it)")]
+    NoPrecheck(String),
+    #[error("give a task id or -f FILE")]
+    PrecheckWhat,
+    #[error(
+        "the task would not start: {failed} failed, {alerts} alerts not acknowledged \
+         (ignore_alerts in the task file, or task start --ignore-alert NAME)"
+    )]
+    PrecheckBlocks { failed: usize, alerts: usize },
 }
 
 fn describe(status: &tonic::Status) -> String {
@@ -115,6 +125,7 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
     let control = |id: String, action: pb::TaskAction| pb::ControlTaskRequest {
         task_id: id,
         action: action as i32,
+        ignore_alerts: Vec::new(),
     };
     match cmd {
         TaskCommand::Create { file, start } => {
@@ -199,8 +210,13 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
             }
             Ok(())
         }
+        TaskCommand::Precheck { id, file } => precheck(client, out, id, file).await,
         TaskCommand::Start(t) => {
-            let info = admin_call!(client, control_task, control(t.id, pb::TaskAction::Start));
+            let request = pb::ControlTaskRequest {
+                ignore_alerts: t.ignore_alerts,
+                ..control(t.task.id, pb::TaskAction::Start)
+            };
+            let info = admin_call!(client, control_task, request);
             emit(out, &info, render::task_line)
         }
         TaskCommand::Pause(t) => {
@@ -208,7 +224,11 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
             emit(out, &info, render::task_line)
         }
         TaskCommand::Resume(t) => {
-            let info = admin_call!(client, control_task, control(t.id, pb::TaskAction::Resume));
+            let request = pb::ControlTaskRequest {
+                ignore_alerts: t.ignore_alerts,
+                ..control(t.task.id, pb::TaskAction::Resume)
+            };
+            let info = admin_call!(client, control_task, request);
             emit(out, &info, render::task_line)
         }
         TaskCommand::Stop(t) => {
@@ -220,6 +240,49 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
                 admin_call!(client, delete_task, pb::DeleteTaskRequest { task_id: t.id });
             emit(out, &response, |r| format!("deleted task {}\n", r.task_id))
         }
+    }
+}
+
+/// A task file's prechecks, run from here, or a task's last ones. Fails
+/// (after printing the report) when the task would not start.
+async fn precheck(
+    client: &CoordinatorClient,
+    out: Output,
+    id: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let report: dts_common::precheck::Report = match (id, file) {
+        (_, Some(file)) => {
+            let path = file.display().to_string();
+            let text = std::fs::read_to_string(&file).map_err(|source| CliError::ReadFile {
+                path: path.clone(),
+                source,
+            })?;
+            let spec = TaskSpec::from_toml(&text).map_err(|e| CliError::InvalidSpec(e, path))?;
+            dts_worker::phases::precheck::report_for(&spec).await
+        }
+        (Some(id), None) => {
+            let info = admin_call!(client, get_task, pb::GetTaskRequest { task_id: id });
+            let progress: serde_json::Value = info
+                .checkpoint
+                .as_ref()
+                .and_then(|c| serde_json::from_str(&c.position).ok())
+                .unwrap_or_default();
+            match serde_json::from_value(progress["precheck"].clone()) {
+                Ok(report) => report,
+                Err(_) => return Err(CliError::NoPrecheck(info.id)),
+            }
+        }
+        (None, None) => return Err(CliError::PrecheckWhat),
+    };
+    emit(out, &report, render::precheck)?;
+    if report.passes() {
+        Ok(())
+    } else {
+        Err(CliError::PrecheckBlocks {
+            failed: report.failures().count(),
+            alerts: report.open_alerts().count(),
+        })
     }
 }
 

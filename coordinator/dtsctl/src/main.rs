@@ -81,6 +81,16 @@ pub struct TaskRef {
     pub id: String,
 }
 
+#[derive(Debug, Args)]
+pub struct Acknowledged {
+    #[command(flatten)]
+    pub task: TaskRef,
+    /// A precheck alert reviewed and acknowledged (repeatable; "all" for
+    /// every one): added to the task's ignore_alerts.
+    #[arg(long = "ignore-alert")]
+    pub ignore_alerts: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
     /// Create a task from a task file (TOML).
@@ -117,9 +127,18 @@ pub enum TaskCommand {
         #[arg(long)]
         fix: bool,
     },
-    Start(TaskRef),
+    /// The prechecks: of a task file, run from here (nothing is written), or
+    /// of a task's last start.
+    Precheck {
+        /// Task id (or a unique prefix): its last start's report.
+        id: Option<String>,
+        /// A task file to check instead.
+        #[arg(short = 'f', long = "file", conflicts_with = "id")]
+        file: Option<PathBuf>,
+    },
+    Start(Acknowledged),
     Pause(TaskRef),
-    Resume(TaskRef),
+    Resume(Acknowledged),
     Stop(TaskRef),
     Delete(TaskRef),
 }

@@ -509,3 +509,27 @@ pub fn verify_fix(summary: &serde_json::Value) -> String {
     }
     out
 }
+
+/// A precheck report: one line per item.
+pub fn precheck(report: &dts_common::precheck::Report) -> String {
+    use dts_common::precheck::Status;
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<24} {:<8} DETAIL", "ITEM", "STATUS");
+    for item in &report.items {
+        let status = match (item.status, item.acknowledged) {
+            (Status::Pass, _) => "pass",
+            (Status::Fail, _) => "FAIL",
+            (Status::Alert, false) => "ALERT",
+            (Status::Alert, true) => "alert ok",
+        };
+        let _ = writeln!(out, "{:<24} {:<8} {}", item.name, status, item.detail);
+    }
+    let failed = report.failures().count();
+    let alerts = report.open_alerts().count();
+    let _ = writeln!(
+        out,
+        "{} items: {failed} failed, {alerts} alerts to acknowledge",
+        report.items.len()
+    );
+    out
+}

@@ -325,6 +325,7 @@ mod tests {
             task_id: reverse,
             desired: DesiredState::Paused,
             at_ms: 3,
+            acknowledge: Vec::new(),
         });
         assert_eq!(state.tasks[&forward].desired, DesiredState::Paused);
         state.apply(Command::DeleteTask { task_id: forward });
@@ -399,6 +400,7 @@ mod tests {
             task_id: Uuid::from_u128(1),
             desired: DesiredState::Paused,
             at_ms: 0,
+            acknowledge: Vec::new(),
         });
         if let Some(t) = state.tasks.get_mut(&Uuid::from_u128(2)) {
             t.failed = true;

@@ -313,11 +313,26 @@ impl AdminService {
             let desired = next_desired(task, action)?;
             Ok((task.id, desired))
         })?;
+        if !req.ignore_alerts.is_empty() {
+            if !matches!(action, pb::TaskAction::Start | pb::TaskAction::Resume) {
+                return Err(Error::InvalidArgument {
+                    field: "ignore_alerts",
+                    reason: "goes with start or resume only".into(),
+                });
+            }
+            dts_common::spec::validate_ignore_alerts("ignore_alerts", &req.ignore_alerts).map_err(
+                |e| Error::InvalidArgument {
+                    field: "ignore_alerts",
+                    reason: e.to_string(),
+                },
+            )?;
+        }
         self.node
             .write(Command::SetDesired {
                 task_id: id,
                 desired,
                 at_ms: dts_common::time::now_ms(),
+                acknowledge: req.ignore_alerts.clone(),
             })
             .await?;
         self.node.schedule_now.notify_one();

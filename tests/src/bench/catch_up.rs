@@ -47,7 +47,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
 /// What each contender took in one round, in the order dts (transaction),
 /// dts (row), native single-threaded, native 4 threads optimistic, dts
 /// (transaction) through a route that renames the database and a column and
-/// filters rows.
+/// filters rows, dts (transaction) with incremental verification on.
 type Round = Vec<(String, Duration)>;
 
 /// The mapped variant: the route it runs through, and how its copy of the
@@ -87,23 +87,34 @@ fn report_rounds(report: &mut Report, writes: u64, rounds: &[Round]) {
         );
         medians.push(secs);
     }
-    if let Some((subject, _)) = first.get(4) {
-        // What the route's transforms and the schema history cost.
+    // What the route's transforms and the schema history cost, and what
+    // incremental verification costs.
+    for (index, versus, goal) in [
+        (4, "speed vs the same task unmapped", "goal >= 0.9"),
+        (5, "speed vs the same task unverified", "goal >= 0.9"),
+    ] {
+        let Some((subject, _)) = first.get(index) else {
+            continue;
+        };
         let per_round: Vec<String> = seconds_of(0)
             .iter()
-            .zip(seconds_of(4))
-            .map(|(plain, mapped)| format!("{:.2}", plain / mapped))
+            .zip(seconds_of(index))
+            .map(|(plain, other)| format!("{:.2}", plain / other))
             .collect();
         report.add_noted(
             SCENARIO,
             subject,
-            "speed vs the same task unmapped",
-            medians[0] / medians[4],
+            versus,
+            medians[0] / medians[index],
             "x",
-            &format!("goal >= 0.9; rounds {}", per_round.join(", ")),
+            &format!("{goal}; rounds {}", per_round.join(", ")),
         );
     }
-    for (index, (subject, _)) in first.iter().enumerate().take(2) {
+    for (index, (subject, _)) in first
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| [0, 1, 5].contains(index))
+    {
         let dts = medians[index];
         for (versus, native_index, goal) in [
             ("speed vs native parallel=0", 2, "goal >= 2"),
@@ -144,11 +155,11 @@ async fn one_round(
     sysbench.prepare(settings.threads)?;
     let (file, pos) = master_position(&source).await?;
 
-    // Five copies of the starting data: dts with transaction-consistent and
+    // Six copies of the starting data: dts with transaction-consistent and
     // with row-level apply, native single-threaded, native 4 threads, dts
-    // through a renaming route.
+    // through a renaming route, dts verifying what it applies.
     let mut copies = Vec::new();
-    for server_id in 2..=6 {
+    for server_id in 2..=7 {
         let copy = MariaDb::start_with(server_id, SERVER_OPTIONS).await?;
         run_shell(
             "copy the starting data",
@@ -188,12 +199,14 @@ async fn one_round(
         ("transaction", &copies[0], &plain_objects),
         ("row", &copies[1], &plain_objects),
         ("transaction", &copies[4], &mapped_objects),
+        ("transaction", &copies[5], &plain_objects),
     ];
     let mut tasks = Vec::new();
     let mut specs = Vec::new();
     for (n, (consistency, copy, objects)) in variants.iter().enumerate() {
+        let verify = if n == 3 { "incremental" } else { "off" };
         let spec = format!(
-            "apply_consistency = \"{consistency}\"\n{}",
+            "apply_consistency = \"{consistency}\"\nverify = \"{verify}\"\n{}",
             sync_task(
                 &format!("bench-catch-up-{n}-{consistency}"),
                 source.port,
@@ -229,10 +242,12 @@ async fn one_round(
     let everything: Vec<&MariaDb> = std::iter::once(&source).chain(&copies).collect();
     let mut results = Vec::new();
     let mut mapped = None;
+    let mut verified = None;
     for (n, (task, (consistency, copy, _))) in tasks.iter().zip(variants).enumerate() {
         quiesce(&everything).await?;
         let variant = match n {
             2 => "mapped (database and a column renamed, rows filtered)".to_string(),
+            3 => "transaction consistency, incremental verification on".to_string(),
             _ => format!("{consistency} consistency"),
         };
         let took = catch_up(
@@ -251,7 +266,8 @@ async fn one_round(
                 format!("dts ({} DU, row-level apply)", settings.threads),
                 took,
             )),
-            _ => mapped = Some(took),
+            2 => mapped = Some(took),
+            _ => verified = Some(took),
         }
     }
 
@@ -273,12 +289,16 @@ async fn one_round(
         );
         results.push((subject, took));
     }
+    if let Some(took) = verified {
+        let subject = format!("dts ({} DU, incremental verification on)", settings.threads);
+        results.push((subject, took));
+    }
 
     let tables: Vec<String> = (1..=settings.tables)
         .map(|i| format!("sbtest{i}"))
         .collect();
     let pairs: Vec<(&str, &str)> = tables.iter().map(|t| ("sbtest", t.as_str())).collect();
-    for copy in &copies[..4] {
+    for copy in copies[..4].iter().chain(&copies[5..]) {
         assert_same_rows(&source, copy, &pairs).await?;
     }
     assert_routed(&source, &copies[4], &specs[2]).await?;

@@ -10,6 +10,7 @@ pub mod report;
 pub mod scale;
 pub mod tools;
 pub mod two_way;
+pub mod verify;
 
 /// Sizes of a run (flags of `dts-bench`).
 #[derive(Debug, Clone)]

@@ -3,7 +3,9 @@
 
 use clap::Parser;
 use dts_tests::bench::report::Report;
-use dts_tests::bench::{catch_up, failover, full_sync, latency, memory, scale, two_way, Settings};
+use dts_tests::bench::{
+    catch_up, failover, full_sync, latency, memory, scale, two_way, verify, Settings,
+};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -12,7 +14,7 @@ struct Args {
     /// Small sizes and short runs: a few minutes in all.
     #[arg(long)]
     quick: bool,
-    /// Scenarios to run (full-sync, catch-up, latency, two-way, failover, scale, memory) [default: all].
+    /// Scenarios to run (full-sync, catch-up, latency, two-way, verify, failover, scale, memory) [default: all].
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// sysbench tables for the full sync [default: 4].
@@ -84,6 +86,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("two-way") {
         two_way::run_scenario(&settings, &mut report).await?;
+    }
+    if wanted("verify") {
+        verify::run_scenario(&settings, &mut report).await?;
     }
     if wanted("failover") {
         failover::run_scenario(&mut report).await?;

@@ -1,50 +1,323 @@
-//! Checks that refuse to start a task that cannot work, with the reason:
-//! reachability and credentials, binlog settings, keys, cascading foreign
-//! keys, cascading foreign keys, what the route maps where, conflicting
-//! tables.
+//! The checks run before a task starts, as a report: every item passed,
+//! failed or raised as an alert, with the reason (see
+//! `dts_common::precheck`). Reachability and credentials, binlog settings
+//! and retention, privileges, keys, cascading foreign keys, what the route
+//! maps where, conflicting tables, versions, and the migration assessment
+//! (prefix indexes, objects that depend on objects left out, definers the
+//! destination lacks). At a task's start a failed item or an alert nobody
+//! acknowledged stops it; `dtsctl task precheck -f` runs them alone.
 
 use crate::endpoint::Database;
-use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
+use crate::error::{Disposition, DriverResultExt, Side, SyncError, SyncResult};
 use crate::source::catalog::{self, Table, TableName};
 use dts_common::online_ddl::HelperKind;
+use dts_common::precheck::Report;
 use dts_common::route::Route;
 use dts_common::spec::{ConflictMode, OnlineDdlMethod, SyncMode, TaskSpec, Topology};
 use mysql_async::prelude::Queryable;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Runs every check; returns the source tables the task covers.
-/// `starting`: the task has not yet taken its first binlog position.
+mod assessment;
+
+/// Why the checks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A task starts: what may heal by itself (an unreachable server) ends
+    /// the run, to be retried, instead of becoming a failed item.
+    Start,
+    /// A report was asked for: everything is an item.
+    Report,
+}
+
+/// What the checks found.
+pub struct Prechecked {
+    /// The source tables the task covers (none when they could not be read).
+    pub tables: Vec<Table>,
+    pub report: Report,
+}
+
+/// Records each check's outcome as an item.
+struct Items {
+    report: Report,
+    purpose: Purpose,
+}
+
+impl Items {
+    /// Records `result` under `name`: passed with `passed`'s text, or failed
+    /// with the error's; an error that may heal ends the run at a start.
+    fn record<T>(
+        &mut self,
+        name: &str,
+        result: SyncResult<T>,
+        passed: impl FnOnce(&T) -> String,
+    ) -> SyncResult<Option<T>> {
+        match result {
+            Ok(value) => {
+                self.report.pass(name, passed(&value));
+                Ok(Some(value))
+            }
+            Err(e) if self.purpose == Purpose::Start && e.disposition() != Disposition::Fail => {
+                Err(e)
+            }
+            Err(e) => {
+                self.report.fail(name, e.to_string());
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Runs every check. `starting`: the task has not yet taken its first
+/// binlog position.
 pub async fn run(
     spec: &TaskSpec,
     route: &Route,
     source: &Database,
     destination: &Database,
     starting: bool,
-) -> SyncResult<Vec<Table>> {
-    let mut src = source.conn().await?;
-    let mut dst = destination.conn().await?;
-    if spec.has_mode(SyncMode::Incremental) {
-        check_binlog(&mut src).await?;
+    purpose: Purpose,
+) -> SyncResult<Prechecked> {
+    let mut items = Items {
+        report: Report::default(),
+        purpose,
+    };
+    let reached = |db: &Database| format!("{} as `{}`", db.address(), db.endpoint.user);
+    let src = items.record("source_connection", source.conn().await, |_| {
+        reached(source)
+    })?;
+    let dst = items.record("destination_connection", destination.conn().await, |_| {
+        reached(destination)
+    })?;
+    let (Some(mut src), Some(mut dst)) = (src, dst) else {
+        return Ok(Prechecked {
+            tables: Vec::new(),
+            report: items.report,
+        });
+    };
+    let incremental = spec.has_mode(SyncMode::Incremental);
+    if incremental {
+        items.record("binlog", check_binlog(&mut src).await, |()| {
+            "log_bin ON, binlog_format ROW, binlog_row_image FULL, binlog readable".into()
+        })?;
+        items.record(
+            "log_slave_updates",
+            check_replica_logs_updates(&mut src).await,
+            |()| "the source is no replica, or logs what it replicates".into(),
+        )?;
+        check_retention(&mut src, spec, &mut items.report).await?;
     }
     if spec.has_mode(SyncMode::Full) && !spec.full_sync_binlog {
-        check_binlog_off_allowed(&mut dst).await?;
+        items.record(
+            "full_sync_binlog",
+            check_binlog_off_allowed(&mut dst).await,
+            |()| "the destination session may set sql_log_bin = 0".into(),
+        )?;
     }
     let same = same_server(&mut src, &mut dst).await?;
     if spec.topology == Topology::TwoWay {
-        check_two_way(&mut src, &mut dst, &spec.meta_schema, same).await?;
+        items.record(
+            "two_way",
+            check_two_way(&mut src, &mut dst, &spec.meta_schema, same).await,
+            |()| "distinct server ids; the destination logs the meta schema in ROW/FULL".into(),
+        )?;
     }
-    let tables = catalog::load_tables(&mut src, route).await?;
+    assessment::versions(&mut src, &mut dst, &mut items.report).await?;
+    let tables = items
+        .record(
+            "objects",
+            catalog::load_tables(&mut src, route).await,
+            |t| {
+                format!(
+                    "{} tables, each with a primary or unique NOT NULL key",
+                    t.len()
+                )
+            },
+        )?
+        .unwrap_or_default();
+    if tables.is_empty() && items.report.failures().next().is_some() {
+        return Ok(Prechecked {
+            tables,
+            report: items.report,
+        });
+    }
     if starting && route.online_ddl() != OnlineDdlMethod::CopyShadowTables {
-        check_tools_tables(&mut src, route, spec.has_mode(SyncMode::Incremental)).await?;
+        items.record(
+            "online_ddl_tools",
+            check_tools_tables(&mut src, route, incremental).await,
+            |()| "no online schema change under way on the selected tables".into(),
+        )?;
     }
-    check_targets(&tables, same)?;
-    if spec.has_mode(SyncMode::Incremental) {
-        check_cascades(&mut src, &tables).await?;
+    items.record("target_tables", check_targets(&tables, same), |()| {
+        "every table has a destination table of its own (or a merge asked for)".into()
+    })?;
+    if incremental {
+        items.record(
+            "cascading_foreign_keys",
+            check_cascades(&mut src, &tables).await,
+            |()| "no foreign key of a selected table cascades".into(),
+        )?;
     }
     if spec.has_mode(SyncMode::Schema) && spec.conflict_mode == ConflictMode::PrecheckError {
-        check_conflicts(&mut dst, &tables).await?;
+        items.record(
+            "conflicting_tables",
+            check_conflicts(&mut dst, &tables).await,
+            |()| "the destination has none of the tables the task creates".into(),
+        )?;
     }
-    Ok(tables)
+    assessment::data_size(&mut src, &tables, &mut items.report).await?;
+    assessment::index_prefixes(&mut src, &tables, &mut items.report).await?;
+    if spec.has_mode(SyncMode::Schema) {
+        assessment::outside_dependencies(&mut src, route, &mut items.report).await?;
+        assessment::missing_definers(&mut src, &mut dst, route, &mut items.report).await?;
+    }
+    Ok(Prechecked {
+        tables,
+        report: items.report,
+    })
+}
+
+/// What stops a task from starting: its failed items, then (at its first
+/// start) the alerts nobody acknowledged. One failed item is told as its own
+/// error.
+pub fn require(report: &Report, first_start: bool) -> SyncResult<()> {
+    let failures: Vec<_> = report.failures().collect();
+    match failures.as_slice() {
+        [] => {}
+        [one] => return Err(SyncError::PrecheckFailed(one.detail.clone())),
+        several => {
+            let each: Vec<String> = several
+                .iter()
+                .map(|i| format!("{}: {}", i.name, i.detail))
+                .collect();
+            return Err(SyncError::PrecheckFailed(format!(
+                "{} prechecks failed: {}",
+                several.len(),
+                each.join("; ")
+            )));
+        }
+    }
+    let alerts: Vec<_> = report.open_alerts().collect();
+    if alerts.is_empty() || !first_start {
+        return Ok(());
+    }
+    let each: Vec<String> = alerts
+        .iter()
+        .map(|i| format!("{}: {}", i.name, i.detail))
+        .collect();
+    let names: Vec<String> = alerts.iter().map(|i| format!("\"{}\"", i.name)).collect();
+    Err(SyncError::PrecheckAlerts(format!(
+        "{}; once reviewed, acknowledge with ignore_alerts = [{}] in the task file, or \
+         dtsctl task start ID --ignore-alert {}",
+        each.join("; "),
+        names.join(", "),
+        alerts
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" --ignore-alert ")
+    )))
+}
+
+/// The checks of `spec` alone, from where this runs (`dtsctl task precheck
+/// -f`): nothing is written anywhere.
+pub async fn report_for(spec: &TaskSpec) -> Report {
+    let mut report = Report::default();
+    let route = match Route::compile(spec) {
+        Ok(route) => route,
+        Err(e) => {
+            report.fail("task_file", e.to_string());
+            return report;
+        }
+    };
+    let endpoints = (
+        Database::new(Side::Source, &spec.source, 2),
+        Database::new(Side::Destination, &spec.destination, 2),
+    );
+    let (source, destination) = match endpoints {
+        (Ok(source), Ok(destination)) => (source, destination),
+        (Err(e), _) | (_, Err(e)) => {
+            report.fail("connection_settings", e.to_string());
+            return report;
+        }
+    };
+    let checked = run(spec, &route, &source, &destination, true, Purpose::Report).await;
+    source.close().await;
+    destination.close().await;
+    let mut report = match checked {
+        Ok(checked) => checked.report,
+        Err(e) => {
+            report.fail("prechecks", e.to_string());
+            report
+        }
+    };
+    report.acknowledge(&spec.ignore_alerts);
+    report
+}
+
+/// How long the source keeps its binlogs against how long the task may
+/// need them: a day for incremental sync alone, a week with a full copy
+/// before it (a long copy, a stopped task). Too short is an alert.
+async fn check_retention(
+    src: &mut mysql_async::Conn,
+    spec: &TaskSpec,
+    report: &mut Report,
+) -> SyncResult<()> {
+    const DAY: u64 = 86_400;
+    let seconds: Option<u64> = src
+        .query_first("SELECT @@binlog_expire_logs_seconds")
+        .await
+        .ok()
+        .flatten();
+    let days: Option<f64> = src
+        .query_first("SELECT @@expire_logs_days")
+        .await
+        .ok()
+        .flatten();
+    let kept = match (seconds, days) {
+        (Some(s), _) if s > 0 => Some(s),
+        (_, Some(d)) if d > 0.0 => Some((d * DAY as f64) as u64),
+        (None, None) => None,
+        _ => Some(0),
+    };
+    let needed = if spec.has_mode(SyncMode::Full) {
+        7 * DAY
+    } else {
+        DAY
+    };
+    let needed_text = if needed == DAY { "a day" } else { "7 days" };
+    match kept {
+        None => report.alert(
+            "binlog_retention",
+            "the source's binlog retention cannot be read (neither binlog_expire_logs_seconds \
+             nor expire_logs_days)",
+        ),
+        Some(0) => report.pass(
+            "binlog_retention",
+            "the source purges no binlog by age (only PURGE BINARY LOGS or max size does)",
+        ),
+        Some(kept) if kept < needed => report.alert(
+            "binlog_retention",
+            format!(
+                "the source keeps binlogs {:.1} hours (expire_logs_days / \
+                 binlog_expire_logs_seconds); a task {} needs them kept at least {needed_text}, \
+                 or a long copy or a stopped task finds its position purged",
+                kept as f64 / 3600.0,
+                if spec.has_mode(SyncMode::Full) {
+                    "with full sync"
+                } else {
+                    "syncing incrementally"
+                }
+            ),
+        ),
+        Some(kept) => report.pass(
+            "binlog_retention",
+            format!(
+                "the source keeps binlogs {:.1} days",
+                kept as f64 / DAY as f64
+            ),
+        ),
+    }
+    Ok(())
 }
 
 /// Online schema change tools' tables the route leaves out (see
@@ -189,8 +462,7 @@ async fn check_binlog(src: &mut mysql_async::Conn) -> SyncResult<()> {
     // Needs REPLICATION CLIENT (BINLOG MONITOR on MariaDB 10.5+).
     src.query_drop("SHOW MASTER STATUS")
         .await
-        .on(Side::Source, ctx)?;
-    check_replica_logs_updates(src).await
+        .on(Side::Source, ctx)
 }
 
 /// A source that is itself a replica (of another primary in a dual-primary

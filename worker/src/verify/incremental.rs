@@ -77,6 +77,10 @@ impl IncrementalCheck<'_> {
                 continue;
             }
             state.skipped += skipped;
+            // A task behind its source (a backlog, a pause) is compared once
+            // it is caught up: before, a row it has yet to change again
+            // would look behind.
+            self.recheck.wait_caught_up(&mut src).await?;
             // One key once per batch, grouped by table.
             let mut by_table: BTreeMap<String, KeysOfTable> = BTreeMap::new();
             for (table, key) in rows {

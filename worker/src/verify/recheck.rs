@@ -44,6 +44,10 @@ pub struct Recheck<'a> {
     pub progress: &'a Progress,
     /// The task applies the source's binlog (changes may be in flight).
     pub follows_binlog: bool,
+    /// The destination is written too (a two-way pair): a row changed there
+    /// is on its way back to the source, so a difference must outlast every
+    /// look to be one.
+    pub both_ways: bool,
     pub cancel: &'a CancellationToken,
 }
 
@@ -57,10 +61,14 @@ impl Recheck<'_> {
         src: &mut mysql_async::Conn,
         dst: &mut mysql_async::Conn,
     ) -> SyncResult<Outcome> {
-        // First without waiting: a table nobody writes matches at once.
-        let source_sum = sides.checksum(src, Side::Source, range).await?;
+        // First both sides at once, without waiting: a table nobody writes
+        // matches at once. (The position is read after the source's sum.)
+        let (source_sum, destination_sum) = tokio::join!(
+            sides.checksum(src, Side::Source, range),
+            sides.checksum(dst, Side::Destination, range)
+        );
+        let (source_sum, destination_sum) = (source_sum?, destination_sum?);
         let at = self.mark(src).await?;
-        let destination_sum = sides.checksum(dst, Side::Destination, range).await?;
         if source_sum == destination_sum {
             return Ok(Outcome {
                 rows: source_sum.0,
@@ -115,7 +123,7 @@ impl Recheck<'_> {
         let rounds = if self.follows_binlog { ROUNDS } else { 1 };
         let mut outcome = Outcome::default();
         let mut pause = Duration::from_millis(50);
-        for _ in 0..rounds {
+        for round in 0..rounds {
             if keys.is_empty() {
                 break;
             }
@@ -144,7 +152,8 @@ impl Recheck<'_> {
                 if sides.in_step(s1, d) || sides.in_step(s2, d) {
                     continue;
                 }
-                if sides.in_step(s1, s2) {
+                let last = round + 1 == rounds;
+                if sides.in_step(s1, s2) && (last || !self.both_ways) {
                     outcome.differences.push(sides.difference(
                         &key,
                         s2.map(Vec::as_slice),
@@ -162,6 +171,21 @@ impl Recheck<'_> {
         }
         outcome.unsettled = keys.len() as u64;
         Ok(outcome)
+    }
+
+    /// Waits, however long it takes, until the task has applied everything
+    /// the source has logged by now.
+    pub async fn wait_caught_up(&self, src: &mut mysql_async::Conn) -> SyncResult<()> {
+        let Some(at) = self.mark(src).await? else {
+            return Ok(());
+        };
+        while !self.progress.has_reached(&at) {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL * 10) => {}
+                _ = self.cancel.cancelled() => return Err(SyncError::Stopped),
+            }
+        }
+        Ok(())
     }
 
     /// Where the source's binlog is now, for a task that follows it.
