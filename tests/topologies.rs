@@ -93,7 +93,14 @@ async fn a_two_way_pair_written_on_both_sides_converges_goes_quiet_and_lives_as_
         .wait_for_task_phase(&reverse, "incremental", TIMEOUT)
         .await?;
 
-    // Both sides written at once, each in keys of its own.
+    // Both sides written at once, each in keys of its own, while the forward
+    // task verifies the pair: rows on their way back are no differences.
+    let asked = cluster.dtsctl(&["task", "verify", &forward, "--run"])?;
+    anyhow::ensure!(
+        asked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
     let (on_a, on_b) = tokio::join!(
         write_side(&a, 100_000, (0, 2), 300),
         write_side(&b, 200_000, (1, 2), 300)
@@ -101,6 +108,26 @@ async fn a_two_way_pair_written_on_both_sides_converges_goes_quiet_and_lives_as_
     on_a?;
     on_b?;
     wait_quiet(&cluster, &[(&forward, &a), (&reverse, &b)]).await?;
+    let verified = wait_for("the pair's verification pass", TIMEOUT, || async {
+        let info = cluster.task(&forward).await?;
+        let progress: serde_json::Value = info
+            .checkpoint
+            .as_ref()
+            .and_then(|c| serde_json::from_str(&c.position).ok())
+            .unwrap_or_default();
+        let verify = progress["verify"].clone();
+        Ok((verify["pass"] == 1 && verify["status"] == "done").then_some(verify))
+    })
+    .await?;
+    assert_eq!(verified["differences"], 0, "{verified}");
+    assert_eq!(verified["tables_done"], 2, "{verified}");
+    let refused = cluster.dtsctl(&["task", "verify", &reverse, "--run"])?;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("verify its forward task"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     let (sa, sb) = (
         a.checksum("shop", "items").await?,
         b.checksum("shop", "items").await?,
