@@ -72,6 +72,7 @@ name = "quickstart-shop"
 du = 2
 modes = ["schema", "full", "incremental"]
 source_heartbeat = true
+verify = "full"
 
 [source]
 host = "127.0.0.1"
@@ -135,6 +136,9 @@ for table in customers products orders; do
   printf "%-12s %10s %10s %12s %12s  %s\n" "$table" "$s_rows" "$d_rows" "$s_sum" "$d_sum" "$result"
 done
 echo
+echo "== verification (dts compares the two sides, chunk by chunk, through the task's route)"
+dtsctl task verify "$task" --run --wait | sed -n '1,12p'
+echo
 dtsctl task show "$task" | sed -n '1,/^spec/p' | sed '$d'
 echo
 if [ "$all_match" = 1 ]; then
@@ -147,6 +151,7 @@ Next:
   watch it:        $repo/target/$profile/dtsctl --coordinators 127.0.0.1:7701 task show $task --watch
   write more:      mariadb -h127.0.0.1 -P$src_port -uroot shop
   kill a worker:   kill -9 \$(cat $dir/run/worker-1.pid)   (the task moves, nothing is lost)
+  verify again:    $repo/target/$profile/dtsctl --coordinators 127.0.0.1:7701 task verify $task --run --wait
   metrics:         for p in 7801 7802 7803; do curl -s http://127.0.0.1:\$p/metrics; done | grep ^dts_task   (the leader's; see deploy/monitoring/)
   clean up:        deploy/quickstart.sh down
 EOF

@@ -198,8 +198,10 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
                 let done = summary["status"].as_str() == Some("done");
                 // Asked for: a pass after the one there was; otherwise
                 // the one under way.
-                let arrived = if run { pass > before_pass } else { true };
-                if !wait || (arrived && done) {
+                let arrived = if run { pass > before_pass } else { pass > 0 };
+                // Without --run and before any pass there is nothing to wait for.
+                let nothing = !run && pass == 0;
+                if !wait || nothing || (arrived && done) {
                     break summary;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;

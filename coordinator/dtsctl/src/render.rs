@@ -312,7 +312,7 @@ pub fn conflicts(summary: &serde_json::Value) -> String {
             record["kind"].as_str().unwrap_or("?"),
             record["table"].as_str().unwrap_or("?"),
             record["resolution"].as_str().unwrap_or("?"),
-            record["key"],
+            record["key"].to_string(),
             row(&record["found"]),
             row(&record["incoming"]),
         );
@@ -450,7 +450,7 @@ fn differences(out: &mut String, summary: &serde_json::Value) {
             "{:<8} {:<24} {:<20} {:<32} {}",
             difference["kind"].as_str().unwrap_or("?"),
             difference["table"].as_str().unwrap_or("?"),
-            difference["key"],
+            difference["key"].to_string(),
             row(&difference["source"]),
             row(&difference["destination"]),
         );

@@ -186,9 +186,10 @@ async fn one_round(
     copies[4].exec(&rename).await?;
 
     // The dts tasks start at the current position, then are paused while
-    // the backlog grows; one worker each.
+    // the backlog grows; one worker each (one for each of `variants`).
     let cluster = TestCluster::builder()
         .coordinators(1)
+        .worker(settings.threads)
         .worker(settings.threads)
         .worker(settings.threads)
         .worker(settings.threads)
