@@ -15,7 +15,7 @@ use crate::sink::conflict::{ConflictHandling, ConflictLog};
 use crate::sink::lanes::{self, LaneCheckpoint, Lanes};
 use crate::source::binlog::{self, Item, ItemChunk, Skip};
 use crate::source::catalog::Table;
-use crate::source::ddl::{self, Statement};
+use crate::source::ddl::{self, DmlTarget, Statement};
 use crate::source::position::{self, BinlogPosition};
 use crate::transform::ddl::{DdlPlan, DdlRouter};
 use crate::transform::loop_marker::LoopGuard;
@@ -462,13 +462,25 @@ impl Incremental<'_> {
             position,
         } = logged;
         let classified = ddl::classify(sql);
-        if let Statement::Dml { verb, qualifiers } = &classified {
+        if let Statement::Dml {
+            verb,
+            qualifiers,
+            target,
+        } = &classified
+        {
             // Its rows are not in the binlog: there is nothing to apply,
-            // and skipping it would lose its change. Which tables it
-            // touched cannot be told from its text in general, so any in
-            // a selected database fails the task.
-            let touches_selection = self.route.selects_database(schema)
-                || qualifiers.iter().any(|q| self.route.selects_database(q));
+            // and skipping it would lose its change. Where its text names
+            // the one table it writes, that table's database decides;
+            // otherwise any selected database it names (or runs in) fails
+            // the task.
+            let touches_selection = match target {
+                DmlTarget::Table { db: Some(db) } => self.route.selects_database(db),
+                DmlTarget::Table { db: None } => self.route.selects_database(schema),
+                DmlTarget::Unknown => {
+                    self.route.selects_database(schema)
+                        || qualifiers.iter().any(|q| self.route.selects_database(q))
+                }
+            };
             if touches_selection {
                 return Err(SyncError::StatementLoggedDml {
                     verb: verb.clone(),

@@ -97,6 +97,8 @@ pub enum Statement {
     Dml {
         verb: String,
         qualifiers: Vec<String>,
+        /// The one table it writes, where its text says (see [`DmlTarget`]).
+        target: DmlTarget,
     },
     /// Not DDL: transaction control, SET, and the like.
     Ignored,
@@ -471,6 +473,53 @@ fn qualifiers(tokens: &[Token]) -> Vec<String> {
     names
 }
 
+/// The table a statement-logged DML writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DmlTarget {
+    /// Not told by its text (a multi-table UPDATE or DELETE, LOAD DATA):
+    /// any database it names may be written.
+    Unknown,
+    /// One table (an INSERT or REPLACE, with or without a SELECT from
+    /// others, or a single-table UPDATE): `db` when qualified, else the
+    /// statement's default database.
+    Table { db: Option<String> },
+}
+
+/// The one table an INSERT, REPLACE or single-table UPDATE writes: what
+/// pt-table-checksum's `REPLACE INTO percona.checksums ... SELECT ... FROM
+/// app.t` writes is the checksum table, not `app.t`.
+fn written_table(sql: &str) -> DmlTarget {
+    let mut c = Cursor::new(sql);
+    let modifiers = ["LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE"];
+    let target = if c.eat("INSERT") || c.eat("REPLACE") {
+        for _ in 0..2 {
+            for modifier in modifiers {
+                c.eat(modifier);
+            }
+        }
+        c.eat("INTO");
+        c.name()
+    } else if c.eat("UPDATE") {
+        for modifier in modifiers {
+            c.eat(modifier);
+        }
+        let name = c.name();
+        // An alias may follow; anything else (a join, a second table)
+        // makes it a multi-table update.
+        c.eat("AS");
+        if c.peek_word().is_some_and(|w| w != "SET") {
+            c.ident();
+        }
+        name.filter(|_| c.eat("SET"))
+    } else {
+        None
+    };
+    match target {
+        Some(name) => DmlTarget::Table { db: name.db },
+        None => DmlTarget::Unknown,
+    }
+}
+
 /// The table a `CREATE TABLE t LIKE other` (or `(LIKE other)`) copies.
 pub fn like_source(sql: &str) -> Option<ObjectName> {
     let mut c = Cursor::new(sql);
@@ -691,6 +740,7 @@ pub fn classify(sql: &str) -> Statement {
         return Statement::Dml {
             verb: verb.to_string(),
             qualifiers: qualifiers(&c.tokens),
+            target: written_table(sql),
         };
     }
     match head.first().map(String::as_str) {
@@ -913,9 +963,19 @@ mod tests {
 
     #[test]
     fn statement_logged_dml_is_named_with_its_qualifiers() {
-        let dml = |verb: &str, qualifiers: &[&str]| Statement::Dml {
-            verb: verb.into(),
-            qualifiers: qualifiers.iter().map(|q| q.to_string()).collect(),
+        let dml = |verb: &str, qualifiers: &[&str]| {
+            let sql_target = match verb {
+                "UPDATE" => DmlTarget::Table {
+                    db: Some("app".into()),
+                },
+                "INSERT" => DmlTarget::Table { db: None },
+                _ => DmlTarget::Unknown,
+            };
+            Statement::Dml {
+                verb: verb.into(),
+                qualifiers: qualifiers.iter().map(|q| q.to_string()).collect(),
+                target: sql_target,
+            }
         };
         assert_eq!(
             classify("update `app`.t set t.a = 1 where id = 2"),
@@ -932,6 +992,41 @@ mod tests {
         assert_eq!(
             classify("DELETE a FROM a JOIN other.b USING (id)"),
             dml("DELETE", &["other"])
+        );
+    }
+
+    #[test]
+    fn the_one_table_an_insert_or_single_table_update_writes_is_told() {
+        let target = |sql: &str| match classify(sql) {
+            Statement::Dml { target, .. } => target,
+            other => panic!("not DML: {other:?}"),
+        };
+        let table = |db: Option<&str>| DmlTarget::Table {
+            db: db.map(str::to_string),
+        };
+        assert_eq!(
+            target(
+                "REPLACE INTO `percona`.`checksums` (db, tbl, chunk) SELECT 'sbtest', 'sbtest1', \
+                 COUNT(*) FROM `sbtest`.`sbtest1` FORCE INDEX(`PRIMARY`) WHERE ((`id` >= '1'))"
+            ),
+            table(Some("percona"))
+        );
+        assert_eq!(
+            target("INSERT IGNORE INTO t SELECT * FROM other.t"),
+            table(None)
+        );
+        assert_eq!(
+            target("UPDATE percona.checksums SET master_crc = '1' WHERE db = 'app'"),
+            table(Some("percona"))
+        );
+        assert_eq!(target("UPDATE t AS x SET x.a = 1"), table(None));
+        assert_eq!(
+            target("UPDATE a JOIN other.b USING (id) SET a.x = b.x"),
+            DmlTarget::Unknown
+        );
+        assert_eq!(
+            target("LOAD DATA INFILE '/x' INTO TABLE shop.t"),
+            DmlTarget::Unknown
         );
     }
 }
