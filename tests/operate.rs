@@ -217,11 +217,7 @@ async fn an_idle_source_keeps_a_true_latency_without_being_written() -> anyhow::
         "a latency under 3 s with the last change over 6 s old",
         TIMEOUT,
         || async {
-            let info = cluster.task(&task).await?;
-            let progress: serde_json::Value = info
-                .checkpoint
-                .and_then(|c| serde_json::from_str(&c.position).ok())
-                .unwrap_or_default();
+            let progress = cluster.progress(&task).await?;
             let reported = progress["latency_ms"].as_i64();
             *latency.lock().unwrap_or_else(|p| p.into_inner()) = reported;
             let idle_long = changed.elapsed() > Duration::from_secs(6);

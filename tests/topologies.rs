@@ -109,12 +109,7 @@ async fn a_two_way_pair_written_on_both_sides_converges_goes_quiet_and_lives_as_
     on_b?;
     wait_quiet(&cluster, &[(&forward, &a), (&reverse, &b)]).await?;
     let verified = wait_for("the pair's verification pass", TIMEOUT, || async {
-        let info = cluster.task(&forward).await?;
-        let progress: serde_json::Value = info
-            .checkpoint
-            .as_ref()
-            .and_then(|c| serde_json::from_str(&c.position).ok())
-            .unwrap_or_default();
+        let progress = cluster.progress(&forward).await?;
         let verify = progress["verify"].clone();
         Ok((verify["pass"] == 1 && verify["status"] == "done").then_some(verify))
     })
@@ -294,11 +289,7 @@ async fn a_two_way_pair_settles_concurrent_writes_the_same_way_on_both_sides() -
     let counts = |task: String| {
         let cluster = &cluster;
         async move {
-            let info = cluster.task(&task).await?;
-            let progress: serde_json::Value = info
-                .checkpoint
-                .and_then(|c| serde_json::from_str(&c.position).ok())
-                .unwrap_or_default();
+            let progress = cluster.progress(&task).await?;
             anyhow::Ok(progress["conflicts"]["counts"].clone())
         }
     };

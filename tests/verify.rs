@@ -18,13 +18,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The task's verification summary, as its last progress report has it.
 async fn verification(cluster: &TestCluster, task: &str) -> anyhow::Result<Value> {
-    let info = cluster.task(task).await?;
-    let progress: Value = info
-        .checkpoint
-        .as_ref()
-        .and_then(|c| serde_json::from_str(&c.position).ok())
-        .unwrap_or_default();
-    Ok(progress["verify"].clone())
+    Ok(cluster.progress(task).await?["verify"].clone())
 }
 
 /// Waits until pass `pass` of the task is done; returns its summary.

@@ -368,6 +368,16 @@ impl TestCluster {
             .await?)
     }
 
+    /// The task's last progress report, as its worker sent it (`null`
+    /// before any).
+    pub async fn progress(&self, id: &str) -> anyhow::Result<serde_json::Value> {
+        let info = self.task(id).await?;
+        Ok(info
+            .checkpoint
+            .and_then(|c| serde_json::from_str(&c.position).ok())
+            .unwrap_or_default())
+    }
+
     pub async fn tasks(&self) -> anyhow::Result<Vec<pb::TaskInfo>> {
         let client = self.client()?;
         Ok(client

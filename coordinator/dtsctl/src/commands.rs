@@ -166,11 +166,7 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
         },
         TaskCommand::Conflicts(t) => {
             let info = admin_call!(client, get_task, pb::GetTaskRequest { task_id: t.id });
-            let progress: serde_json::Value = info
-                .checkpoint
-                .as_ref()
-                .and_then(|c| serde_json::from_str(&c.position).ok())
-                .unwrap_or_default();
+            let progress = progress_of(&info);
             let summary = match &progress["conflicts"] {
                 serde_json::Value::Null => serde_json::json!({ "total": 0 }),
                 summary => summary.clone(),
@@ -245,6 +241,14 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
     }
 }
 
+/// The task's last progress report (`null` before any).
+fn progress_of(info: &pb::TaskInfo) -> serde_json::Value {
+    info.checkpoint
+        .as_ref()
+        .and_then(|c| serde_json::from_str(&c.position).ok())
+        .unwrap_or_default()
+}
+
 /// A task file's prechecks, run from here, or a task's last ones. Fails
 /// (after printing the report) when the task would not start.
 async fn precheck(
@@ -265,11 +269,7 @@ async fn precheck(
         }
         (Some(id), None) => {
             let info = admin_call!(client, get_task, pb::GetTaskRequest { task_id: id });
-            let progress: serde_json::Value = info
-                .checkpoint
-                .as_ref()
-                .and_then(|c| serde_json::from_str(&c.position).ok())
-                .unwrap_or_default();
+            let progress = progress_of(&info);
             match serde_json::from_value(progress["precheck"].clone()) {
                 Ok(report) => report,
                 Err(_) => return Err(CliError::NoPrecheck(info.id)),
@@ -300,11 +300,7 @@ async fn verify_summary(
             task_id: id.to_string()
         }
     );
-    let progress: serde_json::Value = info
-        .checkpoint
-        .as_ref()
-        .and_then(|c| serde_json::from_str(&c.position).ok())
-        .unwrap_or_default();
+    let progress = progress_of(&info);
     Ok(match &progress["verify"] {
         serde_json::Value::Null => serde_json::json!({}),
         summary => summary.clone(),

@@ -130,12 +130,7 @@ async fn verify_pass(
 ) -> anyhow::Result<serde_json::Value> {
     cluster.control_task(task, TaskAction::Verify).await?;
     wait_for("the verification pass", LONG, || async {
-        let info = cluster.task(task).await?;
-        let progress: serde_json::Value = info
-            .checkpoint
-            .as_ref()
-            .and_then(|c| serde_json::from_str(&c.position).ok())
-            .unwrap_or_default();
+        let progress = cluster.progress(task).await?;
         let verify = &progress["verify"];
         let done = verify["pass"].as_u64() == Some(pass) && verify["status"] == "done";
         Ok(done.then(|| verify.clone()))

@@ -43,3 +43,16 @@ pub struct Difference {
     /// The statement that repairs the destination row.
     pub fix: String,
 }
+
+impl Difference {
+    /// Logs it, as `found_by` (a pass, the incremental check) found it.
+    pub fn log(&self, found_by: &str) {
+        tracing::warn!(
+            table = %self.table,
+            kind = self.kind.name(),
+            key = %serde_json::to_string(&self.key).unwrap_or_default(),
+            found_by,
+            "verification found a difference"
+        );
+    }
+}

@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::warn;
 
 /// How long after its commit a changed row is compared: by then the task
 /// has normally applied it, so the comparison seldom needs to wait.
@@ -110,12 +109,7 @@ impl IncrementalCheck<'_> {
                 }
             }
             for difference in &found {
-                warn!(
-                    table = %difference.table,
-                    kind = difference.kind.name(),
-                    key = %serde_json::to_string(&difference.key).unwrap_or_default(),
-                    "incremental verification found a difference"
-                );
+                difference.log("the incremental check");
             }
             saved::save_incremental(self.meta, &mut dst, &mut state, &found).await?;
             let room = SHOWN.saturating_sub(shown.len());

@@ -91,7 +91,9 @@ impl FullPass<'_> {
                     }
                 }
                 saved::save(self.meta, &mut dst, &mut state, &outcome.differences, false).await?;
-                report(&outcome.differences);
+                for difference in &outcome.differences {
+                    difference.log("a pass");
+                }
                 let room = SHOWN.saturating_sub(shown.len());
                 shown.extend(outcome.differences.into_iter().take(room));
                 match upper {
@@ -122,16 +124,5 @@ impl FullPass<'_> {
             shown,
             status,
         ));
-    }
-}
-
-fn report(differences: &[Difference]) {
-    for difference in differences {
-        tracing::warn!(
-            table = %difference.table,
-            kind = difference.kind.name(),
-            key = %serde_json::to_string(&difference.key).unwrap_or_default(),
-            "verification found a difference"
-        );
     }
 }

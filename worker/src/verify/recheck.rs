@@ -176,16 +176,8 @@ impl Recheck<'_> {
     /// Waits, however long it takes, until the task has applied everything
     /// the source has logged by now.
     pub async fn wait_caught_up(&self, src: &mut mysql_async::Conn) -> SyncResult<()> {
-        let Some(at) = self.mark(src).await? else {
-            return Ok(());
-        };
-        while !self.progress.has_reached(&at) {
-            tokio::select! {
-                _ = tokio::time::sleep(POLL * 10) => {}
-                _ = self.cancel.cancelled() => return Err(SyncError::Stopped),
-            }
-        }
-        Ok(())
+        let at = self.mark(src).await?;
+        self.wait_reached(at.as_ref(), None).await.map(|_| ())
     }
 
     /// Where the source's binlog is now, for a task that follows it.
@@ -199,18 +191,28 @@ impl Recheck<'_> {
     /// Waits until the task has applied everything up to `at`; false when
     /// it has not within [`CATCH_UP_DEADLINE`].
     async fn wait_past(&self, at: Option<&BinlogPosition>) -> SyncResult<bool> {
+        self.wait_reached(at, Some(CATCH_UP_DEADLINE)).await
+    }
+
+    /// Waits until the task has applied everything up to `at` (at once
+    /// without one); false when `within` passed first.
+    async fn wait_reached(
+        &self,
+        at: Option<&BinlogPosition>,
+        within: Option<Duration>,
+    ) -> SyncResult<bool> {
         let Some(at) = at else {
             return Ok(true);
         };
-        let deadline = Instant::now() + CATCH_UP_DEADLINE;
+        let deadline = within.map(|within| Instant::now() + within);
         while !self.progress.has_reached(at) {
-            if self.cancel.is_cancelled() {
-                return Err(SyncError::Stopped);
-            }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Ok(false);
             }
-            tokio::time::sleep(POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = self.cancel.cancelled() => return Err(SyncError::Stopped),
+            }
         }
         Ok(true)
     }
