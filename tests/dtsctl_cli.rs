@@ -120,8 +120,7 @@ async fn broken_task_files_name_the_field_and_store_nothing() -> anyhow::Result<
 
     // The coordinator validates on its own too: a client that skips the local
     // check gets INVALID_ARGUMENT with the field.
-    let channel =
-        dts_common::client::lazy_channel(&cluster.coordinator_list(), Duration::from_secs(5))?;
+    let channel = cluster.channel_as(&cluster.coordinator_list(), "admin")?;
     let err = AdminClient::new(channel)
         .create_task(pb::CreateTaskRequest {
             spec_toml: cases[0].0.clone(),
@@ -166,10 +165,9 @@ async fn dtsctl_drives_a_task_through_a_follower_with_json_output() -> anyhow::R
         .map(|c| c.address())
         .ok_or_else(|| anyhow::anyhow!("no follower"))?;
     let run = |args: &[&str]| -> anyhow::Result<serde_json::Value> {
-        let out = std::process::Command::new(dts_tests::process::binary("dtsctl")?)
-            .args(args)
-            .args(["-o", "json", "--coordinators", &follower])
-            .output()?;
+        let mut all = args.to_vec();
+        all.extend(["-o", "json", "--coordinators", &follower]);
+        let out = cluster.dtsctl(&all)?;
         anyhow::ensure!(
             out.status.success(),
             "dtsctl {args:?}: {}",

@@ -730,7 +730,10 @@ async fn a_pool_with_every_connection_taken_says_so_not_unreachable() -> anyhow:
         port: server.port,
         user: "root".into(),
         password: String::new(),
+        password_file: None,
+        password_env: None,
         tls: Default::default(),
+        connection: None,
     };
     let database = Database::new(Side::Destination, &endpoint, 1)?;
     let _held = database.conn().await?;

@@ -145,12 +145,7 @@ async fn metrics_health_and_reflection_are_served_and_the_alert_rules_name_live_
     );
 
     // gRPC health and reflection on the coordinator.
-    let channel = tonic::transport::Endpoint::from_shared(format!(
-        "http://127.0.0.1:{}",
-        cluster.coordinators[0].port
-    ))?
-    .connect()
-    .await?;
+    let channel = cluster.channel_as(&cluster.coordinators[0].address(), "admin")?;
     for service in ["", "dts.v1.Admin", "dts.v1.WorkerControl"] {
         let status = HealthClient::new(channel.clone())
             .check(HealthCheckRequest {

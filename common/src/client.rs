@@ -3,6 +3,7 @@
 //! when a node is down or has no leader yet, and give up at a deadline.
 
 use crate::leader_hint::leader_hint;
+use crate::tls::Transport;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub enum ClientError {
     NoEndpoints,
     #[error("invalid coordinator address `{address}`: {reason}")]
     BadAddress { address: String, reason: String },
+    #[error("TLS for `{address}`: {reason}")]
+    Tls { address: String, reason: String },
 }
 
 /// Tunables of the retry loop.
@@ -54,16 +57,21 @@ pub struct CoordinatorClient {
     /// Off when this process reaches the coordinators through other addresses
     /// than the ones they advertise (a proxy, NAT, a load balancer).
     discover: bool,
+    transport: Transport,
 }
 
 impl CoordinatorClient {
     /// `addresses` are `host:port` of any coordinators; the leader need not be among them.
-    pub fn new(addresses: &[String], policy: CallPolicy) -> Result<Self, ClientError> {
+    pub fn new(
+        addresses: &[String],
+        policy: CallPolicy,
+        transport: Transport,
+    ) -> Result<Self, ClientError> {
         let mut nodes = Vec::new();
         for address in addresses.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
             nodes.push(Node {
                 address: address.to_string(),
-                channel: lazy_channel(address, policy.attempt_timeout)?,
+                channel: lazy_channel(address, policy.attempt_timeout, &transport)?,
             });
         }
         if nodes.is_empty() {
@@ -74,6 +82,7 @@ impl CoordinatorClient {
             preferred: Mutex::new(0),
             policy,
             discover: true,
+            transport,
         })
     }
 
@@ -85,9 +94,13 @@ impl CoordinatorClient {
     }
 
     /// Parses a comma-separated address list.
-    pub fn from_list(list: &str, policy: CallPolicy) -> Result<Self, ClientError> {
+    pub fn from_list(
+        list: &str,
+        policy: CallPolicy,
+        transport: Transport,
+    ) -> Result<Self, ClientError> {
         let addresses: Vec<String> = list.split(',').map(str::to_string).collect();
-        Self::new(&addresses, policy)
+        Self::new(&addresses, policy, transport)
     }
 
     /// Runs `attempt` against the leader, wherever it is. Errors other than
@@ -148,7 +161,7 @@ impl CoordinatorClient {
         let index = match nodes.iter().position(|n| n.address == address) {
             Some(i) => i,
             None => {
-                let channel = lazy_channel(address, self.policy.attempt_timeout)
+                let channel = lazy_channel(address, self.policy.attempt_timeout, &self.transport)
                     .map_err(|e| Status::unavailable(e.to_string()))?;
                 nodes.push(Node {
                     address: address.to_string(),
@@ -172,7 +185,8 @@ impl CoordinatorClient {
             if nodes.iter().any(|n| &n.address == address) {
                 continue;
             }
-            if let Ok(channel) = lazy_channel(address, self.policy.attempt_timeout) {
+            if let Ok(channel) = lazy_channel(address, self.policy.attempt_timeout, &self.transport)
+            {
                 nodes.push(Node {
                     address: address.clone(),
                     channel,
@@ -190,16 +204,26 @@ impl CoordinatorClient {
 }
 
 /// A channel to one node, connecting on first use.
-pub fn lazy_channel(address: &str, timeout: Duration) -> Result<Channel, ClientError> {
-    let uri = if address.starts_with("http://") || address.starts_with("https://") {
-        address.to_string()
-    } else {
-        format!("http://{address}")
-    };
-    let endpoint = Endpoint::from_shared(uri).map_err(|e| ClientError::BadAddress {
+pub fn lazy_channel(
+    address: &str,
+    timeout: Duration,
+    transport: &Transport,
+) -> Result<Channel, ClientError> {
+    let bare = address
+        .strip_prefix("http://")
+        .or_else(|| address.strip_prefix("https://"))
+        .unwrap_or(address);
+    let uri = format!("{}://{bare}", transport.scheme());
+    let mut endpoint = Endpoint::from_shared(uri).map_err(|e| ClientError::BadAddress {
         address: address.to_string(),
         reason: e.to_string(),
     })?;
+    if let Some(tls) = transport.client_config() {
+        endpoint = endpoint.tls_config(tls).map_err(|e| ClientError::Tls {
+            address: address.to_string(),
+            reason: e.to_string(),
+        })?;
+    }
     Ok(endpoint
         .connect_timeout(Duration::from_secs(1))
         .timeout(timeout)

@@ -83,10 +83,45 @@ pub struct Endpoint {
     #[serde(default = "default_port")]
     pub port: u16,
     pub user: String,
+    /// Inline; sealed by the coordinators before it is stored.
     #[serde(default)]
     pub password: String,
+    /// A file on the worker holding the password (its first line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    /// An environment variable of the worker holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
     #[serde(default)]
     pub tls: TlsConfig,
+    /// The connection profile this endpoint was filled from (see
+    /// `connection`): the coordinators keep it current with the profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+}
+
+impl Endpoint {
+    /// The password to log in with, from wherever the spec says it is.
+    /// Runs on the worker: files and variables are the worker's.
+    pub fn resolve_password(&self) -> Result<String, String> {
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("password_file {path} on this worker: {e}"))?;
+            return Ok(text.lines().next().unwrap_or_default().to_string());
+        }
+        if let Some(name) = &self.password_env {
+            return std::env::var(name)
+                .map_err(|_| format!("password_env `{name}` is not set on this worker"));
+        }
+        if crate::secret::Keyring::is_sealed(&self.password) {
+            let key = crate::secret::Keyring::key_of(&self.password).unwrap_or("?");
+            return Err(format!(
+                "the password is sealed with key `{key}`, which the leader coordinator's \
+                 secrets key ring does not hold: give every coordinator a key ring with it"
+            ));
+        }
+        Ok(self.password.clone())
+    }
 }
 
 impl fmt::Debug for Endpoint {
@@ -97,7 +132,10 @@ impl fmt::Debug for Endpoint {
             .field("port", &self.port)
             .field("user", &self.user)
             .field("password", &"<redacted>")
+            .field("password_file", &self.password_file)
+            .field("password_env", &self.password_env)
             .field("tls", &self.tls)
+            .field("connection", &self.connection)
             .finish()
     }
 }
@@ -648,7 +686,7 @@ impl TaskSpec {
     }
 }
 
-fn validate_endpoint(prefix: &str, endpoint: &Endpoint) -> Result<(), SpecError> {
+pub(crate) fn validate_endpoint(prefix: &str, endpoint: &Endpoint) -> Result<(), SpecError> {
     if endpoint.host.trim().is_empty() {
         return Err(SpecError::new(
             format!("{prefix}.host"),
@@ -667,6 +705,28 @@ fn validate_endpoint(prefix: &str, endpoint: &Endpoint) -> Result<(), SpecError>
             "must not be empty",
         ));
     }
+    let sources = [
+        !endpoint.password.is_empty(),
+        endpoint.password_file.is_some(),
+        endpoint.password_env.is_some(),
+    ];
+    if sources.iter().filter(|given| **given).count() > 1 {
+        return Err(SpecError::new(
+            format!("{prefix}.password"),
+            "give one of password, password_file and password_env",
+        ));
+    }
+    for (field, value) in [
+        ("password_file", &endpoint.password_file),
+        ("password_env", &endpoint.password_env),
+    ] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(SpecError::new(
+                format!("{prefix}.{field}"),
+                "must not be empty when given",
+            ));
+        }
+    }
     if endpoint.tls.ca.is_some() && !endpoint.tls.enabled {
         return Err(SpecError::new(
             format!("{prefix}.tls.ca"),
@@ -676,7 +736,7 @@ fn validate_endpoint(prefix: &str, endpoint: &Endpoint) -> Result<(), SpecError>
     Ok(())
 }
 
-fn toml_error_to_spec_error(
+pub(crate) fn toml_error_to_spec_error(
     text: &str,
     err: serde_path_to_error::Error<toml::de::Error>,
 ) -> SpecError {

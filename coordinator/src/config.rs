@@ -37,6 +37,14 @@ pub struct CoordinatorConfig {
     /// Serve Prometheus metrics at `http://<this>/metrics`; off when absent.
     pub metrics_listen: Option<SocketAddr>,
     pub log: dts_common::telemetry::LogConfig,
+    /// This node's certificate, its key and the cluster CA (mTLS on every hop).
+    pub tls: dts_common::tls::TlsFiles,
+    /// Serve and call in plaintext, without authentication: every caller
+    /// is an admin. Only for a cluster no one else can reach.
+    pub insecure: bool,
+    /// Key ring that seals database passwords before they enter the Raft
+    /// log (see `dts_common::secret`); needed unless `insecure`.
+    pub secrets_key: Option<PathBuf>,
 }
 
 impl Default for CoordinatorConfig {
@@ -57,6 +65,9 @@ impl Default for CoordinatorConfig {
             report_coalesce_ms: 50,
             metrics_listen: None,
             log: dts_common::telemetry::LogConfig::default(),
+            tls: dts_common::tls::TlsFiles::default(),
+            insecure: false,
+            secrets_key: None,
         }
     }
 }

@@ -50,6 +50,11 @@ struct Args {
     /// Write rotated log files here instead of stderr.
     #[arg(long, env = "DTS_LOG_DIR")]
     log_dir: Option<PathBuf>,
+    #[command(flatten)]
+    tls: dts_common::tls::args::TlsArgs,
+    /// Key ring sealing database passwords at rest (`dtsctl cert secrets-key`).
+    #[arg(long, env = "DTS_SECRETS_KEY")]
+    secrets_key: Option<PathBuf>,
 }
 
 impl Args {
@@ -80,6 +85,10 @@ impl Args {
         if self.log_dir.is_some() {
             config.log.dir = self.log_dir;
         }
+        if self.secrets_key.is_some() {
+            config.secrets_key = self.secrets_key;
+        }
+        self.tls.apply(&mut config.tls, &mut config.insecure);
         Ok(config)
     }
 }

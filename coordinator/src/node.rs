@@ -11,6 +11,8 @@ use crate::raft::store::Store;
 use crate::raft::{NodeId, Raft};
 use crate::reports::ReportBatcher;
 use crate::state::{Command, CommandOutcome};
+use dts_common::secret::Keyring;
+use dts_common::tls::Transport;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, RaftMetrics, ServerState, SnapshotPolicy};
 use std::collections::BTreeMap;
@@ -30,6 +32,15 @@ pub enum StartError {
     },
     #[error("raft: {0}")]
     Raft(String),
+    #[error(transparent)]
+    Tls(#[from] dts_common::tls::TlsError),
+    #[error(transparent)]
+    Secret(#[from] dts_common::secret::SecretError),
+    #[error(
+        "no secrets key ring (--secrets-key): database passwords would be stored in clear; \
+         make one with `dtsctl cert secrets-key`, or run --insecure"
+    )]
+    NoSecretsKey,
 }
 
 /// How long a read waits for the quorum to confirm this node still leads.
@@ -48,11 +59,24 @@ pub struct Coordinator {
     /// The workers whose assignments a committed scheduling plan changed
     /// (see the WatchAssignments RPC).
     pub assignments_changed: tokio::sync::broadcast::Sender<Arc<Vec<String>>>,
+    /// How this node serves and calls its peers.
+    pub transport: Transport,
+    /// Seals database passwords before they are stored (`None`: insecure
+    /// and no key ring given: stored as given).
+    pub keyring: Option<Keyring>,
+    /// Connectivity checks waiting for a worker (see `probes`).
+    pub probes: crate::probes::Probes,
 }
 
 impl Coordinator {
     pub async fn start(config: CoordinatorConfig) -> Result<Arc<Self>, StartError> {
         config.validate()?;
+        let transport = Transport::from_settings(&config.tls, config.insecure)?;
+        let keyring = match &config.secrets_key {
+            Some(path) => Some(Keyring::load(path)?),
+            None if config.insecure => None,
+            None => return Err(StartError::NoSecretsKey),
+        };
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
@@ -78,7 +102,9 @@ impl Coordinator {
         let raft = Raft::new(
             config.id,
             raft_config,
-            NetworkFactory,
+            NetworkFactory {
+                transport: transport.clone(),
+            },
             LogStore::new(store),
             state_machine,
         )
@@ -97,6 +123,9 @@ impl Coordinator {
             liveness: Liveness::default(),
             schedule_now: Notify::new(),
             assignments_changed: tokio::sync::broadcast::channel(64).0,
+            transport,
+            keyring,
+            probes: crate::probes::Probes::default(),
         });
         coordinator.initialize_if_fresh().await?;
         Ok(coordinator)

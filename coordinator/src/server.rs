@@ -1,16 +1,18 @@
 //! Binds the gRPC port and runs a coordinator until told to stop.
 
+use crate::auth::AuthLayer;
 use crate::config::CoordinatorConfig;
 use crate::node::{Coordinator, StartError};
 use crate::scheduler::driver;
 use crate::service::admin::AdminService;
 use crate::service::raft::RaftServer;
 use crate::service::worker::WorkerService;
+use dts_common::tls::Transport;
 use dts_proto::pb::admin_server::AdminServer;
 use dts_proto::pb::raft_server::RaftServer as RaftGrpcServer;
 use dts_proto::pb::worker_control_server::WorkerControlServer;
 use std::future::Future;
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -25,6 +27,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("grpc reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error(transparent)]
+    Tls(#[from] dts_common::tls::TlsError),
 }
 
 /// Snapshots carry the whole state in one message.
@@ -42,7 +46,13 @@ pub async fn serve(
             source,
         })?;
     let node = Coordinator::start(config).await?;
-    info!(node_id = node.id, address = %node.address, "coordinator started");
+    info!(node_id = node.id, address = %node.address, transport = ?node.transport, "coordinator started");
+    if !node.transport.is_tls() {
+        warn!("--insecure: plaintext gRPC, and anyone who reaches this port is an admin");
+    }
+    if node.keyring.is_none() {
+        warn!("no secrets key ring: database passwords are stored as given");
+    }
     let scheduler = tokio::spawn(driver::run(node.clone()));
     let alerts = tokio::spawn(crate::alerts::run(node.clone()));
     let metrics = node
@@ -60,8 +70,10 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let result = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
+        .layer(AuthLayer {
+            enforce: node.transport.is_tls(),
+        })
         .add_service(health_service)
         .add_service(reflection)
         .add_service(
@@ -75,9 +87,21 @@ pub async fn serve(
             RaftGrpcServer::new(RaftServer { node: node.clone() })
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+        );
+    let result = match &node.transport {
+        Transport::Tls(material) => {
+            let incoming = dts_common::tls::acceptor::incoming(listener, material.server_config()?);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        Transport::Insecure => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    };
     scheduler.abort();
     alerts.abort();
     if let Some(metrics) = metrics {

@@ -3,6 +3,7 @@
 //! reaches the same state from the same log.
 
 use dts_common::alerts::AlertKind;
+pub use dts_common::connection::ConnectionProfile;
 use dts_common::model::{DesiredState, TaskStatus, WorkerState};
 use dts_common::TaskSpec;
 use serde::{Deserialize, Serialize};
@@ -206,6 +207,13 @@ pub enum Command {
         incident: u64,
         firing: bool,
     },
+    /// A connection profile created or replaced (its password sealed).
+    PutConnection {
+        profile: ConnectionProfile,
+    },
+    DeleteConnection {
+        name: String,
+    },
 }
 
 /// The result of applying one command.
@@ -221,6 +229,8 @@ pub struct CommandOutcome {
 pub struct ClusterState {
     pub workers: BTreeMap<WorkerId, WorkerRecord>,
     pub tasks: BTreeMap<TaskId, TaskRecord>,
+    #[serde(default)]
+    pub connections: BTreeMap<String, ConnectionProfile>,
 }
 
 impl ClusterState {
@@ -379,8 +389,30 @@ impl ClusterState {
                     alert.delivered = Some(firing);
                 }
             }
+            Command::PutConnection { profile } => {
+                self.connections.insert(profile.name.clone(), profile);
+            }
+            Command::DeleteConnection { name } => {
+                // The leader refused this already; a task created meanwhile
+                // still keeps its profile.
+                if self.tasks_using(&name).is_empty() {
+                    self.connections.remove(&name);
+                }
+            }
         }
         outcome
+    }
+
+    /// The tasks whose source or destination is the profile `name`.
+    pub fn tasks_using(&self, name: &str) -> Vec<&TaskRecord> {
+        self.tasks
+            .values()
+            .filter(|t| {
+                [&t.spec.source, &t.spec.destination]
+                    .iter()
+                    .any(|e| e.connection.as_deref() == Some(name))
+            })
+            .collect()
     }
 
     fn apply_placement(&mut self, placement: Placement, at_ms: i64) -> bool {

@@ -1,11 +1,13 @@
 //! A local dts cluster of real processes: coordinators (a Raft group on free
 //! ports) and workers, each with its own temporary directory and log.
 
+use crate::pki::TestPki;
 use crate::ports::free_port;
 use crate::process::{binary, Process};
 use crate::wait::wait_for;
 use anyhow::Context;
 use dts_common::client::CallPolicy;
+use dts_common::tls::{Role, Transport};
 use dts_common::CoordinatorClient;
 use dts_proto::pb;
 use dts_proto::pb::admin_client::AdminClient;
@@ -22,6 +24,7 @@ pub struct TestClusterBuilder {
     snapshot_every_logs: u64,
     worker_args: Vec<String>,
     metrics: bool,
+    insecure: bool,
 }
 
 impl Default for TestClusterBuilder {
@@ -34,6 +37,7 @@ impl Default for TestClusterBuilder {
             snapshot_every_logs: 1000,
             worker_args: Vec::new(),
             metrics: false,
+            insecure: false,
         }
     }
 }
@@ -68,6 +72,13 @@ impl TestClusterBuilder {
         self
     }
 
+    /// Plaintext gRPC without authentication (`--insecure` everywhere);
+    /// mTLS with a CA of the cluster's own otherwise.
+    pub fn insecure(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+
     /// Extra flags for every worker, e.g. `--retry-minute-ms 1000`.
     pub fn worker_args(mut self, args: &[&str]) -> Self {
         self.worker_args = args.iter().map(|a| a.to_string()).collect();
@@ -85,7 +96,13 @@ impl TestClusterBuilder {
             .enumerate()
             .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
             .collect();
+        let pki = if self.insecure {
+            None
+        } else {
+            Some(TestPki::create(&dir.path().join("tls"))?)
+        };
         let mut cluster = TestCluster {
+            pki,
             dir,
             coordinators: Vec::new(),
             workers: Vec::new(),
@@ -133,6 +150,8 @@ pub struct WorkerNode {
 }
 
 pub struct TestCluster {
+    /// `None` when the cluster runs `--insecure`.
+    pki: Option<TestPki>,
     dir: TempDir,
     pub coordinators: Vec<CoordinatorNode>,
     pub workers: Vec<WorkerNode>,
@@ -175,6 +194,16 @@ impl TestCluster {
             self.snapshot_every_logs.to_string(),
         ];
         args.extend(extra);
+        match &self.pki {
+            Some(pki) => {
+                args.extend(pki.flags(&format!("coordinator-{id}"), Role::Peer)?);
+                args.extend([
+                    "--secrets-key".to_string(),
+                    pki.secrets_key().display().to_string(),
+                ]);
+            }
+            None => args.push("--insecure".to_string()),
+        }
         let metrics_port = self.metrics_flag(&mut args)?;
         let log = self.dir.path().join(format!("coordinator-{id}.log"));
         let process = Process::start(
@@ -232,6 +261,10 @@ impl TestCluster {
             args.extend(["--discover-coordinators".to_string(), "false".to_string()]);
         }
         args.extend(self.worker_args.iter().cloned());
+        match &self.pki {
+            Some(pki) => args.extend(pki.flags(&id, Role::Worker)?),
+            None => args.push("--insecure".to_string()),
+        }
         let metrics_port = self.metrics_flag(&mut args)?;
         let log = self.dir.path().join(format!("{id}.log"));
         let process = Process::start(&id, binary("dts-worker")?, args, log)?;
@@ -285,6 +318,30 @@ impl TestCluster {
         Ok(CoordinatorClient::from_list(
             &self.coordinator_list(),
             policy,
+            self.transport_as("admin")?,
+        )?)
+    }
+
+    /// The cluster's certificates (`None` when it runs `--insecure`).
+    pub fn pki(&self) -> Option<&TestPki> {
+        self.pki.as_ref()
+    }
+
+    /// A client transport with the certificate issued to `name` ("admin",
+    /// "viewer", or one issued through `pki()`); plaintext when insecure.
+    pub fn transport_as(&self, name: &str) -> anyhow::Result<Transport> {
+        match &self.pki {
+            Some(pki) => pki.transport(name),
+            None => Ok(Transport::Insecure),
+        }
+    }
+
+    /// A channel to the coordinator at `address`, as `name`.
+    pub fn channel_as(&self, address: &str, name: &str) -> anyhow::Result<Channel> {
+        Ok(dts_common::client::lazy_channel(
+            address,
+            Duration::from_secs(5),
+            &self.transport_as(name)?,
         )?)
     }
 
@@ -306,7 +363,11 @@ impl TestCluster {
             .iter()
             .find(|c| c.id == id)
             .with_context(|| format!("no coordinator {id}"))?;
-        let channel = dts_common::client::lazy_channel(&node.address(), Duration::from_secs(1))?;
+        let channel = dts_common::client::lazy_channel(
+            &node.address(),
+            Duration::from_secs(1),
+            &self.transport_as("admin")?,
+        )?;
         Ok(AdminClient::new(channel)
             .node_status(pb::NodeStatusRequest {})
             .await?
@@ -501,12 +562,35 @@ impl TestCluster {
         .await
     }
 
-    /// Runs the real `dtsctl` binary against this cluster.
+    /// Runs the real `dtsctl` binary against this cluster, as admin.
     pub fn dtsctl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
-        Ok(std::process::Command::new(binary("dtsctl")?)
+        self.dtsctl_as("admin", args)
+    }
+
+    /// Runs `dtsctl` with the certificate issued to `name`.
+    pub fn dtsctl_as(&self, name: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let mut command = std::process::Command::new(binary("dtsctl")?);
+        command
             .args(args)
             .env("DTS_COORDINATORS", self.coordinator_list())
-            .output()?)
+            .env_remove("DTS_TLS_CA")
+            .env_remove("DTS_TLS_CERT")
+            .env_remove("DTS_TLS_KEY")
+            .env_remove("DTS_INSECURE");
+        match &self.pki {
+            Some(pki) => {
+                let files = pki.files(name);
+                let path = |p: Option<PathBuf>| p.unwrap_or_default();
+                command
+                    .env("DTS_TLS_CA", path(files.ca))
+                    .env("DTS_TLS_CERT", path(files.cert))
+                    .env("DTS_TLS_KEY", path(files.key));
+            }
+            None => {
+                command.env("DTS_INSECURE", "true");
+            }
+        }
+        Ok(command.output()?)
     }
 
     /// Log of every process, for a failing test's message.

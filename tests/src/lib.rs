@@ -9,6 +9,7 @@ pub mod converge;
 pub mod fixtures;
 pub mod load;
 pub mod mariadb;
+pub mod pki;
 pub mod ports;
 pub mod process;
 pub mod proxy;

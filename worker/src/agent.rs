@@ -6,6 +6,7 @@
 use crate::config::WorkerConfig;
 use crate::runtime::{self, RuntimeContext, RuntimeHandle};
 use dts_common::client::CallPolicy;
+use dts_common::tls::{Role, Transport};
 use dts_common::CoordinatorClient;
 use dts_proto::pb;
 use dts_proto::pb::worker_control_client::WorkerControlClient;
@@ -22,6 +23,10 @@ pub enum AgentError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Client(#[from] dts_common::ClientError),
+    #[error(transparent)]
+    Tls(#[from] dts_common::tls::TlsError),
+    #[error("the certificate is of {0}; a worker needs one of role `worker` (dtsctl cert issue --role worker)")]
+    NotWorkerCertificate(dts_common::tls::Caller),
 }
 
 const WATCHDOG_TICK: Duration = Duration::from_millis(50);
@@ -58,7 +63,13 @@ pub async fn run(
         attempt_timeout: Duration::from_secs(1),
         backoff: Duration::from_millis(100),
     };
-    let mut client = CoordinatorClient::new(&config.coordinators, policy)?;
+    let transport = Transport::from_settings(&config.tls, config.insecure)?;
+    if let Transport::Tls(material) = &transport {
+        if material.own.role != Role::Worker {
+            return Err(AgentError::NotWorkerCertificate(material.own.clone()));
+        }
+    }
+    let mut client = CoordinatorClient::new(&config.coordinators, policy, transport)?;
     if !config.discover_coordinators {
         client = client.without_discovery();
     }
@@ -223,6 +234,9 @@ async fn control_loop(agent: Arc<Agent>) {
                 let lease = Duration::from_millis(response.lease_ms);
                 *agent.lease_until.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some(sent_at + lease);
+                for probe in response.probes {
+                    tokio::spawn(run_probe(agent.clone(), probe));
+                }
                 agent.reconcile(response.assignments).await;
             }
             Err(status) => warn!(error = %status.message(), "heartbeat failed"),
@@ -231,6 +245,33 @@ async fn control_loop(agent: Arc<Agent>) {
             _ = tokio::time::sleep_until(sent_at + interval) => {}
             _ = agent.heartbeat_now.notified() => {}
         }
+    }
+}
+
+/// Runs a connectivity check the leader handed out and reports what it found.
+async fn run_probe(agent: Arc<Agent>, probe: pb::Probe) {
+    let items = match serde_json::from_str::<dts_common::spec::Endpoint>(&probe.endpoint_json) {
+        Ok(endpoint) => crate::probe::check(&endpoint).await,
+        Err(e) => vec![pb::ProbeItem {
+            name: "profile".into(),
+            passed: false,
+            detail: format!("unreadable endpoint from the coordinator: {e}"),
+        }],
+    };
+    let result = pb::ProbeResult {
+        id: probe.id,
+        worker_id: agent.worker_id.clone(),
+        items,
+    };
+    let sent = agent
+        .client
+        .call(|channel| {
+            let result = result.clone();
+            async move { WorkerControlClient::new(channel).report_probe(result).await }
+        })
+        .await;
+    if let Err(status) = sent {
+        warn!(probe = probe.id, error = %status.message(), "could not report a connection test");
     }
 }
 

@@ -28,6 +28,10 @@ pub struct WorkerConfig {
     /// Serve Prometheus metrics at `http://<this>/metrics`; off when absent.
     pub metrics_listen: Option<std::net::SocketAddr>,
     pub log: dts_common::telemetry::LogConfig,
+    /// This worker's certificate (role `worker`), its key and the cluster CA.
+    pub tls: dts_common::tls::TlsFiles,
+    /// Talk to coordinators run with `--insecure`.
+    pub insecure: bool,
 }
 
 impl Default for WorkerConfig {
@@ -43,6 +47,8 @@ impl Default for WorkerConfig {
             retry_minute_ms: 60_000,
             metrics_listen: None,
             log: dts_common::telemetry::LogConfig::default(),
+            tls: dts_common::tls::TlsFiles::default(),
+            insecure: false,
         }
     }
 }

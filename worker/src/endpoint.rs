@@ -31,6 +31,9 @@ pub struct Database {
 impl Database {
     pub fn new(side: Side, endpoint: &Endpoint, max_connections: usize) -> SyncResult<Self> {
         let ssl = tls_options(side, endpoint)?;
+        let password = endpoint
+            .resolve_password()
+            .map_err(|detail| SyncError::Password { side, detail })?;
         let mut init: Vec<String> = COMMON_INIT.iter().map(|s| s.to_string()).collect();
         if side == Side::Destination {
             init.extend(DESTINATION_INIT.iter().map(|s| s.to_string()));
@@ -40,7 +43,7 @@ impl Database {
             .ip_or_hostname(endpoint.host.clone())
             .tcp_port(endpoint.port)
             .user(Some(endpoint.user.clone()))
-            .pass(Some(endpoint.password.clone()))
+            .pass(Some(password))
             .prefer_socket(false)
             .setup(init)
             .stmt_cache_size(64)

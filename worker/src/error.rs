@@ -42,6 +42,8 @@ pub enum SyncError {
     },
     #[error("{side}: TLS failed: {detail}")]
     Tls { side: Side, detail: String },
+    #[error("{side}: no password: {detail}")]
+    Password { side: Side, detail: String },
     #[error(
         "source: the binary log is disabled (log_bin = OFF); incremental and full sync need it"
     )]

@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod error;
 pub mod meta;
 pub mod phases;
+pub mod probe;
 pub mod progress;
 pub mod runtime;
 pub mod sink;

@@ -44,6 +44,8 @@ struct Args {
     /// Write rotated log files here instead of stderr.
     #[arg(long, env = "DTS_LOG_DIR")]
     log_dir: Option<PathBuf>,
+    #[command(flatten)]
+    tls: dts_common::tls::args::TlsArgs,
 }
 
 impl Args {
@@ -75,6 +77,7 @@ impl Args {
         if self.log_dir.is_some() {
             config.log.dir = self.log_dir;
         }
+        self.tls.apply(&mut config.tls, &mut config.insecure);
         Ok(config)
     }
 }

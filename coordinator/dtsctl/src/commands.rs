@@ -1,8 +1,9 @@
 //! Each subcommand: one call through the leader-aware client, then rendering.
 
 use crate::render::{self, print_json, write_stdout};
-use crate::{Cli, ClusterCommand, Command, Output, TaskCommand, WorkerCommand};
+use crate::{Cli, ClusterCommand, Command, ConnectionCommand, Output, TaskCommand, WorkerCommand};
 use dts_common::client::CallPolicy;
+use dts_common::tls::Transport;
 use dts_common::{CoordinatorClient, TaskSpec};
 use dts_proto::pb;
 use dts_proto::pb::admin_client::AdminClient;
@@ -32,14 +33,35 @@ pub enum CliError {
          (ignore_alerts in the task file, or task start --ignore-alert NAME)"
     )]
     PrecheckBlocks { failed: usize, alerts: usize },
+    #[error(transparent)]
+    Cert(#[from] crate::cert::CertError),
+    #[error(transparent)]
+    Tls(#[from] dts_common::tls::TlsError),
+    #[error(
+        "task file {0} names a connection profile, which only the cluster resolves: \
+         check the profile with `dtsctl connection test NAME`, or create the task and \
+         read `dtsctl task precheck ID` after its start"
+    )]
+    PrecheckProfile(String),
+    #[error("{0} failed: {1}")]
+    ConnectionTest(String, String),
 }
 
 fn describe(status: &tonic::Status) -> String {
     match status.code() {
-        tonic::Code::Unavailable => format!(
-            "no coordinator could serve the request: {}",
-            status.message()
-        ),
+        tonic::Code::Unavailable => {
+            // A refused handshake hides in the transport error's sources.
+            let mut detail = status.message().to_string();
+            let mut source = std::error::Error::source(status);
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !detail.contains(&text) {
+                    detail = format!("{detail}: {text}");
+                }
+                source = cause.source();
+            }
+            format!("no coordinator could serve the request: {detail}")
+        }
         _ => status.message().to_string(),
     }
 }
@@ -57,12 +79,82 @@ macro_rules! admin_call {
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let client = CoordinatorClient::from_list(&cli.coordinators, CallPolicy::default())?;
+    if let Command::Cert(cmd) = cli.command {
+        return Ok(crate::cert::run(cmd)?);
+    }
+    let transport = Transport::from_settings(&cli.tls.files(), cli.tls.insecure)?;
+    let client = CoordinatorClient::from_list(&cli.coordinators, CallPolicy::default(), transport)?;
     let out = cli.output;
     match cli.command {
         Command::Cluster(cmd) => cluster(&client, out, cmd).await,
         Command::Worker(cmd) => worker(&client, out, cmd).await,
         Command::Task(cmd) => task(&client, out, cmd).await,
+        Command::Connection(cmd) => connection(&client, out, cmd).await,
+        Command::Cert(_) => Ok(()),
+    }
+}
+
+async fn connection(
+    client: &CoordinatorClient,
+    out: Output,
+    cmd: ConnectionCommand,
+) -> Result<(), CliError> {
+    match cmd {
+        ConnectionCommand::Create { file, replace } => {
+            let path = file.display().to_string();
+            let text = std::fs::read_to_string(&file).map_err(|source| CliError::ReadFile {
+                path: path.clone(),
+                source,
+            })?;
+            dts_common::connection::profile_from_toml(&text)
+                .map_err(|e| CliError::InvalidSpec(e, path))?;
+            let request = pb::CreateConnectionRequest {
+                profile_toml: text,
+                replace,
+            };
+            let info = admin_call!(client, create_connection, request);
+            emit(out, &info, render::connection_detail)
+        }
+        ConnectionCommand::List => {
+            let response = admin_call!(client, list_connections, pb::ListConnectionsRequest {});
+            emit(out, &response, |r| render::connections(&r.connections))
+        }
+        ConnectionCommand::Show { name } => {
+            let info = admin_call!(client, get_connection, pb::GetConnectionRequest { name });
+            emit(out, &info, render::connection_detail)
+        }
+        ConnectionCommand::Delete { name } => {
+            let response = admin_call!(
+                client,
+                delete_connection,
+                pb::DeleteConnectionRequest { name }
+            );
+            emit(out, &response, |r| {
+                format!("deleted connection {}\n", r.name)
+            })
+        }
+        ConnectionCommand::Test { name } => {
+            let response = admin_call!(
+                client,
+                test_connection,
+                pb::TestConnectionRequest { name: name.clone() }
+            );
+            emit(out, &response, render::connection_test)?;
+            if response.ok {
+                Ok(())
+            } else {
+                let failed = response
+                    .items
+                    .iter()
+                    .find(|i| !i.passed)
+                    .map(|i| format!("{}: {}", i.name, i.detail))
+                    .unwrap_or_else(|| "no check ran".into());
+                Err(CliError::ConnectionTest(
+                    format!("connection {name}"),
+                    failed,
+                ))
+            }
+        }
     }
 }
 
@@ -134,8 +226,13 @@ async fn task(client: &CoordinatorClient, out: Output, cmd: TaskCommand) -> Resu
                 path: path.clone(),
                 source,
             })?;
-            // Checked here too, so a broken file is reported even with no cluster up.
-            TaskSpec::from_toml(&text).map_err(|e| CliError::InvalidSpec(e, path))?;
+            // Checked here too, so a broken file is reported even with no
+            // cluster up (profiles are the cluster's: stood in for here).
+            dts_common::connection::spec_with_connections(
+                &text,
+                dts_common::connection::placeholder,
+            )
+            .map_err(|e| CliError::InvalidSpec(e, path))?;
             let request = pb::CreateTaskRequest {
                 spec_toml: text,
                 start,
@@ -264,6 +361,9 @@ async fn precheck(
                 path: path.clone(),
                 source,
             })?;
+            if dts_common::connection::uses_connections(&text) {
+                return Err(CliError::PrecheckProfile(path));
+            }
             let spec = TaskSpec::from_toml(&text).map_err(|e| CliError::InvalidSpec(e, path))?;
             dts_worker::phases::precheck::report_for(&spec).await
         }

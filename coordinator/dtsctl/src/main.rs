@@ -1,5 +1,6 @@
 //! `dtsctl`: the admin client of a dts cluster.
 
+mod cert;
 mod commands;
 mod render;
 
@@ -22,6 +23,8 @@ pub struct Cli {
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    #[command(flatten)]
+    pub tls: dts_common::tls::args::TlsArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,6 +46,69 @@ pub enum Command {
     /// Synchronization tasks.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Named database endpoints that task files refer to.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+    /// The cluster CA, node certificates and the secrets key ring (local
+    /// files; no cluster needed).
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// A new cluster CA: DIR/ca.pem and DIR/ca.key.
+    Ca {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// A certificate signed by the CA in DIR: DIR/NAME.pem and DIR/NAME.key.
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Its holder (the CN): shown in logs of refused calls.
+        #[arg(long)]
+        name: String,
+        /// admin, viewer, worker or peer (a coordinator).
+        #[arg(long)]
+        role: dts_common::tls::Role,
+        /// Extra host names or addresses a coordinator's certificate is valid for.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+    /// Adds a new key to a secrets key ring file (created when absent); the
+    /// new key seals from the next coordinator restart on.
+    SecretsKey {
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Store a connection profile from a file (TOML: name, host, port,
+    /// user, password or password_file or password_env, tls).
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Replace a profile of that name (tasks using it follow).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// All profiles.
+    List,
+    /// One profile (its password is never shown).
+    Show { name: String },
+    /// Delete a profile no task uses.
+    Delete { name: String },
+    /// Log in with the profile from a worker: reachability and credentials.
+    Test { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -533,3 +533,40 @@ pub fn precheck(report: &dts_common::precheck::Report) -> String {
     );
     out
 }
+
+pub fn connections(profiles: &[pb::ConnectionInfo]) -> String {
+    let rows = profiles
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                format!("{}:{}", p.host, p.port),
+                p.user.clone(),
+                p.password_source.clone(),
+                if p.tls { "on" } else { "off" }.to_string(),
+                p.used_by.len().to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &["NAME", "ADDRESS", "USER", "PASSWORD", "TLS", "TASKS"],
+        rows,
+    )
+}
+
+pub fn connection_detail(p: &pb::ConnectionInfo) -> String {
+    let mut out = connections(std::slice::from_ref(p));
+    for task in &p.used_by {
+        let _ = writeln!(out, "used by task {task}");
+    }
+    out
+}
+
+pub fn connection_test(r: &pb::TestConnectionResponse) -> String {
+    let mut out = format!("from worker {}:\n", r.worker_id);
+    for item in &r.items {
+        let mark = if item.passed { "passed" } else { "FAILED" };
+        let _ = writeln!(out, "  {mark:<7} {:<10} {}", item.name, item.detail);
+    }
+    out
+}

@@ -18,14 +18,18 @@ use serde::Serialize;
 use std::time::Duration;
 use tonic::transport::Channel;
 
-#[derive(Clone, Default)]
-pub struct NetworkFactory;
+#[derive(Clone)]
+pub struct NetworkFactory {
+    pub transport: dts_common::tls::Transport,
+}
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        let channel = dts_common::client::lazy_channel(&node.addr, Duration::from_secs(10)).ok();
+        let channel =
+            dts_common::client::lazy_channel(&node.addr, Duration::from_secs(10), &self.transport)
+                .ok();
         PeerClient {
             target,
             node: node.clone(),

@@ -2,10 +2,12 @@
 
 use crate::error::{Error, Result};
 use crate::node::Coordinator;
+use crate::service::connections;
 use crate::service::convert::{task_to_pb, workers_to_pb};
 use crate::state::{Command, TaskLookupError, TaskRecord};
 use dts_common::model::{DesiredState, TaskStatus};
 use dts_common::spec::Topology;
+use dts_common::tls::{Caller, Role};
 use dts_common::TaskSpec;
 use dts_proto::pb;
 use dts_proto::pb::admin_client::AdminClient;
@@ -68,8 +70,11 @@ impl AdminService {
                     voter,
                     ..Default::default()
                 };
-                let Ok(channel) = dts_common::client::lazy_channel(&addr, PEER_STATUS_TIMEOUT)
-                else {
+                let Ok(channel) = dts_common::client::lazy_channel(
+                    &addr,
+                    PEER_STATUS_TIMEOUT,
+                    &self.node.transport,
+                ) else {
                     return unreachable;
                 };
                 match AdminClient::new(channel)
@@ -246,7 +251,14 @@ impl AdminService {
 
     async fn create_task(&self, req: pb::CreateTaskRequest) -> Result<pb::TaskInfo> {
         self.node.ensure_leader()?;
-        let spec = TaskSpec::from_toml(&req.spec_toml)?;
+        let spec = {
+            let data = self.node.state.read();
+            dts_common::connection::spec_with_connections(&req.spec_toml, |name| {
+                data.state.connections.get(name).map(|p| p.endpoint.clone())
+            })?
+        };
+        let spec = crate::secrets::seal_spec(self.node.keyring.as_ref(), spec)
+            .map_err(|e| Error::Unavailable(format!("sealing the passwords: {e}")))?;
         if spec.reverse_of.is_some() {
             return Err(Error::InvalidArgument {
                 field: "reverse_of",
@@ -303,11 +315,27 @@ impl AdminService {
         self.task_info(id)
     }
 
-    async fn control_task(&self, req: pb::ControlTaskRequest) -> Result<pb::TaskInfo> {
+    async fn control_task(
+        &self,
+        req: pb::ControlTaskRequest,
+        caller: &Caller,
+    ) -> std::result::Result<pb::TaskInfo, Status> {
         self.node.ensure_leader()?;
         let action = pb::TaskAction::try_from(req.action).unwrap_or(pb::TaskAction::Unspecified);
         if action == pb::TaskAction::Verify {
-            return self.request_verify(&req.task_id).await;
+            return Ok(self.request_verify(&req.task_id).await?);
+        }
+        if caller.role != Role::Admin {
+            return Err(crate::auth::refuse(
+                caller,
+                &format!(
+                    "{} a task",
+                    action
+                        .as_str_name()
+                        .trim_start_matches("TASK_ACTION_")
+                        .to_lowercase()
+                ),
+            ));
         }
         let (id, desired) = self.with_task(&req.task_id, |task| {
             let desired = next_desired(task, action)?;
@@ -318,7 +346,8 @@ impl AdminService {
                 return Err(Error::InvalidArgument {
                     field: "ignore_alerts",
                     reason: "goes with start or resume only".into(),
-                });
+                }
+                .into());
             }
             dts_common::spec::validate_ignore_alerts("ignore_alerts", &req.ignore_alerts).map_err(
                 |e| Error::InvalidArgument {
@@ -337,7 +366,7 @@ impl AdminService {
             .await?;
         self.node.schedule_now.notify_one();
         info!(task_id = %id, desired = %desired, "task desired state changed");
-        self.task_info(id)
+        Ok(self.task_info(id)?)
     }
 
     /// One more verification pass for a running task's worker to run.
@@ -544,8 +573,9 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::ControlTaskRequest>,
     ) -> Result<Response<pb::TaskInfo>, Status> {
+        let caller = crate::auth::caller_of_request(&request);
         Ok(Response::new(
-            AdminService::control_task(self, request.into_inner()).await?,
+            AdminService::control_task(self, request.into_inner(), &caller).await?,
         ))
     }
 
@@ -556,6 +586,57 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::DeleteTaskResponse>, Status> {
         Ok(Response::new(
             AdminService::delete_task(self, request.into_inner()).await?,
+        ))
+    }
+
+    #[instrument(skip_all)]
+    async fn create_connection(
+        &self,
+        request: Request<pb::CreateConnectionRequest>,
+    ) -> Result<Response<pb::ConnectionInfo>, Status> {
+        Ok(Response::new(
+            connections::create(&self.node, request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_connections(
+        &self,
+        _: Request<pb::ListConnectionsRequest>,
+    ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
+        self.node.ensure_leader()?;
+        self.node.linearizable().await?;
+        Ok(Response::new(connections::list(&self.node)))
+    }
+
+    async fn get_connection(
+        &self,
+        request: Request<pb::GetConnectionRequest>,
+    ) -> Result<Response<pb::ConnectionInfo>, Status> {
+        self.node.ensure_leader()?;
+        self.node.linearizable().await?;
+        Ok(Response::new(connections::get(
+            &self.node,
+            &request.into_inner().name,
+        )?))
+    }
+
+    #[instrument(skip_all, fields(connection = %request.get_ref().name))]
+    async fn delete_connection(
+        &self,
+        request: Request<pb::DeleteConnectionRequest>,
+    ) -> Result<Response<pb::DeleteConnectionResponse>, Status> {
+        Ok(Response::new(
+            connections::delete(&self.node, &request.into_inner().name).await?,
+        ))
+    }
+
+    #[instrument(skip_all, fields(connection = %request.get_ref().name))]
+    async fn test_connection(
+        &self,
+        request: Request<pb::TestConnectionRequest>,
+    ) -> Result<Response<pb::TestConnectionResponse>, Status> {
+        Ok(Response::new(
+            connections::test(&self.node, &request.into_inner().name).await?,
         ))
     }
 }

@@ -7,10 +7,12 @@ use crate::liveness::RunningTask;
 use crate::node::Coordinator;
 use crate::reports::stale;
 use crate::service::convert::{checkpoint_from_pb, checkpoint_to_pb};
+use crate::state::ConnectionProfile;
 use crate::state::{is_current_owner, Command, ProgressReport};
 use dts_common::model::WorkerState;
 use dts_proto::pb;
 use dts_proto::pb::worker_control_server::WorkerControl;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::{info, instrument};
@@ -21,6 +23,32 @@ pub struct WorkerService {
 }
 
 impl WorkerService {
+    /// The spec as its worker needs it: passwords opened. Only this reply,
+    /// to the task's owner over mTLS, carries them in clear.
+    /// A side filled from a connection profile follows the profile as it
+    /// is now.
+    fn spec_for_worker(
+        &self,
+        spec: &dts_common::TaskSpec,
+        connections: &BTreeMap<String, ConnectionProfile>,
+    ) -> dts_common::TaskSpec {
+        let mut spec = spec.clone();
+        for endpoint in [&mut spec.source, &mut spec.destination] {
+            let profile = endpoint
+                .connection
+                .as_ref()
+                .and_then(|name| connections.get(name));
+            if let Some(profile) = profile {
+                *endpoint = dts_common::spec::Endpoint {
+                    connection: Some(profile.name.clone()),
+                    ..profile.endpoint.clone()
+                };
+            }
+            crate::secrets::open_endpoint(self.node.keyring.as_ref(), endpoint);
+        }
+        spec
+    }
+
     async fn register(&self, req: pb::RegisterRequest) -> Result<pb::RegisterResponse> {
         self.node.ensure_leader()?;
         if req.worker_id.trim().is_empty() {
@@ -68,6 +96,7 @@ impl WorkerService {
                 assignments: Vec::new(),
                 lease_ms,
                 coordinators: self.node.member_addresses(),
+                probes: Vec::new(),
             });
         }
         let running = req
@@ -90,7 +119,10 @@ impl WorkerService {
                 epoch: t.epoch,
                 name: t.name.clone(),
                 du: t.du(),
-                spec_json: serde_json::to_string(&t.spec).unwrap_or_default(),
+                spec_json: serde_json::to_string(
+                    &self.spec_for_worker(&t.spec, &data.state.connections),
+                )
+                .unwrap_or_default(),
                 checkpoint: t.checkpoint.as_ref().map(checkpoint_to_pb),
                 verify_requested: t.verify_requested,
             })
@@ -100,6 +132,7 @@ impl WorkerService {
             assignments,
             lease_ms,
             coordinators: self.node.member_addresses(),
+            probes: self.node.probes.hand_out(&req.worker_id),
         })
     }
 
@@ -212,5 +245,14 @@ impl WorkerControl for WorkerService {
     ) -> Result<Response<pb::ReportProgressResponse>, Status> {
         self.report(request.into_inner()).await?;
         Ok(Response::new(pb::ReportProgressResponse {}))
+    }
+
+    #[instrument(skip_all, fields(worker_id = %request.get_ref().worker_id, probe = request.get_ref().id))]
+    async fn report_probe(
+        &self,
+        request: Request<pb::ProbeResult>,
+    ) -> Result<Response<pb::ReportProbeResponse>, Status> {
+        self.node.probes.complete(request.into_inner());
+        Ok(Response::new(pb::ReportProbeResponse {}))
     }
 }
