@@ -1,6 +1,7 @@
 //! Scheduling on real processes: DU capacity, waiting tasks, lost workers,
 //! epochs as fencing tokens, draining, and a frozen worker coming back.
 
+use dts_common::tls::Role;
 use dts_proto::pb;
 use dts_proto::pb::worker_control_client::WorkerControlClient;
 use dts_tests::{wait_for, TestCluster};
@@ -125,8 +126,14 @@ async fn report(
     task: &str,
     epoch: u64,
 ) -> Result<(), tonic::Status> {
+    // Progress reports are WorkerControl calls, which only a worker's
+    // certificate may make; the claimed worker id is what is fenced.
+    let internal = |e: anyhow::Error| tonic::Status::internal(e.to_string());
+    if let Some(pki) = cluster.pki() {
+        pki.issue("reporter", Role::Worker).map_err(internal)?;
+    }
     let client = cluster
-        .client()
+        .client_as("reporter")
         .map_err(|e| tonic::Status::internal(e.to_string()))?;
     let request = pb::ProgressReport {
         worker_id: worker.to_string(),

@@ -310,6 +310,12 @@ impl TestCluster {
 
     /// A client over every coordinator, following leader hints.
     pub fn client(&self) -> anyhow::Result<CoordinatorClient> {
+        self.client_as("admin")
+    }
+
+    /// A client as `name`: "admin", "viewer", a worker's id (its own
+    /// certificate) or a name issued through `pki()`.
+    pub fn client_as(&self, name: &str) -> anyhow::Result<CoordinatorClient> {
         let policy = CallPolicy {
             deadline: Duration::from_secs(5),
             attempt_timeout: Duration::from_secs(2),
@@ -318,7 +324,7 @@ impl TestCluster {
         Ok(CoordinatorClient::from_list(
             &self.coordinator_list(),
             policy,
-            self.transport_as("admin")?,
+            self.transport_as(name)?,
         )?)
     }
 
