@@ -2,7 +2,7 @@
 # A local dts cluster on loopback: a Raft group of coordinators and a pool of
 # workers, each process started from its own config file.
 #
-#   deploy/local-cluster.sh up [--coordinators N] [--workers N] [--du N]
+#   deploy/local-cluster.sh up [--coordinators N] [--workers N] [--du N] [--insecure]
 #                                  build if needed, write configs, start, wait for health
 #   deploy/local-cluster.sh status   every process, the leader, workers and tasks; exit 1 if unhealthy
 #   deploy/local-cluster.sh down     stop exactly what `up` started
@@ -11,12 +11,16 @@
 # Defaults: 3 coordinators, 2 workers of 4 DU. Everything lives under
 # $DTS_LOCAL_DIR (default: .dts-local in the repo):
 #   conf/<node>.toml   the config each process runs with (edit and `up` again)
+#   pki/               the cluster CA, a certificate per process, admin and viewer
+#                      certificates for dtsctl, and the secrets key ring
+#   dtsctl.env         `. .dts-local/dtsctl.env` points dtsctl at the cluster as admin
 #   data/<node>/       Raft store / worker state
 #   logs/<node>/       daily-rotated log files, 7 kept
 #   run/<node>.pid     pid files
 # Ports: $DTS_BASE_PORT+1.. (default 7701..) for gRPC; Prometheus metrics at
 # http://127.0.0.1:<port>/metrics on $DTS_BASE_PORT+101.. for coordinators and
 # +151.. for workers (7801.., 7851..). DTS_PROFILE=debug uses a debug build.
+# Mutual TLS is on: --insecure runs plaintext without authentication (remembered).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,7 +39,9 @@ usage() {
 coordinators=3
 workers=2
 du=4
+insecure=false
 [ -f "$layout" ] && . "$layout"
+pki="$dir/pki"
 
 parse_flags() {
   while [ $# -gt 0 ]; do
@@ -43,6 +49,7 @@ parse_flags() {
       --coordinators) coordinators=${2:?}; shift 2 ;;
       --workers) workers=${2:?}; shift 2 ;;
       --du) du=${2:?}; shift 2 ;;
+      --insecure) insecure=true; shift ;;
       -h|--help) usage ;;
       *) echo "unknown flag: $1" >&2; usage ;;
     esac
@@ -72,6 +79,48 @@ build() {
   (cd "$repo" && cargo build "${flag[@]}" --bins -q)
 }
 
+# The CA, one certificate per process and the key ring, made once; later
+# `up`s with more nodes only issue what is missing.
+write_pki() {
+  local i
+  mkdir -p "$pki"
+  chmod 700 "$pki"
+  [ -f "$pki/ca.pem" ] || "$bin_dir/dtsctl" cert ca --dir "$pki" >/dev/null
+  issue() { [ -f "$pki/$1.pem" ] || "$bin_dir/dtsctl" cert issue --dir "$pki" --name "$1" --role "$2" >/dev/null; }
+  for i in $(seq 1 "$coordinators"); do issue "coordinator-$i" peer; done
+  for i in $(seq 1 "$workers"); do issue "worker-$i" worker; done
+  issue admin admin
+  issue viewer viewer
+  [ -f "$pki/secrets.key" ] || "$bin_dir/dtsctl" cert secrets-key --file "$pki/secrets.key" >/dev/null
+}
+
+# A node's transport section: its certificate, or plaintext.
+tls_config() { # node
+  if [ "$insecure" = true ]; then
+    echo "insecure = true"
+  else
+    printf '[tls]\nca = "%s"\ncert = "%s"\nkey = "%s"\n' "$pki/ca.pem" "$pki/$1.pem" "$pki/$1.key"
+  fi
+}
+
+write_env() {
+  {
+    echo "# Written by deploy/local-cluster.sh: \`. $dir/dtsctl.env\` and dtsctl reaches this cluster."
+    echo "export DTS_COORDINATORS=$(coordinator_addrs)"
+    if [ "$insecure" = true ]; then
+      echo "export DTS_INSECURE=true"
+      echo "unset DTS_TLS_CA DTS_TLS_CERT DTS_TLS_KEY"
+    else
+      echo "export DTS_TLS_CA=$pki/ca.pem"
+      echo "# the viewer's certificate: $pki/viewer.pem and viewer.key"
+      echo "export DTS_TLS_CERT=$pki/admin.pem"
+      echo "export DTS_TLS_KEY=$pki/admin.key"
+      echo "unset DTS_INSECURE"
+    fi
+    echo "export PATH=$bin_dir:\$PATH"
+  } >"$dir/dtsctl.env"
+}
+
 write_configs() {
   local i members=() addrs=()
   mkdir -p "$dir/conf"
@@ -87,11 +136,14 @@ listen = "127.0.0.1:$((base_port + i))"
 metrics_listen = "127.0.0.1:$((base_port + 100 + i))"
 data_dir = "$dir/data/coordinator-$i"
 initial_members = $(toml_list "${members[@]}")
+$([ "$insecure" = true ] || echo "secrets_key = \"$pki/secrets.key\"")
 
 [log]
 dir = "$dir/logs/coordinator-$i"
 rotation = "daily"
 keep_files = 7
+
+$(tls_config "coordinator-$i")
 EOF
   done
   for i in $(seq 1 "$workers"); do
@@ -108,10 +160,12 @@ data_dir = "$dir/data/worker-$i"
 dir = "$dir/logs/worker-$i"
 rotation = "daily"
 keep_files = 7
+
+$(tls_config "worker-$i")
 EOF
   done
-  printf 'coordinators=%s\nworkers=%s\ndu=%s\nbase_port=%s\n' \
-    "$coordinators" "$workers" "$du" "$base_port" >"$layout"
+  printf 'coordinators=%s\nworkers=%s\ndu=%s\nbase_port=%s\ninsecure=%s\n' \
+    "$coordinators" "$workers" "$du" "$base_port" "$insecure" >"$layout"
 }
 
 # A pid file's process, if it is still the one we started.
@@ -131,12 +185,22 @@ start() { # node program
   fi
   mkdir -p "$dir/logs/$node"
   # stdout/stderr only catch what happens before logging starts (bad config).
-  nohup "$bin_dir/$program" --config "$dir/conf/$node.toml" >>"$dir/logs/$node/startup.out" 2>&1 &
+  # A shell that sourced dtsctl.env must not hand the admin's certificate
+  # to a server: each process takes its own from its config.
+  nohup env -u DTS_TLS_CA -u DTS_TLS_CERT -u DTS_TLS_KEY -u DTS_INSECURE \
+    "$bin_dir/$program" --config "$dir/conf/$node.toml" >>"$dir/logs/$node/startup.out" 2>&1 &
   echo $! >"$pidfile"
   echo "  $node started (pid $!, logs $dir/logs/$node/)"
 }
 
-dtsctl() { "$bin_dir/dtsctl" --coordinators "$(coordinator_addrs)" "$@"; }
+dtsctl() {
+  if [ "$insecure" = true ]; then
+    "$bin_dir/dtsctl" --coordinators "$(coordinator_addrs)" --insecure "$@"
+  else
+    env -u DTS_INSECURE "$bin_dir/dtsctl" --coordinators "$(coordinator_addrs)" \
+      --tls-ca "$pki/ca.pem" --tls-cert "$pki/admin.pem" --tls-key "$pki/admin.key" "$@"
+  fi
+}
 
 # Waits up to $1 tenths of a second for `healthy` to pass.
 wait_healthy() {
@@ -159,7 +223,9 @@ healthy() {
 up() {
   parse_flags "$@"
   build
+  [ "$insecure" = true ] || write_pki
   write_configs
+  write_env
   mkdir -p "$dir/run"
   echo "coordinators ($coordinators):"
   local i
@@ -169,9 +235,14 @@ up() {
   printf "waiting for a leader and %s online workers..." "$workers"
   if wait_healthy 300; then echo " ok"; else echo " not yet (see: $0 status)"; fi
   echo
-  echo "cluster directory: $dir (conf/, data/, logs/, run/)"
-  echo "use it:  export DTS_COORDINATORS=$(coordinator_addrs)"
-  echo "         $bin_dir/dtsctl cluster status"
+  echo "cluster directory: $dir (conf/, data/, logs/, run/, pki/)"
+  if [ "$insecure" = true ]; then
+    echo "transport: PLAINTEXT, no authentication (--insecure)"
+  else
+    echo "transport: mutual TLS, CA $pki/ca.pem; dtsctl runs as admin"
+  fi
+  echo "use it:  . $dir/dtsctl.env"
+  echo "         dtsctl cluster status"
   echo
   dtsctl cluster status || true
 }

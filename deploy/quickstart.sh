@@ -65,7 +65,8 @@ fi
 
 echo "== dts cluster"
 "$repo/deploy/local-cluster.sh" up
-dtsctl() { "$repo/target/$profile/dtsctl" --coordinators 127.0.0.1:7701,127.0.0.1:7702,127.0.0.1:7703 "$@"; }
+# The cluster runs mutual TLS; dtsctl.env names its address and the admin's certificate.
+dtsctl() { (. "$dir/dtsctl.env" && "$repo/target/$profile/dtsctl" "$@"); }
 
 cat >"$dir/shop-task.toml" <<TOML
 name = "quickstart-shop"
@@ -147,11 +148,12 @@ else
   echo "source and destination differ." >&2
 fi
 cat <<EOF
-Next:
-  watch it:        $repo/target/$profile/dtsctl --coordinators 127.0.0.1:7701 task show $task --watch
+Next (dtsctl talks mutual TLS with the admin certificate; first run  . $dir/dtsctl.env):
+  watch it:        dtsctl task show $task --watch
   write more:      mariadb -h127.0.0.1 -P$src_port -uroot shop
   kill a worker:   kill -9 \$(cat $dir/run/worker-1.pid)   (the task moves, nothing is lost)
-  verify again:    $repo/target/$profile/dtsctl --coordinators 127.0.0.1:7701 task verify $task --run --wait
+  verify again:    dtsctl task verify $task --run --wait
+  as a viewer:     DTS_TLS_CERT=$dir/pki/viewer.pem DTS_TLS_KEY=$dir/pki/viewer.key dtsctl task stop $task   (refused)
   metrics:         for p in 7801 7802 7803; do curl -s http://127.0.0.1:\$p/metrics; done | grep ^dts_task   (the leader's; see deploy/monitoring/)
   clean up:        deploy/quickstart.sh down
 EOF

@@ -67,7 +67,12 @@ pub fn init(config: &LogConfig, file_prefix: &str) -> Result<(), LogInitError> {
     // A second init (tests that start two services in one process) is harmless.
     match &config.dir {
         None => {
-            let builder = builder.with_writer(std::io::stderr);
+            // Colours only for a person at a terminal: the journal, a file
+            // stderr is sent to, and whoever greps them want plain text.
+            use std::io::IsTerminal;
+            let builder = builder
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal());
             let _ = if json {
                 builder.json().try_init()
             } else {

@@ -62,7 +62,12 @@ pub fn caller_of_request<T>(request: &tonic::Request<T>) -> Caller {
 
 /// Refused: `PERMISSION_DENIED` naming the caller's role.
 pub fn refuse(caller: &Caller, what: &str) -> Status {
-    warn!(caller = %caller.name, role = %caller.role, call = what, "call refused");
+    refuse_from(caller, what, None)
+}
+
+/// [`refuse`], logging the caller's address too when it is known.
+fn refuse_from(caller: &Caller, what: &str, peer: Option<&str>) -> Status {
+    warn!(caller = %caller.name, role = %caller.role, peer = peer.unwrap_or("-"), call = what, "call refused");
     Status::permission_denied(format!(
         "permission denied: `{}` has role `{}`, which may not {what}",
         caller.name, caller.role
@@ -142,8 +147,11 @@ impl<S> Authorize<S> {
         if permitted(path, caller.role) {
             Ok(caller)
         } else {
-            warn!(peer = %address, "refused {path}");
-            Err(refuse(&caller, &format!("call {path}")))
+            Err(refuse_from(
+                &caller,
+                &format!("call {path}"),
+                Some(&address),
+            ))
         }
     }
 }

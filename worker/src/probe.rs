@@ -50,6 +50,7 @@ pub async fn check(endpoint: &Endpoint) -> Vec<pb::ProbeItem> {
         items.push(item("password", false, detail));
         return items;
     }
+    items.push(item("password", true, password_source(endpoint)));
     let database = match Database::new(Side::Source, endpoint, 1) {
         Ok(database) => database,
         Err(e) => {
@@ -82,4 +83,17 @@ pub async fn check(endpoint: &Endpoint) -> Vec<pb::ProbeItem> {
     ));
     let _ = conn.disconnect().await;
     items
+}
+
+/// Where the password was read from, for the report (never the password).
+fn password_source(endpoint: &Endpoint) -> String {
+    if let Some(name) = &endpoint.password_env {
+        format!("read from the environment variable {name} on this worker")
+    } else if let Some(path) = &endpoint.password_file {
+        format!("read from {path} on this worker")
+    } else if endpoint.password.is_empty() {
+        "none given (an empty password)".to_string()
+    } else {
+        "given in the profile or task (sealed in the cluster)".to_string()
+    }
 }

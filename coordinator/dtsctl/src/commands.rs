@@ -24,6 +24,8 @@ pub enum CliError {
     InvalidSpec(dts_common::SpecError, String),
     #[error("{}", describe(.0))]
     Rpc(#[from] tonic::Status),
+    #[error("{0}\n({1})")]
+    Unreached(String, &'static str),
     #[error("task {0} has no precheck report yet (its worker has not started it)")]
     NoPrecheck(String),
     #[error("give a task id or -f FILE")]
@@ -48,21 +50,47 @@ pub enum CliError {
 }
 
 fn describe(status: &tonic::Status) -> String {
-    match status.code() {
-        tonic::Code::Unavailable => {
-            // A refused handshake hides in the transport error's sources.
-            let mut detail = status.message().to_string();
-            let mut source = std::error::Error::source(status);
-            while let Some(cause) = source {
-                let text = cause.to_string();
-                if !detail.contains(&text) {
-                    detail = format!("{detail}: {text}");
-                }
-                source = cause.source();
-            }
-            format!("no coordinator could serve the request: {detail}")
+    // A refused handshake or a dropped connection hides in the sources of a
+    // bare "transport error".
+    let mut detail = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !detail.contains(&text) {
+            detail = format!("{detail}: {text}");
         }
-        _ => status.message().to_string(),
+        source = cause.source();
+    }
+    if is_transport_failure(status) {
+        format!("no coordinator could serve the request: {detail}")
+    } else {
+        detail
+    }
+}
+
+/// The call never reached a service: no connection, one the other side
+/// closed (a refused handshake looks like that from here), or HTTP/2 spoken
+/// in plaintext to a TLS port.
+fn is_transport_failure(status: &tonic::Status) -> bool {
+    let code = status.code();
+    let sourced = matches!(
+        code,
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    ) && std::error::Error::source(status).is_some();
+    sourced || (code == tonic::Code::Internal && status.message().contains("h2 protocol error"))
+}
+
+/// What a user should check when no coordinator answered.
+fn transport_hint(tls: bool, detail: &str) -> &'static str {
+    if detail.contains("Connection refused") || detail.contains("dns error") {
+        "nothing listens at the --coordinators (DTS_COORDINATORS) addresses"
+    } else if tls {
+        "with TLS, a coordinator closes the connection of a client whose certificate the \
+         cluster CA did not sign or that expired (its log says `TLS handshake refused` with \
+         this address); check --tls-ca/--tls-cert/--tls-key (DTS_TLS_*)"
+    } else {
+        "with --insecure, only coordinators started with --insecure answer: a cluster running \
+         TLS needs --tls-ca, --tls-cert and --tls-key (DTS_TLS_*)"
     }
 }
 
@@ -83,13 +111,28 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         return Ok(crate::cert::run(cmd)?);
     }
     let transport = Transport::from_settings(&cli.tls.files(), cli.tls.insecure)?;
+    let tls = transport.is_tls();
     let client = CoordinatorClient::from_list(&cli.coordinators, CallPolicy::default(), transport)?;
-    let out = cli.output;
-    match cli.command {
-        Command::Cluster(cmd) => cluster(&client, out, cmd).await,
-        Command::Worker(cmd) => worker(&client, out, cmd).await,
-        Command::Task(cmd) => task(&client, out, cmd).await,
-        Command::Connection(cmd) => connection(&client, out, cmd).await,
+    match dispatch(&client, cli.output, cli.command).await {
+        Err(CliError::Rpc(status)) if is_transport_failure(&status) => {
+            let detail = describe(&status);
+            let hint = transport_hint(tls, &detail);
+            Err(CliError::Unreached(detail, hint))
+        }
+        other => other,
+    }
+}
+
+async fn dispatch(
+    client: &CoordinatorClient,
+    out: Output,
+    command: Command,
+) -> Result<(), CliError> {
+    match command {
+        Command::Cluster(cmd) => cluster(client, out, cmd).await,
+        Command::Worker(cmd) => worker(client, out, cmd).await,
+        Command::Task(cmd) => task(client, out, cmd).await,
+        Command::Connection(cmd) => connection(client, out, cmd).await,
         Command::Cert(_) => Ok(()),
     }
 }

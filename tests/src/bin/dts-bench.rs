@@ -94,13 +94,17 @@ async fn main() -> anyhow::Result<()> {
         failover::run_scenario(&mut report).await?;
     }
     if wanted("scale") {
-        scale::run_scenario(
-            settings.scale_workers,
-            settings.scale_tasks,
-            settings.scale_seconds,
-            &mut report,
-        )
-        .await?;
+        // Mutual TLS is the default; the plaintext run beside it is its cost.
+        for transport in [scale::Transport::Tls, scale::Transport::Plaintext] {
+            scale::run_scenario(
+                settings.scale_workers,
+                settings.scale_tasks,
+                settings.scale_seconds,
+                transport,
+                &mut report,
+            )
+            .await?;
+        }
     }
     if wanted("memory") {
         memory::run_scenario(settings.big_transaction_rows, &mut report).await?;
