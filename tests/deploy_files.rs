@@ -64,6 +64,7 @@ fn example_configs_are_accepted_by_the_daemons() -> anyhow::Result<()> {
         dts_worker::config::WorkerConfig::from_file(&repo().join("deploy/config/worker.toml"))?;
     worker.validate()?;
     assert_eq!(worker.du, 8);
+    assert_runs_tls(&coordinator, &worker);
     Ok(())
 }
 
@@ -184,6 +185,7 @@ fn kubernetes_manifests_run_real_flags_and_configs_the_daemons_accept() -> anyho
     let worker = dts_worker::config::WorkerConfig::from_file(worker_toml.path())?;
     worker.validate()?;
     assert_eq!(worker.coordinators, expected);
+    assert_runs_tls(&coordinator, &worker);
     Ok(())
 }
 
@@ -205,4 +207,20 @@ fn container_image_ships_the_workspace_binaries() -> anyhow::Result<()> {
     assert!(dockerfile.contains(r#"CMD ["dts-coordinator", "--config""#));
     assert!(known.iter().any(|k| k == "--config"));
     Ok(())
+}
+
+/// An example a user copies must not teach plaintext: each process names
+/// its certificate, and the coordinators a key ring.
+fn assert_runs_tls(
+    coordinator: &dts_coordinator::config::CoordinatorConfig,
+    worker: &dts_worker::config::WorkerConfig,
+) {
+    assert!(!coordinator.insecure && !worker.insecure);
+    for files in [&coordinator.tls, &worker.tls] {
+        assert!(
+            files.ca.is_some() && files.cert.is_some() && files.key.is_some(),
+            "{files:?}"
+        );
+    }
+    assert!(coordinator.secrets_key.is_some());
 }
