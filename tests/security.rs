@@ -626,8 +626,8 @@ async fn a_planted_password_is_nowhere_but_in_the_reply_to_its_worker() -> anyho
         .map(|w| w.id.clone())
         .find(|id| *id != running.worker_id)
         .context("a second worker")?;
-    let heartbeat = |worker: String, running: Vec<pb::RunningTask>| {
-        let client = cluster.client_as(&other);
+    let heartbeat = |certificate: &str, worker: String, running: Vec<pb::RunningTask>| {
+        let client = cluster.client_as(certificate);
         async move {
             client?
                 .call(|ch| {
@@ -641,17 +641,29 @@ async fn a_planted_password_is_nowhere_but_in_the_reply_to_its_worker() -> anyho
                 .map_err(anyhow::Error::from)
         }
     };
-    let to_other = heartbeat(other.clone(), Vec::new()).await?;
+    let to_other = heartbeat(&other, other.clone(), Vec::new()).await?;
     replies.push(format!("{to_other:?}"));
-    let to_owner = heartbeat(
-        running.worker_id.clone(),
-        vec![pb::RunningTask {
-            task_id: task.clone(),
-            epoch: running.epoch,
-            phase: running.phase.clone(),
-        }],
-    )
-    .await?;
+    let owner_running = vec![pb::RunningTask {
+        task_id: task.clone(),
+        epoch: running.epoch,
+        phase: running.phase.clone(),
+    }];
+    // The other worker's certificate may not speak for the owner.
+    let posing = heartbeat(&other, running.worker_id.clone(), owner_running.clone()).await;
+    let posing = posing.err().context("a worker spoke for another")?;
+    let refusal = posing
+        .downcast_ref::<tonic::Status>()
+        .context("a gRPC status")?;
+    assert_eq!(refusal.code(), tonic::Code::PermissionDenied, "{refusal:?}");
+    assert!(
+        refusal.message().contains(&format!(
+            "registered with the certificate `{}`",
+            running.worker_id
+        )),
+        "{refusal:?}"
+    );
+    replies.push(format!("{refusal:?}"));
+    let to_owner = heartbeat(&running.worker_id, running.worker_id.clone(), owner_running).await?;
     // The control: the owner's reply does carry it, so the searches below
     // would see a leak.
     assert!(

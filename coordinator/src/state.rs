@@ -21,6 +21,11 @@ pub struct WorkerRecord {
     pub state: WorkerState,
     pub registered_at_ms: i64,
     pub changed_at_ms: i64,
+    /// The name in the certificate it first registered with: only that
+    /// certificate may speak for this id afterwards (empty: registered
+    /// without TLS, bound to nothing).
+    #[serde(default)]
+    pub certificate: String,
 }
 
 /// The last durably applied position of a task, as its worker reported it.
@@ -152,6 +157,9 @@ pub enum Command {
         address: String,
         du: u32,
         at_ms: i64,
+        /// The registering certificate's name ("" without TLS).
+        #[serde(default)]
+        certificate: String,
     },
     DrainWorker {
         id: WorkerId,
@@ -242,6 +250,7 @@ impl ClusterState {
                 address,
                 du,
                 at_ms,
+                certificate,
             } => {
                 let record = self
                     .workers
@@ -253,7 +262,13 @@ impl ClusterState {
                         state: WorkerState::Online,
                         registered_at_ms: at_ms,
                         changed_at_ms: at_ms,
+                        certificate: certificate.clone(),
                     });
+                // The service refused another certificate already; this
+                // only binds an id registered before TLS was turned on.
+                if record.certificate.is_empty() {
+                    record.certificate = certificate;
+                }
                 record.address = address;
                 record.du_total = du;
                 // A draining worker that restarts stays draining: the operator asked.
@@ -732,6 +747,7 @@ pub(crate) mod tests {
             address: "h".into(),
             du: 4,
             at_ms: 0,
+            certificate: String::new(),
         };
         state.apply(register.clone());
         state.apply(Command::ApplyPlan {

@@ -193,6 +193,7 @@ mod tests {
             state,
             registered_at_ms: 0,
             changed_at_ms: 0,
+            certificate: String::new(),
         }
     }
 

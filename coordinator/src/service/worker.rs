@@ -2,6 +2,7 @@
 //! progress reports (fenced by epoch), and a watch that tells a worker when
 //! to heartbeat early.
 
+use crate::auth::caller_of_request;
 use crate::error::{Error, Result};
 use crate::liveness::RunningTask;
 use crate::node::Coordinator;
@@ -10,6 +11,7 @@ use crate::service::convert::{checkpoint_from_pb, checkpoint_to_pb};
 use crate::state::ConnectionProfile;
 use crate::state::{is_current_owner, Command, ProgressReport};
 use dts_common::model::WorkerState;
+use dts_common::tls::{Caller, Role};
 use dts_proto::pb;
 use dts_proto::pb::worker_control_server::WorkerControl;
 use std::collections::BTreeMap;
@@ -49,7 +51,41 @@ impl WorkerService {
         spec
     }
 
-    async fn register(&self, req: pb::RegisterRequest) -> Result<pb::RegisterResponse> {
+    /// Refuses a certificate speaking for a worker id that another
+    /// certificate registered: a worker credential gets its own tasks'
+    /// specs, never another worker's.
+    fn check_speaks_for(
+        &self,
+        caller: &Caller,
+        worker_id: &str,
+    ) -> std::result::Result<(), Status> {
+        if caller.role != Role::Worker {
+            // Plaintext (`--insecure`): nothing to bind to.
+            return Ok(());
+        }
+        let data = self.node.state.read();
+        let bound = data
+            .state
+            .workers
+            .get(worker_id)
+            .map(|w| w.certificate.as_str())
+            .filter(|c| !c.is_empty());
+        match bound {
+            Some(owner) if owner != caller.name => Err(crate::auth::refuse(
+                caller,
+                &format!(
+                    "speak for worker `{worker_id}`, registered with the certificate `{owner}`"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn register(
+        &self,
+        caller: &Caller,
+        req: pb::RegisterRequest,
+    ) -> Result<pb::RegisterResponse> {
         self.node.ensure_leader()?;
         if req.worker_id.trim().is_empty() {
             return Err(Error::InvalidArgument {
@@ -69,6 +105,11 @@ impl WorkerService {
                 address: req.address.clone(),
                 du: req.du,
                 at_ms: dts_common::time::now_ms(),
+                certificate: if caller.role == Role::Worker {
+                    caller.name.clone()
+                } else {
+                    String::new()
+                },
             })
             .await?;
         self.node.liveness.heartbeat(&req.worker_id, Vec::new());
@@ -185,7 +226,9 @@ impl WorkerControl for WorkerService {
         request: Request<pb::WatchAssignmentsRequest>,
     ) -> Result<Response<AssignmentWatch>, Status> {
         self.node.ensure_leader()?;
+        let caller = caller_of_request(&request);
         let worker_id = request.into_inner().worker_id;
+        self.check_speaks_for(&caller, &worker_id)?;
         let mut changes = self.node.assignments_changed.subscribe();
         let node = self.node.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -223,8 +266,11 @@ impl WorkerControl for WorkerService {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let caller = caller_of_request(&request);
+        let request = request.into_inner();
+        self.check_speaks_for(&caller, &request.worker_id)?;
         Ok(Response::new(
-            WorkerService::register(self, request.into_inner()).await?,
+            WorkerService::register(self, &caller, request).await?,
         ))
     }
 
@@ -232,10 +278,10 @@ impl WorkerControl for WorkerService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        Ok(Response::new(WorkerService::heartbeat(
-            self,
-            request.into_inner(),
-        )?))
+        let caller = caller_of_request(&request);
+        let request = request.into_inner();
+        self.check_speaks_for(&caller, &request.worker_id)?;
+        Ok(Response::new(WorkerService::heartbeat(self, request)?))
     }
 
     #[instrument(skip_all, fields(task_id = %request.get_ref().task_id, epoch = request.get_ref().epoch))]
@@ -243,7 +289,10 @@ impl WorkerControl for WorkerService {
         &self,
         request: Request<pb::ProgressReport>,
     ) -> Result<Response<pb::ReportProgressResponse>, Status> {
-        self.report(request.into_inner()).await?;
+        let caller = caller_of_request(&request);
+        let request = request.into_inner();
+        self.check_speaks_for(&caller, &request.worker_id)?;
+        self.report(request).await?;
         Ok(Response::new(pb::ReportProgressResponse {}))
     }
 
@@ -252,7 +301,10 @@ impl WorkerControl for WorkerService {
         &self,
         request: Request<pb::ProbeResult>,
     ) -> Result<Response<pb::ReportProbeResponse>, Status> {
-        self.node.probes.complete(request.into_inner());
+        let caller = caller_of_request(&request);
+        let request = request.into_inner();
+        self.check_speaks_for(&caller, &request.worker_id)?;
+        self.node.probes.complete(request);
         Ok(Response::new(pb::ReportProbeResponse {}))
     }
 }
