@@ -9,7 +9,12 @@
 //! dts is compared with the one doing the same work; dts also runs with
 //! `full_sync_binlog = false`, to compare with myloader's default. The contenders take
 //! turns for a number of rounds and each is reported by its median.
+//!
+//! Beside them runs the destination's limit (see `limit`): the same rows
+//! loaded by the destination from files prepared beforehand, with and
+//! without the binlog; dts is reported as a fraction of it.
 
+use super::limit::LoadFiles;
 use super::report::Report;
 use super::tools::{cpu_seconds, quiesce, run, run_shell, Sysbench, SERVER_OPTIONS};
 use super::{median, median_seconds, Settings};
@@ -25,6 +30,8 @@ const DTS_QUIET: &str = "dts, full_sync_binlog = false";
 const DUMP: &str = "mariadb-dump piped to mariadb";
 const MYLOADER_BINLOG: &str = "mydumper/myloader --enable-binlog";
 const MYLOADER: &str = "mydumper/myloader, destination binlog off (its default)";
+const LIMIT_BINLOG: &str = "destination limit: LOAD DATA, indexes after, binlog on";
+const LIMIT: &str = "destination limit: LOAD DATA, indexes after, binlog off";
 
 /// One contender's copy: how long it took and the CPU seconds each process
 /// spent on it (on two cores, the servers and the copier compete).
@@ -36,9 +43,14 @@ struct Run {
 
 pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::Result<()> {
     let rows = u64::from(settings.tables) * settings.table_size;
+    let scenario = settings.shape.scenario(SCENARIO);
     println!(
-        "== {SCENARIO}: {} tables x {} rows, {} threads, {} rounds",
-        settings.tables, settings.table_size, settings.threads, settings.rounds
+        "== {scenario}: {} tables x {} rows, {} threads, {} rounds; {}",
+        settings.tables,
+        settings.table_size,
+        settings.threads,
+        settings.rounds,
+        settings.shape.describe()
     );
     let source = MariaDb::start_with(1, SERVER_OPTIONS).await?;
     source.exec("CREATE DATABASE sbtest").await?;
@@ -57,21 +69,33 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
 
     // The contenders take turns, round after round, so that a slow spell of
     // the machine falls on all of them alike.
+    let load_files = LoadFiles::prepare(&source, "sbtest", &tables).await?;
     let mut runs = Vec::new();
     for round in 0..settings.rounds {
         quiesce(&[&source]).await?;
-        let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
+        let destination = fresh_destination(settings).await?;
         runs.push(copy_with_dts(settings, &source, &destination, true, round == 0).await?);
         assert_same_rows(&source, &destination, &pairs).await?;
         drop(destination);
-        let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
+        let destination = fresh_destination(settings).await?;
         runs.push(copy_with_dts(settings, &source, &destination, false, false).await?);
         assert_same_rows(&source, &destination, &pairs).await?;
         drop(destination);
         runs.extend(copy_with_mydumper(settings, &source, &pairs).await?);
+        for (subject, binlog) in [(LIMIT_BINLOG, true), (LIMIT, false)] {
+            let destination = fresh_destination(settings).await?;
+            let pid = destination.pid().unwrap_or(0);
+            let before = cpu_seconds(pid);
+            let took = load_files
+                .load(&destination, settings.threads as usize, binlog)
+                .await?;
+            let cpu = vec![("destination", cpu_seconds(pid) - before)];
+            assert_same_rows(&source, &destination, &pairs).await?;
+            runs.push(Run { subject, took, cpu });
+        }
     }
     // Far behind the others: once is enough.
-    let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
+    let destination = fresh_destination(settings).await?;
     let (took, cpu) = measured(&[("destination", &destination)], || {
         run_shell(
             DUMP,
@@ -91,11 +115,19 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     drop(destination);
 
     let mut medians = Vec::new();
-    for subject in [DTS, DTS_QUIET, MYLOADER_BINLOG, MYLOADER, DUMP] {
+    for subject in [
+        DTS,
+        DTS_QUIET,
+        MYLOADER_BINLOG,
+        MYLOADER,
+        LIMIT_BINLOG,
+        LIMIT,
+        DUMP,
+    ] {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.subject == subject).collect();
         let (secs, note) = median_seconds(mine.iter().map(|r| r.took.as_secs_f64()).collect());
-        report.add_noted(SCENARIO, subject, "seconds", secs, "s", &note);
-        report.add(SCENARIO, subject, "rows/s", rows as f64 / secs, "rows/s");
+        report.add_noted(&scenario, subject, "seconds", secs, "s", &note);
+        report.add(&scenario, subject, "rows/s", rows as f64 / secs, "rows/s");
         let processes: Vec<&str> = mine
             .first()
             .map(|r| r.cpu.iter().map(|(p, _)| *p).collect())
@@ -107,7 +139,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
                 .map(|(_, s)| *s)
                 .collect();
             report.add(
-                SCENARIO,
+                &scenario,
                 subject,
                 &format!("{process} CPU"),
                 median(&mut used),
@@ -125,7 +157,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     };
     let dts = seconds(DTS);
     report.add_noted(
-        SCENARIO,
+        &scenario,
         DTS,
         "speed vs mydumper/myloader",
         seconds(MYLOADER_BINLOG) / dts,
@@ -133,7 +165,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         "both writing the destination binlog; goal >= 1.5",
     );
     report.add_noted(
-        SCENARIO,
+        &scenario,
         DTS_QUIET,
         "speed vs myloader's default",
         seconds(MYLOADER) / seconds(DTS_QUIET),
@@ -141,14 +173,38 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         "neither writing the destination binlog",
     );
     report.add_noted(
-        SCENARIO,
+        &scenario,
         DTS,
         "speed vs myloader's default",
         seconds(MYLOADER) / dts,
         "x",
         "myloader without the destination binlog, dts with it",
     );
+    for (subject, limit, note) in [
+        (
+            DTS,
+            LIMIT_BINLOG,
+            "both writing the destination binlog; goal >= 85%",
+        ),
+        (DTS_QUIET, LIMIT, "neither writing the destination binlog"),
+    ] {
+        report.add_noted(
+            &scenario,
+            subject,
+            "fraction of the destination's limit",
+            seconds(limit) / seconds(subject) * 100.0,
+            "%",
+            note,
+        );
+    }
     Ok(())
+}
+
+/// A destination server started fresh, placed where the shape puts it.
+async fn fresh_destination(settings: &Settings) -> anyhow::Result<MariaDb> {
+    let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
+    settings.shape.place_destination(&destination)?;
+    Ok(destination)
 }
 
 /// One mydumper dump, loaded by myloader twice, with and without the
@@ -179,7 +235,7 @@ async fn copy_with_mydumper(
     })?;
     let mut runs = Vec::new();
     for (subject, binlog) in [(MYLOADER_BINLOG, true), (MYLOADER, false)] {
-        let destination = MariaDb::start_with(2, SERVER_OPTIONS).await?;
+        let destination = fresh_destination(settings).await?;
         let mut args = vec![
             "--host=127.0.0.1".to_string(),
             format!("--port={}", destination.port),

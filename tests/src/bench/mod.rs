@@ -5,9 +5,11 @@ pub mod catch_up;
 pub mod failover;
 pub mod full_sync;
 pub mod latency;
+pub mod limit;
 pub mod memory;
 pub mod report;
 pub mod scale;
+pub mod shape;
 pub mod tools;
 pub mod two_way;
 pub mod verify;
@@ -36,6 +38,9 @@ pub struct Settings {
     /// Where perf profiles of the dts worker and destination server go
     /// (`--profile`), for the full sync and catch-up runs.
     pub profile_dir: Option<std::path::PathBuf>,
+    /// Where the full-sync and catch-up processes run (`--shape`); the other
+    /// scenarios run shared.
+    pub shape: shape::Shape,
 }
 
 impl Settings {
@@ -55,6 +60,7 @@ impl Settings {
             scale_tasks: 2000,
             scale_seconds: 60,
             profile_dir: None,
+            shape: shape::Shape::Shared,
         }
     }
 
@@ -75,6 +81,7 @@ impl Settings {
             scale_tasks: 2000,
             scale_seconds: 20,
             profile_dir: None,
+            shape: shape::Shape::Shared,
         }
     }
 }

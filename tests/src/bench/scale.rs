@@ -61,6 +61,10 @@ pub async fn run_scenario(
     let setup = format!("{workers} workers, {tasks} tasks, {transport}");
     let du = (tasks / workers + 1) as u32 * 2;
     let assignments: Assignments = Arc::new(Mutex::new(HashMap::new()));
+    // Each simulated worker heartbeats as soon as it is registered, as a real
+    // one does: registering all of them first (a Raft write each) can take
+    // longer than a lease, and the first ones would be declared lost.
+    let mut beats = Vec::new();
     for (i, client) in clients.iter().enumerate() {
         let request = pb::RegisterRequest {
             worker_id: format!("sim-{i}"),
@@ -73,16 +77,12 @@ pub async fn run_scenario(
                 async move { WorkerControlClient::new(ch).register(request).await }
             })
             .await?;
+        beats.push(tokio::spawn(heartbeat(
+            client.clone(),
+            format!("sim-{i}"),
+            assignments.clone(),
+        )));
     }
-    let beats: Vec<_> = (0..workers)
-        .map(|i| {
-            tokio::spawn(heartbeat(
-                clients[i].clone(),
-                format!("sim-{i}"),
-                assignments.clone(),
-            ))
-        })
-        .collect();
 
     let created = Instant::now();
     let results: Vec<anyhow::Result<pb::TaskInfo>> = futures::stream::iter(0..tasks)
@@ -183,6 +183,31 @@ pub async fn run_scenario(
         .count();
     for b in beats {
         b.abort();
+    }
+    if lost > 0 {
+        // Why and when, from the coordinators' own words.
+        let logs: String = cluster
+            .coordinators
+            .iter()
+            .map(|c| c.process.log_text())
+            .collect();
+        let states: Vec<String> = status
+            .workers
+            .iter()
+            .filter(|w| w.state != "online")
+            .map(|w| format!("{}={}", w.id, w.state))
+            .take(5)
+            .collect();
+        println!("  not online: {}", states.join(", "));
+        let why: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("lease expired") || l.contains("ERROR") || l.contains("refused"))
+            .take(12)
+            .collect();
+        println!(
+            "  {lost} workers lost; the coordinators said:\n    {}",
+            why.join("\n    ")
+        );
     }
     let mut latencies = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     latencies.sort();

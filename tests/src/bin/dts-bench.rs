@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use dts_tests::bench::report::Report;
+use dts_tests::bench::shape::Shape;
 use dts_tests::bench::{
     catch_up, failover, full_sync, latency, memory, scale, two_way, verify, Settings,
 };
@@ -44,6 +45,13 @@ struct Args {
     /// the full sync and catch-up runs (into <out>/profiles/).
     #[arg(long)]
     profile: bool,
+    /// Where the full-sync and catch-up processes run: `pinned` (the
+    /// destination server on a core of its own, everything else on the
+    /// others, as in production where they are different machines) and
+    /// `shared` (every process on every core) [default: pinned,shared with 2
+    /// cores or more, else shared]. The other scenarios run shared.
+    #[arg(long, value_delimiter = ',')]
+    shape: Vec<String>,
     /// Where bench.json, bench.csv and bench.md go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -68,6 +76,14 @@ async fn main() -> anyhow::Result<()> {
     }
     settings.profile_dir = args.profile.then(|| args.out.join("profiles"));
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let shapes = if args.shape.is_empty() {
+        Shape::defaults()
+    } else {
+        args.shape
+            .iter()
+            .map(|name| Shape::parse(name))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
 
     let mut report = Report {
         machine: machine(),
@@ -75,12 +91,18 @@ async fn main() -> anyhow::Result<()> {
         figures: Vec::new(),
     };
     println!("dts-bench on {}", report.machine);
-    if wanted("full-sync") {
-        full_sync::run_scenario(&settings, &mut report).await?;
+    for shape in shapes {
+        shape.enter()?;
+        settings.shape = shape;
+        if wanted("full-sync") {
+            full_sync::run_scenario(&settings, &mut report).await?;
+        }
+        if wanted("catch-up") {
+            catch_up::run_scenario(&settings, &mut report).await?;
+        }
     }
-    if wanted("catch-up") {
-        catch_up::run_scenario(&settings, &mut report).await?;
-    }
+    Shape::Shared.enter()?;
+    settings.shape = Shape::Shared;
     if wanted("latency") {
         latency::run_scenario(&settings, &mut report).await?;
     }
