@@ -7,6 +7,11 @@
 #   deploy/bench.sh            # full sizes (4 x 250,000 rows, 50,000-tx backlog, 60 s per rate)
 #   deploy/bench.sh --quick    # a few minutes in all
 #   deploy/bench.sh --only full-sync,catch-up --table-size 1000000 --threads 8
+#   deploy/bench.sh --only full-sync --shape pinned   # destination on a core of its own
+#
+# With 2 cores or more the full sync and catch-up run twice: pinned (the
+# destination server alone on the last core, everything else on the others,
+# as in production where they are different machines) and shared.
 #
 # Output: a table on stdout, and target/bench/bench.{json,csv,md}.
 set -euo pipefail
