@@ -164,10 +164,19 @@ fn split_secondary_indexes(definition: &str) -> (String, Vec<String>) {
 /// image differs from the starting data, and the keys that are gone.
 pub struct NetChanges {
     database: String,
-    tables: Vec<(String, PathBuf, Vec<String>)>,
+    tables: Vec<TableChanges>,
     pub rows_replaced: u64,
     pub rows_deleted: u64,
     _dir: tempfile::TempDir,
+}
+
+/// One table's net changes, as the statements that apply them.
+struct TableChanges {
+    table: String,
+    /// The rows to replace, for `LOAD DATA ... REPLACE`.
+    file: PathBuf,
+    /// The `DELETE` of the keys that are gone, if any are.
+    delete: Option<String>,
 }
 
 impl NetChanges {
@@ -186,8 +195,8 @@ impl NetChanges {
         let mut folded = Vec::new();
         let (mut rows_replaced, mut rows_deleted) = (0, 0);
         for table in tables {
-            let old = rows_by_key(before, database, table).await?;
-            let new = rows_by_key(after, database, table).await?;
+            let (key_column, old) = rows_by_key(before, database, table).await?;
+            let (_, new) = rows_by_key(after, database, table).await?;
             let mut tsv = String::new();
             for (key, row) in &new {
                 if old.get(key) != Some(row) {
@@ -201,9 +210,22 @@ impl NetChanges {
                 .cloned()
                 .collect();
             rows_deleted += gone.len() as u64;
+            // Gone keys were rows of `before`, so it named the key column.
+            let delete = match (gone.is_empty(), &key_column) {
+                (true, _) => None,
+                (false, Some(key)) => Some(format!(
+                    "DELETE FROM `{table}` WHERE `{key}` IN ({})",
+                    gone.join(", ")
+                )),
+                (false, None) => anyhow::bail!("{database}.{table}: keys gone but no key column"),
+            };
             let file = dir.path().join(format!("{table}.tsv"));
             std::fs::write(&file, tsv)?;
-            folded.push((table.clone(), file, gone));
+            folded.push(TableChanges {
+                table: table.clone(),
+                file,
+                delete,
+            });
         }
         Ok(Self {
             database: database.to_string(),
@@ -220,43 +242,35 @@ impl NetChanges {
         let mut conn = destination.conn().await?;
         conn.query_drop(format!("USE `{}`", self.database)).await?;
         let started = Instant::now();
-        for (table, file, gone) in &self.tables {
+        for changes in &self.tables {
             conn.query_drop(format!(
-                "LOAD DATA INFILE {} REPLACE INTO TABLE `{table}`",
-                quoted_path(file)?
+                "LOAD DATA INFILE {} REPLACE INTO TABLE `{}`",
+                quoted_path(&changes.file)?,
+                changes.table
             ))
             .await?;
-            if !gone.is_empty() {
-                let key: Option<String> = conn
-                    .query_first(format!(
-                        "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
-                         WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME = '{table}' \
-                         AND ORDINAL_POSITION = 1",
-                        self.database
-                    ))
-                    .await?;
-                let key = key.ok_or_else(|| anyhow::anyhow!("{table} has no columns"))?;
-                conn.query_drop(format!(
-                    "DELETE FROM `{table}` WHERE `{key}` IN ({})",
-                    gone.join(", ")
-                ))
-                .await?;
+            if let Some(delete) = &changes.delete {
+                conn.query_drop(delete).await?;
             }
         }
         Ok(started.elapsed())
     }
 }
 
-/// Every row of a table, keyed by its first column's text.
+/// Every row of a table, keyed by its first column's text, and that
+/// column's name (none when the table is empty).
 async fn rows_by_key(
     server: &MariaDb,
     database: &str,
     table: &str,
-) -> anyhow::Result<BTreeMap<String, Vec<Value>>> {
+) -> anyhow::Result<(Option<String>, BTreeMap<String, Vec<Value>>)> {
     let mut conn = server.conn().await?;
     let rows: Vec<mysql_async::Row> = conn
         .query(format!("SELECT * FROM `{database}`.`{table}`"))
         .await?;
+    let key_column = rows
+        .first()
+        .and_then(|row| row.columns_ref().first().map(|c| c.name_str().to_string()));
     let mut by_key = BTreeMap::new();
     for row in rows {
         let values = row.unwrap();
@@ -266,7 +280,7 @@ async fn rows_by_key(
             .ok_or_else(|| anyhow::anyhow!("{database}.{table} has a row without columns"))?;
         by_key.insert(key, values);
     }
-    Ok(by_key)
+    Ok((key_column, by_key))
 }
 
 /// A row in `LOAD DATA`'s default format: tab-separated, `\N` for NULL,
