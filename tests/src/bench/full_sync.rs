@@ -84,19 +84,18 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
         runs.extend(copy_with_mydumper(settings, &source, &pairs).await?);
         for (subject, binlog) in [(LIMIT_BINLOG, true), (LIMIT, false)] {
             let destination = fresh_destination(settings).await?;
-            let pid = destination.pid().unwrap_or(0);
-            let before = cpu_seconds(pid);
-            let took = load_files
-                .load(&destination, settings.threads as usize, binlog)
-                .await?;
-            let cpu = vec![("destination", cpu_seconds(pid) - before)];
+            let (took, cpu) = measured(
+                &[("destination", &destination)],
+                load_files.load(&destination, settings.threads as usize, binlog),
+            )
+            .await?;
             assert_same_rows(&source, &destination, &pairs).await?;
             runs.push(Run { subject, took, cpu });
         }
     }
     // Far behind the others: once is enough.
     let destination = fresh_destination(settings).await?;
-    let (took, cpu) = measured(&[("destination", &destination)], || {
+    let (took, cpu) = measured(&[("destination", &destination)], async {
         run_shell(
             DUMP,
             &format!(
@@ -105,7 +104,8 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
                 source.port, destination.port
             ),
         )
-    })?;
+    })
+    .await?;
     assert_same_rows(&source, &destination, &pairs).await?;
     runs.push(Run {
         subject: DUMP,
@@ -218,7 +218,7 @@ async fn copy_with_mydumper(
         .prefix("dts-bench-dump-")
         .tempdir()?;
     let threads = settings.threads.to_string();
-    let (dump, source_cpu) = measured(&[("source", source)], || {
+    let (dump, source_cpu) = measured(&[("source", source)], async {
         run(
             "mydumper",
             Command::new("mydumper").args([
@@ -232,7 +232,8 @@ async fn copy_with_mydumper(
             ]),
         )
         .map(|(took, _)| took)
-    })?;
+    })
+    .await?;
     let mut runs = Vec::new();
     for (subject, binlog) in [(MYLOADER_BINLOG, true), (MYLOADER, false)] {
         let destination = fresh_destination(settings).await?;
@@ -247,9 +248,10 @@ async fn copy_with_mydumper(
         if binlog {
             args.push("--enable-binlog".to_string());
         }
-        let (load, mut cpu) = measured(&[("destination", &destination)], || {
+        let (load, mut cpu) = measured(&[("destination", &destination)], async {
             run("myloader", Command::new("myloader").args(&args)).map(|(took, _)| took)
-        })?;
+        })
+        .await?;
         assert_same_rows(source, &destination, pairs).await?;
         cpu.extend(source_cpu.iter().copied());
         runs.push(Run {
@@ -327,14 +329,14 @@ async fn copy_with_dts(
     })
 }
 
-/// Runs a peer's copy, and the CPU seconds the given servers spent meanwhile.
-fn measured(
+/// Runs a copy, and the CPU seconds the given servers spent meanwhile.
+async fn measured(
     servers: &[(&'static str, &MariaDb)],
-    copy: impl FnOnce() -> anyhow::Result<Duration>,
+    copy: impl std::future::Future<Output = anyhow::Result<Duration>>,
 ) -> anyhow::Result<(Duration, Vec<(&'static str, f64)>)> {
     let pids: Vec<i32> = servers.iter().map(|(_, s)| s.pid().unwrap_or(0)).collect();
     let before: Vec<f64> = pids.iter().map(|pid| cpu_seconds(*pid)).collect();
-    let took = copy()?;
+    let took = copy.await?;
     let cpu = servers
         .iter()
         .zip(pids.iter().zip(before))
