@@ -42,6 +42,13 @@ const CHANNEL_DEPTH: usize = 4096;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 const LINGER_ROWS: usize = 5_000;
 
+/// The apply side of a run, opened before the binlog is read.
+struct Sink<'r> {
+    lanes: Lanes,
+    ddl_router: DdlRouter<'r>,
+    windows: CopyWindows,
+}
+
 pub struct Incremental<'a> {
     pub source: &'a Database,
     pub destination: &'a Database,
@@ -119,6 +126,10 @@ impl Incremental<'_> {
             let mut conn = self.destination.conn().await?;
             position::server_id(&mut conn, Side::Destination).await?
         };
+        // Everything the applier reads from the destination first, before
+        // the dump starts: a reader decoding meanwhile would take the CPU
+        // that setting up needs, and run ahead of lanes that cannot apply.
+        let sink = self.open_sink(&start).await?;
         let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
         let reader_cancel = self.cancel.child_token();
         info!(from = %start, catchup_until = ?self.catchup_until.as_ref().map(ToString::to_string), "following the binlog");
@@ -152,7 +163,7 @@ impl Incremental<'_> {
             read
         };
         let applier = async {
-            let applied = self.apply(rx, start.clone(), on_caught_up).await;
+            let applied = self.apply(rx, sink, on_caught_up).await;
             reader_cancel.cancel();
             applied
         };
@@ -207,32 +218,14 @@ impl Incremental<'_> {
         }
     }
 
-    async fn apply<F, Fut>(
-        &self,
-        mut rx: mpsc::Receiver<ItemChunk>,
-        start: BinlogPosition,
-        on_caught_up: F,
-    ) -> SyncResult<()>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = SyncResult<()>>,
-    {
-        let caught_up = |p: &BinlogPosition| {
-            self.catchup_until
-                .as_ref()
-                .is_none_or(|end| end.at_or_before(p))
-        };
-        let mode = if caught_up(&start) {
+    /// Opens the lanes as their checkpoints and the task's records in the
+    /// destination say, for a run from `start`.
+    async fn open_sink(&self, start: &BinlogPosition) -> SyncResult<Sink<'_>> {
+        let mode = if self.caught_up(start) {
             Mode::Strict
         } else {
             Mode::Idempotent
         };
-        let mut on_caught_up = Some(on_caught_up);
-        if mode == Mode::Strict {
-            if let Some(hook) = on_caught_up.take() {
-                hook().await?;
-            }
-        }
         let overwrite = self.spec.conflict_mode == ConflictMode::Ignore;
         let conflicts = Arc::new(ConflictHandling {
             rules: ConflictRules::compile(self.spec).map_err(SyncError::InvalidSpec)?,
@@ -274,7 +267,7 @@ impl Incremental<'_> {
             ApplyConsistency::Transaction => lanes::ROUTING,
             ApplyConsistency::Row => lanes::ROW_ROUTING,
         };
-        let mut lanes = Lanes::new(
+        let lanes = Lanes::new(
             appliers,
             catalog_conn,
             mode,
@@ -285,10 +278,47 @@ impl Incremental<'_> {
             let mut conn = self.destination.conn().await?;
             Stashed::load(self.meta, &mut conn).await?
         };
-        let mut ddl_router = DdlRouter::new(self.route, self.tables, &self.meta.task_id)
+        let ddl_router = DdlRouter::new(self.route, self.tables, &self.meta.task_id)
             .with_triggers(self.spec.triggers != TriggerMethod::Skip)
             .with_stashed(stashed)
             .with_ddl_applied(self.spec.reverse_of.is_none());
+        Ok(Sink {
+            lanes,
+            ddl_router,
+            windows,
+        })
+    }
+
+    /// Whether `position` is at or past the end of the full copy.
+    fn caught_up(&self, position: &BinlogPosition) -> bool {
+        self.catchup_until
+            .as_ref()
+            .is_none_or(|end| end.at_or_before(position))
+    }
+
+    async fn apply<F, Fut>(
+        &self,
+        mut rx: mpsc::Receiver<ItemChunk>,
+        sink: Sink<'_>,
+        on_caught_up: F,
+    ) -> SyncResult<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = SyncResult<()>>,
+    {
+        let Sink {
+            mut lanes,
+            mut ddl_router,
+            windows,
+        } = sink;
+        let caught_up = |p: &BinlogPosition| self.caught_up(p);
+        let mode = lanes.mode();
+        let mut on_caught_up = Some(on_caught_up);
+        if mode == Mode::Strict {
+            if let Some(hook) = on_caught_up.take() {
+                hook().await?;
+            }
+        }
         let mut first_statement = true;
         let mut last_timestamp = 0u32;
         self.progress.set_phase(if mode == Mode::Strict {
@@ -357,6 +387,10 @@ impl Incremental<'_> {
                     }
                 }
             };
+            // Routing never waits on I/O: between chunks, the lanes get the
+            // runtime to read their replies and send their next statements,
+            // so the destination is not left idle (see `lanes::Pace`).
+            tokio::task::yield_now().await;
             for item in items.items {
                 heartbeat = None;
                 match item {

@@ -18,7 +18,7 @@ mod settle;
 
 use crate::sink::compact::{self, Checks, First, Folded, NetStatements};
 use crate::sink::conflict::{ConflictHandling, Record};
-use crate::sink::convert::{placeholder, push_rendered, render, rendered_len, to_param};
+use crate::sink::convert::{convert, placeholder, push_rendered, render, rendered_len, Conversion};
 use crate::sink::lanes::RowsWork;
 use crate::sink::projection::Projection;
 use crate::source::binlog::RowKind;
@@ -85,6 +85,9 @@ pub struct Applier {
     /// of the definitions cached now (cleared with them, so the addresses
     /// name those definitions).
     projections: HashMap<(usize, usize), Arc<Projection>>,
+    /// Row decoders per source definition (by address, as `projections`)
+    /// and image width.
+    decoders: HashMap<(usize, usize), Arc<RowDecoder>>,
     /// Row filters bound to the source definition they were bound with
     /// (held, so a new definition is told by its address).
     filters: HashMap<TableName, (Arc<Table>, Arc<BoundFilter>)>,
@@ -137,6 +140,7 @@ impl Applier {
             tables: TableCache::default(),
             sources: SourceDefinitions::default(),
             projections: HashMap::new(),
+            decoders: HashMap::new(),
             filters: HashMap::new(),
             collations: Collations::default(),
             batch: None,
@@ -172,7 +176,6 @@ impl Applier {
             self.set_isolation().await?;
         }
         if !self.in_transaction {
-            self.touched.clear();
             self.conn
                 .query_drop("START TRANSACTION")
                 .await
@@ -222,6 +225,7 @@ impl Applier {
         self.tables.clear();
         self.sources.clear();
         self.projections.clear();
+        self.decoders.clear();
     }
 
     /// How rows of `source` are laid onto `table`.
@@ -250,6 +254,21 @@ impl Applier {
         )?);
         self.projections.insert(key, projection.clone());
         Ok(projection)
+    }
+
+    /// How `source`'s row images of `image_columns` columns decode (cached).
+    fn decoder(
+        &mut self,
+        source: &Arc<Table>,
+        image_columns: usize,
+    ) -> SyncResult<Arc<RowDecoder>> {
+        let key = (Arc::as_ptr(source) as usize, image_columns);
+        if let Some(decoder) = self.decoders.get(&key) {
+            return Ok(decoder.clone());
+        }
+        let decoder = Arc::new(RowDecoder::new(source, image_columns)?);
+        self.decoders.insert(key, decoder.clone());
+        Ok(decoder)
     }
 
     /// The conflict policy for `work`'s rows on `table` (cached).
@@ -291,8 +310,20 @@ impl Applier {
         Ok(Some(bound))
     }
 
+    /// Whether `work` would only be folded, nothing of it written before the
+    /// commit: such work may be taken while an earlier batch is still being
+    /// committed by other lanes (see `lanes::Gate`).
+    pub async fn folds_without_writing(&mut self, work: &RowsWork) -> SyncResult<bool> {
+        let table = self.table(work.db(), work.table()).await?;
+        // An update changing its key folds into two keys.
+        let room = self.folded_keys + 2 * work.changes.len() < MAX_FOLDED_KEYS;
+        Ok(room && compact::foldable(&table))
+    }
+
+    /// Applies a rows event: a foldable table's changes are folded, to be
+    /// written at the commit (the transaction opens then, not here, so that
+    /// folding writes nothing); any other table's are written now.
     pub async fn rows(&mut self, work: RowsWork) -> SyncResult<()> {
-        self.begin().await?;
         // A table whose operations the route filters differs from its
         // source by design: its changes are applied as in catch-up (an
         // insert overwrites, a delete of a missing row is none).
@@ -309,15 +340,18 @@ impl Applier {
             .await?;
         let projection = self.projection(&source_table, &table, &work)?;
         let row_filter = self.filter(&source_table, &work).await?;
-        let mapping = image_mapping(&source_table, work.columns)?;
+        let decoder = self.decoder(&source_table, work.columns)?;
         let foldable = compact::foldable(&table);
+        if !foldable {
+            self.begin().await?;
+        }
         let policy = match mode {
             Mode::Strict => Some(self.policy(&work, &table)?),
             Mode::Idempotent => None,
         };
         // Compared rows are read before they are written (see `settle`).
         let compare = policy.is_some() && self.conflicts.rules.compare_rows;
-        let row = |img| decode(&source_table, &mapping, img);
+        let row = |img| decoder.decode(&source_table, img);
         for change in work.changes {
             let before = change.before.map(row).transpose()?;
             let after = change.after.map(row).transpose()?;
@@ -406,6 +440,7 @@ impl Applier {
             self.rows_applied += 1;
         }
         if self.folded_keys >= MAX_FOLDED_KEYS {
+            self.begin().await?;
             self.flush_folded().await?;
         }
         Ok(())
@@ -888,7 +923,8 @@ impl Applier {
     /// commits. With a checkpoint, commits even when nothing else was written,
     /// so that every lane's row moves with the batch.
     pub async fn commit(&mut self, checkpoint: Option<&BinlogPosition>) -> SyncResult<()> {
-        if !self.in_transaction && checkpoint.is_none() {
+        let pending = self.in_transaction || self.batch.is_some() || !self.folded.is_empty();
+        if !pending && checkpoint.is_none() {
             return Ok(());
         }
         self.begin().await?;
@@ -1100,22 +1136,49 @@ pub fn image_mapping(table: &Table, image_columns: usize) -> SyncResult<Vec<usiz
     })
 }
 
-/// A full-width row (table column order) from a row image.
-fn decode(
-    table: &Table,
-    mapping: &[usize],
-    image: Vec<mysql_async::binlog::value::BinlogValue<'static>>,
-) -> SyncResult<Vec<Value>> {
-    let mut row = vec![Value::NULL; table.columns.len()];
-    for (value, &position) in image.into_iter().zip(mapping) {
-        row[position] =
-            to_param(&table.columns[position], value).map_err(|e| SyncError::Query {
-                side: Side::Source,
-                context: format!("decoding a row of `{}`.`{}`", table.db, table.name),
-                detail: e.to_string(),
-            })?;
+/// How the row images of one source definition are decoded: where each
+/// image column goes and how its values convert, decided once per
+/// definition and image width.
+struct RowDecoder {
+    /// Position in the table of each image column.
+    mapping: Vec<usize>,
+    /// Each image column's conversion.
+    conversions: Vec<Conversion>,
+}
+
+impl RowDecoder {
+    fn new(table: &Table, image_columns: usize) -> SyncResult<Self> {
+        let mapping = image_mapping(table, image_columns)?;
+        let conversions = mapping
+            .iter()
+            .map(|&position| Conversion::of(&table.columns[position]))
+            .collect();
+        Ok(Self {
+            mapping,
+            conversions,
+        })
     }
-    Ok(row)
+
+    /// A full-width row (table column order) from a row image.
+    fn decode(
+        &self,
+        table: &Table,
+        image: Vec<mysql_async::binlog::value::BinlogValue<'static>>,
+    ) -> SyncResult<Vec<Value>> {
+        let mut row = vec![Value::NULL; table.columns.len()];
+        for ((value, &position), &conversion) in
+            image.into_iter().zip(&self.mapping).zip(&self.conversions)
+        {
+            row[position] = convert(&table.columns[position], conversion, value).map_err(|e| {
+                SyncError::Query {
+                    side: Side::Source,
+                    context: format!("decoding a row of `{}`.`{}`", table.db, table.name),
+                    detail: e.to_string(),
+                }
+            })?;
+        }
+        Ok(row)
+    }
 }
 
 fn writable(table: &Table, row: Vec<Value>) -> Vec<Value> {

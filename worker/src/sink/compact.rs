@@ -16,8 +16,8 @@
 //! or deleting one it already deleted) is a divergence at once.
 
 use crate::source::catalog::{Column, Table};
+use foldhash::HashMap as FastMap;
 use mysql_async::Value;
-use std::collections::HashMap;
 
 /// Whether changes to `table` may be folded (see the module docs).
 pub fn foldable(table: &Table) -> bool {
@@ -100,7 +100,7 @@ pub struct Folded {
     checks: Checks,
     /// Whether the first change's before-image of each key is kept.
     keep_before: bool,
-    index: HashMap<Vec<u8>, usize>,
+    index: FastMap<Vec<u8>, usize>,
     entries: Vec<Entry>,
 }
 
@@ -109,7 +109,7 @@ impl Folded {
         Self {
             checks,
             keep_before,
-            index: HashMap::new(),
+            index: FastMap::default(),
             entries: Vec::new(),
         }
     }

@@ -18,10 +18,12 @@
 //! batch, so each transaction reaches the same lane again, and a lane skips
 //! the transactions it had already committed. Checkpoints never move back.
 //!
-//! Each lane runs on its own task. A full batch is handed to the lanes and
-//! the next one is routed while they apply it; it is handed over only once
-//! every lane has committed the one before, so no lane runs ahead of a
-//! change another lane has not committed.
+//! Each lane runs on its own task. A full batch is handed to the lanes as
+//! soon as it is routed, and the next one is routed while they apply it. A
+//! lane that finishes the batch before early folds the new one meanwhile
+//! (its CPU work overlaps the other lanes' writes), but writes none of it
+//! until every lane has committed the one before (see [`Gate`]), so no lane
+//! runs ahead of a change another lane has not committed.
 
 use crate::error::{SyncError, SyncResult};
 use crate::meta::schema_history::SourceDefinitions;
@@ -31,13 +33,14 @@ use crate::source::catalog::TableName;
 use crate::source::position::BinlogPosition;
 use crate::transform::ddl::DdlWork;
 use dts_common::route::TableRoute;
+use foldhash::HashMap as FastMap;
 use mysql_async::Conn;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, Instrument};
 
@@ -81,11 +84,90 @@ pub struct LaneCheckpoint {
 
 /// Rows a batch may hold before all lanes commit.
 const BATCH_ROWS: usize = 20_000;
+/// Rows after which a batch is handed over at once when every lane is idle,
+/// full or not: idle lanes gain nothing by waiting, and while they apply it
+/// the next batch grows, so batches grow to what the destination takes.
+const EAGER_ROWS: usize = 500;
 /// Rows after which a transaction stops being buffered and streams alone.
 const BIG_TRANSACTION_ROWS: usize = 10_000;
 /// Commands queued to a lane: a batch, or rows events of a streaming
 /// transaction (so a huge one waits for lane 1 rather than piling up).
 const LANE_COMMANDS: usize = 8;
+
+/// Row changes a lane folds between two yields to the runtime.
+const ROWS_BETWEEN_YIELDS: usize = 256;
+
+/// Yields to the runtime every [`ROWS_BETWEEN_YIELDS`] row changes. Folding
+/// never waits on I/O, so without yielding, a lane folding its share would
+/// hold its runtime thread for many milliseconds while other lanes' replies
+/// wait to be read and the destination idles (on a worker with one core,
+/// every task shares one thread).
+#[derive(Default)]
+struct Pace {
+    rows: usize,
+}
+
+impl Pace {
+    async fn after(&mut self, rows: usize) {
+        self.rows += rows;
+        if self.rows >= ROWS_BETWEEN_YIELDS {
+            self.rows = 0;
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Opens once every lane has committed a batch. The next batch is handed
+/// over before that: a lane folds it while the gate is shut (folding writes
+/// nothing) and writes only once it opens.
+pub struct Gate {
+    lanes: usize,
+    /// Lanes that committed the batch, and whether one failed it.
+    state: watch::Sender<(usize, bool)>,
+}
+
+impl Gate {
+    fn new(lanes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            lanes,
+            state: watch::Sender::new((0, false)),
+        })
+    }
+
+    /// One lane committed the batch, or failed it.
+    fn passed(&self, committed: bool) {
+        self.state.send_modify(|(count, failed)| {
+            if committed {
+                *count += 1;
+            } else {
+                *failed = true;
+            }
+        });
+    }
+
+    /// Every lane has committed the batch (or one failed it).
+    fn is_open(&self) -> bool {
+        let (count, failed) = *self.state.borrow();
+        failed || count >= self.lanes
+    }
+
+    /// Waits until every lane committed the batch. When one failed it, the
+    /// batch after it must not be written: the run ends with that failure,
+    /// and both batches are replayed after it.
+    async fn opened(&self) -> SyncResult<()> {
+        let mut state = self.state.subscribe();
+        let (_, failed) = *state
+            .wait_for(|(count, failed)| *failed || *count >= self.lanes)
+            .await
+            .map_err(|_| SyncError::Internal("an apply lane's gate was dropped".into()))?;
+        if failed {
+            return Err(SyncError::Internal(
+                "another apply lane failed the batch before this one".into(),
+            ));
+        }
+        Ok(())
+    }
+}
 
 fn lane_ended(lane: usize) -> SyncError {
     SyncError::Internal(format!("apply lane {lane} ended unexpectedly"))
@@ -123,6 +205,12 @@ impl RowsWork {
     }
 }
 
+/// Whether a lane that had committed up to `resumed_at` already applied the
+/// change at `position`.
+fn applied_by(resumed_at: Option<&BinlogPosition>, position: &BinlogPosition) -> bool {
+    resumed_at.is_some_and(|r| position.at_or_before(r))
+}
+
 /// A lane's applier with where its checkpoint stood when the run started:
 /// the state of one lane task.
 struct Lane {
@@ -133,9 +221,7 @@ struct Lane {
 
 impl Lane {
     fn already_applied(&self, position: &BinlogPosition) -> bool {
-        self.resumed_at
-            .as_ref()
-            .is_some_and(|r| position.at_or_before(r))
+        applied_by(self.resumed_at.as_ref(), position)
     }
 
     /// Strictly before where this lane had already got to.
@@ -145,18 +231,39 @@ impl Lane {
             .is_some_and(|r| position.order_key() < r.order_key())
     }
 
+    /// Applies this lane's share of a batch and commits it; `after`: the
+    /// gate of the batch before, which other lanes may still be committing.
     async fn apply_and_commit(
         &mut self,
         works: Vec<RowsWork>,
+        after: Option<&Gate>,
         checkpoint: &BinlogPosition,
     ) -> SyncResult<()> {
-        for work in works {
-            // Replaying: this lane committed the work before (it is filtered
-            // here, not when queued, because lanes may merge until the batch
-            // commits and only the lane that ends up with the work decides).
-            if self.already_applied(&work.position) {
-                continue;
+        // Replaying: this lane committed the work before (it is filtered
+        // here, not when queued, because lanes may merge until the batch
+        // commits and only the lane that ends up with the work decides).
+        let resumed_at = self.resumed_at.clone();
+        let mut works = works
+            .into_iter()
+            .filter(move |work| !applied_by(resumed_at.as_ref(), &work.position))
+            .peekable();
+        let mut pace = Pace::default();
+        if let Some(gate) = after {
+            // Fold ahead while the gate is shut, up to the first work that
+            // would write.
+            while let Some(work) = works.peek() {
+                if !self.applier.folds_without_writing(work).await? {
+                    break;
+                }
+                if let Some(work) = works.next() {
+                    pace.after(work.changes.len()).await;
+                    self.applier.rows(work).await?;
+                }
             }
+            gate.opened().await?;
+        }
+        for work in works {
+            pace.after(work.changes.len()).await;
             self.applier.rows(work).await?;
         }
         // Never move a checkpoint back (replaying a batch this lane finished).
@@ -175,6 +282,10 @@ enum Command {
         routing: u8,
         /// Where the batch's changes were first written (loop marker).
         origin: u32,
+        /// The batch before's gate, while it may still be committing.
+        after: Option<Arc<Gate>>,
+        /// This batch's gate, passed once this lane committed it.
+        gate: Arc<Gate>,
         done: oneshot::Sender<SyncResult<()>>,
     },
     /// Rows of a transaction too big to buffer (lane 1), left uncommitted
@@ -203,6 +314,8 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
                 mode,
                 routing,
                 origin,
+                after,
+                gate,
                 done,
             } => {
                 let result = match failed.take() {
@@ -211,9 +324,11 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
                         lane.applier.mode = mode;
                         lane.applier.routing = routing;
                         lane.applier.origin = origin;
-                        lane.apply_and_commit(works, &checkpoint).await
+                        lane.apply_and_commit(works, after.as_deref(), &checkpoint)
+                            .await
                     }
                 };
+                gate.passed(result.is_ok());
                 applied.store(lane.applier.rows_applied, Ordering::Relaxed);
                 let _ = done.send(result);
             }
@@ -261,6 +376,7 @@ struct LaneHandle {
 struct InFlight {
     end: BinlogPosition,
     done: Vec<oneshot::Receiver<SyncResult<()>>>,
+    gate: Arc<Gate>,
 }
 
 pub struct Lanes {
@@ -271,13 +387,14 @@ pub struct Lanes {
     catalog: SourceDefinitions,
     /// Whose schema history `catalog` reads.
     task_id: String,
-    /// At most one batch is applying while the next is routed; the next is
-    /// handed over only when every lane has committed this one, so no lane
-    /// ever runs ahead of a change another lane has not committed.
+    /// The batch handed over last. The one before it is known committed
+    /// before this one is handed (so at most two are in the lanes: one
+    /// writing, one folded ahead), and no lane writes this one before every
+    /// lane has committed that (see [`Gate`]).
     in_flight: Option<InFlight>,
     mode: Mode,
     /// Unique-key hash -> lane, for the current batch (routings 0 to 2).
-    causality: HashMap<u64, usize>,
+    causality: FastMap<u64, usize>,
     /// The current batch's transactions by shared keys (routing 3).
     groups: Groups,
     /// End of the last transaction routed in this batch.
@@ -389,7 +506,7 @@ impl Lanes {
             task_id,
             in_flight: None,
             mode,
-            causality: HashMap::new(),
+            causality: FastMap::default(),
             groups: Groups::default(),
             batch_end: None,
             batch_rows: 0,
@@ -515,6 +632,13 @@ impl Lanes {
                 *lane = into;
             }
         }
+    }
+
+    /// Every lane has committed every batch handed to it.
+    fn lanes_idle(&self) -> bool {
+        self.in_flight
+            .as_ref()
+            .is_none_or(|flight| flight.gate.is_open())
     }
 
     /// Rows routed into the batch and not yet handed to the lanes.
@@ -685,7 +809,7 @@ impl Lanes {
             }
             return Ok(committed);
         }
-        if self.batch_rows >= BATCH_ROWS {
+        if self.batch_rows >= BATCH_ROWS || (self.batch_rows >= EAGER_ROWS && self.lanes_idle()) {
             return self.commit_batch().await;
         }
         Ok(committed)
@@ -713,14 +837,14 @@ impl Lanes {
         Ok(self.settle().await?.or(earlier))
     }
 
-    /// Hands the routed batch to the lanes, once the one before it is
-    /// committed everywhere; returns that one's end. Each lane applies its
-    /// share and commits with the batch end, while the caller routes on.
+    /// Hands the routed batch to the lanes, then waits until the one before
+    /// it is committed everywhere; returns that one's end. Each lane folds
+    /// its share, writes it once every lane has committed the batch before,
+    /// and commits with the batch end, while the caller routes on.
     pub async fn commit_batch(&mut self) -> SyncResult<Option<BinlogPosition>> {
         let Some(end) = self.batch_end.take() else {
             return Ok(None);
         };
-        let committed = self.settle().await?;
         if !self.groups.is_empty() {
             let shares = self.groups.deal(self.lanes.len());
             for (lane, share) in self.lanes.iter_mut().zip(shares) {
@@ -738,6 +862,8 @@ impl Lanes {
                 .collect();
             debug!(rows = self.batch_rows, ?shares, "batch handed to the lanes");
         }
+        let gate = Gate::new(self.lanes.len());
+        let after = self.in_flight.as_ref().map(|flight| flight.gate.clone());
         let mut done = Vec::with_capacity(self.lanes.len());
         for (number, lane) in self.lanes.iter_mut().enumerate() {
             let (reply, answer) = oneshot::channel();
@@ -747,6 +873,8 @@ impl Lanes {
                 mode: self.mode,
                 routing: self.routing,
                 origin: self.batch_origin,
+                after: after.clone(),
+                gate: gate.clone(),
                 done: reply,
             };
             lane.commands
@@ -755,9 +883,10 @@ impl Lanes {
                 .map_err(|_| lane_ended(number + 1))?;
             done.push(answer);
         }
-        self.in_flight = Some(InFlight { end, done });
         self.causality.clear();
         self.batch_rows = 0;
+        let committed = self.settle().await?;
+        self.in_flight = Some(InFlight { end, done, gate });
         Ok(committed)
     }
 
@@ -899,7 +1028,7 @@ struct Groups {
     rows: Vec<usize>,
     parent: Vec<usize>,
     /// Key hash -> a transaction of the batch that touched it.
-    holder: HashMap<u64, usize>,
+    holder: FastMap<u64, usize>,
 }
 
 impl Groups {
@@ -1040,7 +1169,7 @@ impl Fnv {
 
 #[cfg(test)]
 mod tests {
-    use super::{routing_bytes, Fnv, LaneCheckpoint};
+    use super::{routing_bytes, Fnv, Gate, LaneCheckpoint};
     use mysql_async::binlog::value::BinlogValue;
     use mysql_async::Value;
 
@@ -1048,6 +1177,41 @@ mod tests {
         let mut out = Vec::new();
         routing_bytes(&BinlogValue::Value(value), &mut out);
         out
+    }
+
+    #[tokio::test]
+    async fn a_gate_opens_only_when_every_lane_committed() -> Result<(), String> {
+        let gate = Gate::new(3);
+        let waiting = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.opened().await.map_err(|e| e.to_string()) }
+        });
+        gate.passed(true);
+        gate.passed(true);
+        assert!(!gate.is_open());
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "opened with a lane still writing");
+        gate.passed(true);
+        assert!(gate.is_open());
+        waiting.await.map_err(|e| e.to_string())??;
+        // A lane arriving after the gate opened does not wait.
+        gate.opened().await.map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_failed_lane_keeps_the_next_batch_from_being_written() {
+        let gate = Gate::new(2);
+        let waiting = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.opened().await }
+        });
+        gate.passed(true);
+        gate.passed(false);
+        match waiting.await {
+            Ok(Err(e)) => assert!(e.to_string().contains("failed the batch before")),
+            Ok(Ok(())) => panic!("the gate opened after a lane failed"),
+            Err(e) => panic!("{e}"),
+        }
     }
 
     #[test]

@@ -197,6 +197,9 @@ impl Chunk {
         self.items.push(item);
         if self.items.len() >= CHUNK_ITEMS || self.bytes >= CHUNK_BYTES {
             self.send().await?;
+            // Decoding a ready stream never waits: between chunks, the
+            // lanes get the runtime (see `sink::lanes::Pace`).
+            tokio::task::yield_now().await;
         }
         Ok(())
     }
@@ -215,7 +218,9 @@ impl Chunk {
             .await
             .map_err(|_| SyncError::Stopped)?;
         let chunk = ItemChunk {
-            items: std::mem::take(&mut self.items),
+            // Sized for a full chunk: growing it item by item copied it
+            // over and over into fresh memory.
+            items: std::mem::replace(&mut self.items, Vec::with_capacity(CHUNK_ITEMS)),
             _budget: budget,
         };
         self.out.send(chunk).await.map_err(|_| SyncError::Stopped)

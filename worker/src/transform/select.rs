@@ -5,7 +5,7 @@
 use crate::error::{SyncError, SyncResult};
 use crate::source::catalog::TableName;
 use dts_common::route::{Route, TableRoute};
-use std::collections::HashMap;
+use foldhash::HashMap as FastMap;
 use std::sync::Arc;
 
 /// A selected source table and where it goes.
@@ -17,14 +17,16 @@ pub struct Selected {
 
 pub struct Selector {
     route: Arc<Route>,
-    known: HashMap<(String, String), Option<Selected>>,
+    /// Database -> table -> where it goes: looked up by `&str` for every
+    /// rows event, without building a key.
+    known: FastMap<String, FastMap<String, Option<Selected>>>,
 }
 
 impl Selector {
     pub fn new(route: Arc<Route>) -> Self {
         Self {
             route,
-            known: HashMap::new(),
+            known: FastMap::default(),
         }
     }
 
@@ -36,8 +38,7 @@ impl Selector {
     /// Where `db`.`table` goes, or `None` when the task does not select it.
     /// A table two route rules claim (created after the prechecks) is an error.
     pub fn select(&mut self, db: &str, table: &str) -> SyncResult<Option<Selected>> {
-        let key = (db.to_string(), table.to_string());
-        if let Some(known) = self.known.get(&key) {
+        if let Some(known) = self.known.get(db).and_then(|tables| tables.get(table)) {
             return Ok(known.clone());
         }
         let routed = self
@@ -51,7 +52,10 @@ impl Selector {
                 }),
                 route: Arc::new(route),
             });
-        self.known.insert(key, routed.clone());
+        self.known
+            .entry(db.to_string())
+            .or_default()
+            .insert(table.to_string(), routed.clone());
         Ok(routed)
     }
 }
