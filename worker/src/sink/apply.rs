@@ -486,7 +486,15 @@ impl Applier {
         let folded = &mut self.folded[index].1;
         let keys_before = folded.len();
         // The row a change found, as the destination would have it.
-        let found = |before: Vec<Value>| writable(table, before);
+        // Kept only where rows are compared: otherwise not even built.
+        let keep_before = folded.keeps_before();
+        let found = |before: Vec<Value>| {
+            if keep_before {
+                writable(table, before)
+            } else {
+                Vec::new()
+            }
+        };
         let outcome = match (kind, before, after) {
             (RowKind::Insert, _, Some(after)) => {
                 folded.insert(key_of(table, &after), writable(table, after))

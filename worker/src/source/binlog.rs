@@ -166,7 +166,7 @@ const CHUNK_BYTES: usize = 1024 * 1024;
 /// Decoded bytes the reader may run ahead of the applier: enough for the
 /// lanes to find whole batches waiting when they finish a commit, bounded so
 /// that a huge transaction streams in bounded memory.
-const AHEAD_BYTES: usize = 32 * 1024 * 1024;
+const AHEAD_BYTES: usize = 8 * 1024 * 1024;
 /// What an item costs against `AHEAD_BYTES` besides its row payload.
 const ITEM_BYTES: usize = 128;
 
