@@ -163,9 +163,11 @@ impl Transaction {
 const CHUNK_ITEMS: usize = 512;
 /// Row payload bytes per chunk, at most (one bigger row still goes alone).
 const CHUNK_BYTES: usize = 1024 * 1024;
-/// Decoded bytes the reader may run ahead of the applier: enough for the
-/// lanes to find whole batches waiting when they finish a commit, bounded so
-/// that a huge transaction streams in bounded memory.
+/// Decoded bytes the reader may run ahead of the applier: enough to keep
+/// routing fed while the lanes apply (they take a batch as soon as they are
+/// idle, full or not), bounded so that a huge transaction streams in bounded
+/// memory. 32 MiB measured no faster in catch-up and held four times the
+/// memory.
 const AHEAD_BYTES: usize = 8 * 1024 * 1024;
 /// What an item costs against `AHEAD_BYTES` besides its row payload.
 const ITEM_BYTES: usize = 128;
