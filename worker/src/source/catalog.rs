@@ -293,7 +293,10 @@ pub fn filter_error(
 /// Destination table definitions by name, read once and kept until DDL.
 #[derive(Default)]
 pub struct TableCache {
-    tables: std::collections::HashMap<(String, String), std::sync::Arc<Table>>,
+    /// Database -> table -> definition: looked up by `&str` for every rows
+    /// event a lane applies, without building a key.
+    tables:
+        std::collections::HashMap<String, std::collections::HashMap<String, std::sync::Arc<Table>>>,
 }
 
 impl TableCache {
@@ -303,12 +306,14 @@ impl TableCache {
         db: &str,
         name: &str,
     ) -> SyncResult<std::sync::Arc<Table>> {
-        let key = (db.to_string(), name.to_string());
-        if let Some(table) = self.tables.get(&key) {
+        if let Some(table) = self.tables.get(db).and_then(|tables| tables.get(name)) {
             return Ok(table.clone());
         }
         let table = std::sync::Arc::new(load_table_from(conn, Side::Destination, db, name).await?);
-        self.tables.insert(key, table.clone());
+        self.tables
+            .entry(db.to_string())
+            .or_default()
+            .insert(name.to_string(), table.clone());
         Ok(table)
     }
 
