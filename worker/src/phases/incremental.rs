@@ -311,7 +311,6 @@ impl Incremental<'_> {
             mut ddl_router,
             windows,
         } = sink;
-        let caught_up = |p: &BinlogPosition| self.caught_up(p);
         let mode = lanes.mode();
         let mut on_caught_up = Some(on_caught_up);
         if mode == Mode::Strict {
@@ -422,7 +421,7 @@ impl Incremental<'_> {
                     } => {
                         last_timestamp = timestamp;
                         let passed_catchup =
-                            lanes.mode() == Mode::Idempotent && caught_up(&position);
+                            lanes.mode() == Mode::Idempotent && self.caught_up(&position);
                         match skip {
                             Skip::No => {
                                 let committed = lanes.end_transaction(position).await?;
@@ -468,7 +467,7 @@ impl Incremental<'_> {
                             // here, not at the next transaction, whenever
                             // that comes.
                             let passed_catchup =
-                                lanes.mode() == Mode::Idempotent && caught_up(&position);
+                                lanes.mode() == Mode::Idempotent && self.caught_up(&position);
                             self.committed(Some(position), last_timestamp, &lanes);
                             if passed_catchup {
                                 self.leave_catchup(&mut lanes, last_timestamp, &mut on_caught_up)

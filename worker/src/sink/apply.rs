@@ -18,7 +18,9 @@ mod settle;
 
 use crate::sink::compact::{self, Checks, First, Folded, NetStatements};
 use crate::sink::conflict::{ConflictHandling, Record};
-use crate::sink::convert::{convert, placeholder, push_rendered, render, rendered_len, Conversion};
+use crate::sink::convert::{
+    placeholder, push_rendered, render, rendered_len, to_param, Conversion,
+};
 use crate::sink::lanes::RowsWork;
 use crate::sink::projection::Projection;
 use crate::source::binlog::RowKind;
@@ -1177,7 +1179,7 @@ impl RowDecoder {
         for ((value, &position), &conversion) in
             image.into_iter().zip(&self.mapping).zip(&self.conversions)
         {
-            row[position] = convert(&table.columns[position], conversion, value).map_err(|e| {
+            row[position] = to_param(&table.columns[position], conversion, value).map_err(|e| {
                 SyncError::Query {
                     side: Side::Source,
                     context: format!("decoding a row of `{}`.`{}`", table.db, table.name),

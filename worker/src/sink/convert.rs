@@ -56,12 +56,10 @@ impl Conversion {
     }
 }
 
-pub fn to_param(column: &Column, value: BinlogValue<'static>) -> Result<Value, ConvertError> {
-    convert(column, Conversion::of(column), value)
-}
-
-/// [`to_param`] with the column's conversion already decided.
-pub fn convert(
+/// A binlog value of `column` as the parameter the destination stores as the
+/// same value; `conversion` is the column's, decided once
+/// ([`Conversion::of`]).
+pub fn to_param(
     column: &Column,
     conversion: Conversion,
     value: BinlogValue<'static>,
@@ -410,7 +408,7 @@ mod tests {
     }
 
     fn convert(c: &Column, v: Value) -> Value {
-        match to_param(c, BinlogValue::Value(v)) {
+        match to_param(c, Conversion::of(c), BinlogValue::Value(v)) {
             Ok(v) => v,
             Err(e) => panic!("{e}"),
         }

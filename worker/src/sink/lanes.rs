@@ -147,7 +147,12 @@ impl Gate {
 
     /// Every lane has committed the batch (or one failed it).
     fn is_open(&self) -> bool {
-        let (count, failed) = *self.state.borrow();
+        self.opens(&self.state.borrow())
+    }
+
+    /// Whether a gate in this state is open: every lane committed the
+    /// batch, or one failed it.
+    fn opens(&self, &(count, failed): &(usize, bool)) -> bool {
         failed || count >= self.lanes
     }
 
@@ -157,7 +162,7 @@ impl Gate {
     async fn opened(&self) -> SyncResult<()> {
         let mut state = self.state.subscribe();
         let (_, failed) = *state
-            .wait_for(|(count, failed)| *failed || *count >= self.lanes)
+            .wait_for(|state| self.opens(state))
             .await
             .map_err(|_| SyncError::Internal("an apply lane's gate was dropped".into()))?;
         if failed {
