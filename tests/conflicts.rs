@@ -12,12 +12,14 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
+// Text in latin1 throughout: compared, settled and written as its bytes.
 const SHOP: &str = "CREATE DATABASE shop; USE shop; \
-    CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), n INT NOT NULL); \
-    INSERT INTO items SELECT seq, 'seed', 0 FROM seq_1_to_20; \
-    CREATE TABLE kept (id INT PRIMARY KEY, v VARCHAR(20)); \
-    INSERT INTO kept SELECT seq, 'seed' FROM seq_1_to_5; \
-    CREATE TABLE people (email VARCHAR(64) PRIMARY KEY, name VARCHAR(20), UNIQUE KEY by_name (name)); \
+    CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20) CHARACTER SET latin1, n INT NOT NULL); \
+    INSERT INTO items SELECT seq, 'séed', 0 FROM seq_1_to_20; \
+    CREATE TABLE kept (id INT PRIMARY KEY, v VARCHAR(20) CHARACTER SET latin1); \
+    INSERT INTO kept SELECT seq, 'séed' FROM seq_1_to_5; \
+    CREATE TABLE people (email VARCHAR(64) PRIMARY KEY, name VARCHAR(20) CHARACTER SET latin1, \
+      UNIQUE KEY by_name (name)); \
     INSERT INTO people VALUES ('a@e', 'a'), ('b@e', 'b'), ('c@e', 'c')";
 
 /// `dtsctl -o json task conflicts ID`.
@@ -82,7 +84,7 @@ async fn a_conflict_fails_the_task_by_default_naming_table_key_and_both_rows() -
     let four = destination
         .query_value("SELECT v FROM shop.items WHERE id = 4")
         .await?;
-    assert_eq!(four.as_deref(), Some("seed"));
+    assert_eq!(four.as_deref(), Some("séed"));
     Ok(())
 }
 
@@ -128,7 +130,7 @@ async fn planted_differences_are_settled_per_table_and_counted_once_across_a_wor
              BEGIN; INSERT INTO people VALUES ('x@e', 'source-x'); \
              UPDATE people SET name = 'source-b' WHERE email = 'b@e'; \
              UPDATE people SET name = 'source-c' WHERE email = 'c@e'; \
-             UPDATE people SET name = 'source-a' WHERE email = 'a@e'; COMMIT",
+             UPDATE people SET name = 'source-à' WHERE email = 'a@e'; COMMIT",
         )
         .await?;
     wait_task_past(&cluster, &task, &source).await?;

@@ -52,8 +52,9 @@ fn count(summary: &Value, field: &str) -> u64 {
 const SHOP: &str = "CREATE DATABASE shop; USE shop;
 CREATE TABLE orders (id INT PRIMARY KEY, region VARCHAR(8) NOT NULL, amount DECIMAL(10,2), note VARCHAR(40));
 INSERT INTO orders SELECT seq, IF(seq % 3 = 0, 'us', 'eu'), seq / 4, CONCAT('note ', seq) FROM seq_1_to_25000;
-CREATE TABLE items (sku VARCHAR(20) PRIMARY KEY, title TEXT, made DATETIME(3), label ENUM('a','b','c'));
-INSERT INTO items SELECT CONCAT('sku-', seq), REPEAT('x', seq % 50), '2024-01-02 03:04:05.678', 1 + seq % 3 FROM seq_1_to_3000;";
+CREATE TABLE items (sku VARCHAR(20) CHARACTER SET latin1 PRIMARY KEY, title TEXT CHARACTER SET latin1,
+  made DATETIME(3), label ENUM('a','b','c'));
+INSERT INTO items SELECT CONCAT('sku-', seq), CONCAT(REPEAT('x', seq % 50), ' café'), '2024-01-02 03:04:05.678', 1 + seq % 3 FROM seq_1_to_3000;";
 
 const SHOP_OBJECTS: &str = r#"[[objects]]
 database = "shop"
@@ -109,7 +110,10 @@ async fn planted_differences_are_found_through_the_route_and_the_fix_repairs_the
         )
         .await?;
     source
-        .exec("UPDATE shop.orders SET amount = 99 WHERE id = 11")
+        .exec(
+            "UPDATE shop.orders SET amount = 99 WHERE id = 11; \
+             UPDATE shop.items SET title = 'naïve' WHERE sku = 'sku-9'",
+        )
         .await?;
     let requested = dtsctl(&cluster, &["task", "verify", &task, "--run"])?;
     assert!(requested.contains("verification pass 1"), "{requested}");
@@ -151,6 +155,16 @@ async fn planted_differences_are_found_through_the_route_and_the_fix_repairs_the
     assert_eq!(changed["source"]["total"], "2.50", "{changed}");
     assert_eq!(changed["destination"]["total"], "3.50", "{changed}");
     assert!(changed["source"].get("note").is_none(), "{changed}");
+    // Latin-1 text, read as its bytes on both sides, shown as text.
+    let item = second["found"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["key"]["sku"] == "sku-7")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(item["source"]["title"], "xxxxxxx café", "{item}");
+    assert_eq!(item["destination"]["title"], "changed", "{item}");
 
     // What a user reads, then the repair it prints.
     let shown = dtsctl(&cluster, &["task", "verify", &task])?;

@@ -19,7 +19,7 @@ mod settle;
 use crate::sink::compact::{self, Checks, First, Folded, NetStatements};
 use crate::sink::conflict::{ConflictHandling, Record};
 use crate::sink::convert::{
-    placeholder, push_rendered, render, rendered_len, to_param, Conversion,
+    bound, bound_rows, placeholder, push_rendered, render, rendered_len, to_param, Conversion,
 };
 use crate::sink::lanes::RowsWork;
 use crate::sink::projection::Projection;
@@ -815,6 +815,11 @@ impl Applier {
         } else {
             std::mem::take(&mut batch.values)
         };
+        let columns: Vec<&Column> = match batch.verb {
+            Verb::Delete => table.key_columns().collect(),
+            _ => table.writable().map(|(_, c)| c).collect(),
+        };
+        let values = bound_rows(&columns, values);
         let result = self.conn.exec_drop(sql, Params::Positional(values)).await;
         let conflicted = match result {
             Ok(()) => {
@@ -890,8 +895,18 @@ impl Applier {
                 assignments.join(", "),
                 key_predicate(table)
             );
+            let columns: Vec<&Column> = table
+                .writable()
+                .map(|(_, c)| c)
+                .chain(table.key_columns())
+                .collect();
             let mut params = after.clone();
             params.extend(old_key.iter().cloned());
+            let params = columns
+                .iter()
+                .zip(params)
+                .map(|(column, value)| bound(column, value))
+                .collect();
             let context = format!("applying to `{}`.`{}`", table.db, table.name);
             self.conn
                 .exec_drop(sql, Params::Positional(params))

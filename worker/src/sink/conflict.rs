@@ -7,8 +7,9 @@
 //! `convert::to_param`), the destination's from a binary-protocol read, so
 //! integers may be signed on one side and unsigned on the other, CHAR and
 //! BINARY may lose their padding in the binlog, and MySQL's JSON arrives
-//! reformatted. Text in other character sets is read as `HEX()` and ENUM
-//! and SET as their numbers, the forms the binlog side has (see
+//! reformatted. Text in other character sets is read as its bytes
+//! (`CAST(.. AS BINARY)`, which the session does not convert) and ENUM and
+//! SET as their numbers, the forms the binlog side has (see
 //! [`read_expression`]).
 
 use crate::sink::compact::encode_value;
@@ -312,7 +313,7 @@ fn trim_end(bytes: &[u8], pad: u8) -> &[u8] {
 pub fn read_expression(column: &Column) -> String {
     let name = quote_ident(&column.name);
     if passes_as_hex(column) {
-        return format!("HEX({name})");
+        return format!("CAST({name} AS BINARY)");
     }
     match column.data_type.as_str() {
         "enum" | "set" => format!("{name} + 0"),
@@ -411,14 +412,13 @@ pub fn json_of(column: &Column, value: &Value) -> serde_json::Value {
         Value::UInt(u) => J::from(*u),
         Value::Float(f) => J::from(f64::from(*f)),
         Value::Double(d) => J::from(*d),
-        // Hex text of the column's own character set (see `convert`).
-        Value::Bytes(hex) if passes_as_hex(column) => {
-            let raw = unhex(hex);
-            match (std::str::from_utf8(&raw), column.charset.as_deref()) {
-                (Ok(text), _) => J::String(text.to_string()),
-                (Err(_), Some("latin1")) => J::String(raw.iter().map(|&b| char::from(b)).collect()),
-                (Err(_), _) => J::String(format!("0x{}", String::from_utf8_lossy(hex))),
-            }
+        // Latin-1 bytes are the code points they stand for.
+        Value::Bytes(bytes)
+            if passes_as_hex(column)
+                && column.charset.as_deref() == Some("latin1")
+                && std::str::from_utf8(bytes).is_err() =>
+        {
+            J::String(bytes.iter().map(|&b| char::from(b)).collect())
         }
         Value::Bytes(bytes) => match std::str::from_utf8(bytes) {
             Ok(text) => J::String(text.to_string()),
@@ -444,13 +444,6 @@ pub struct ConflictHandling {
     /// reverse task's destination.
     pub by_destination: bool,
     pub log: std::sync::Arc<ConflictLog>,
-}
-
-fn unhex(hex: &[u8]) -> Vec<u8> {
-    let digit = |c: u8| char::from(c).to_digit(16).unwrap_or(0) as u8;
-    hex.chunks(2)
-        .map(|pair| (digit(pair[0]) << 4) | pair.get(1).map_or(0, |&c| digit(c)))
-        .collect()
 }
 
 /// How many conflicts the recent list of `task show` holds.

@@ -30,8 +30,6 @@ pub enum Conversion {
     Timestamp,
     Year,
     Set,
-    /// Text in a character set other than utf8 (see [`passes_as_hex`]).
-    Hex,
 }
 
 impl Conversion {
@@ -50,7 +48,8 @@ impl Conversion {
             "timestamp" => Self::Timestamp,
             "year" => Self::Year,
             "set" => Self::Set,
-            _ if passes_as_hex(column) => Self::Hex,
+            // Text in any character set stays its raw bytes: see
+            // [`passes_as_hex`] for where it becomes hex.
             _ => Self::AsIs,
         }
     }
@@ -120,17 +119,17 @@ pub fn to_param(
             }
             _ => value,
         },
-        Conversion::Hex => match value {
-            Value::Bytes(bytes) => Value::Bytes(hex_digits(&bytes)),
-            other => other,
-        },
     })
 }
 
 /// Text in a character set other than utf8 arrives as that set's raw bytes,
 /// which are not valid in the utf8mb4 session: a string parameter would be
-/// mangled before any CAST could see it. Such values travel as hex text and are
-/// decoded by the server in the column's own character set.
+/// mangled before any CAST could see it. Such values travel as hex, written
+/// only where a value leaves the worker ([`bound`], [`push_rendered`]) and
+/// decoded by the server in the column's own character set. Inside the
+/// worker they stay raw bytes: hexing every such value at decode was 5% of
+/// the catch-up worker's samples, doubled the memory of folded rows, and
+/// made row filters decode it back.
 pub(crate) fn passes_as_hex(column: &Column) -> bool {
     let text = matches!(
         column.data_type.as_str(),
@@ -162,7 +161,7 @@ fn write_hex(out: &mut [u8], bytes: &[u8]) {
 }
 
 /// The upper-case hex digits of `bytes`.
-fn hex_digits(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn hex_digits(bytes: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; bytes.len() * 2];
     write_hex(&mut out, bytes);
     out
@@ -252,21 +251,42 @@ pub fn placeholder(column: &Column) -> String {
     }
 }
 
-/// A parameter written into statement text, as [`placeholder`] would take
-/// it: for statements sent once with many rows, where preparing each shape
-/// would cost more round trips than the statement itself. Appended to the
-/// statement being built: one allocation per value was the worker's largest
-/// cost after decoding in catch-up profiles.
+/// A value as the parameter of the column's [`placeholder`] takes it: hex
+/// digits for text that passes as hex, the value itself otherwise.
+pub fn bound(column: &Column, value: Value) -> Value {
+    match value {
+        Value::Bytes(bytes) if passes_as_hex(column) => Value::Bytes(hex_digits(&bytes)),
+        other => other,
+    }
+}
+
+/// Values laid out row after row, each row's in `columns` order, as the
+/// parameters of their placeholders (see [`bound`]).
+pub fn bound_rows(columns: &[&Column], values: Vec<Value>) -> Vec<Value> {
+    if !columns.iter().any(|c| passes_as_hex(c)) {
+        return values;
+    }
+    values
+        .into_iter()
+        .zip(columns.iter().cycle())
+        .map(|(value, column)| bound(column, value))
+        .collect()
+}
+
+/// A value written into statement text, as its column's [`placeholder`]
+/// would take it: for statements sent once with many rows, where preparing
+/// each shape would cost more round trips than the statement itself.
+/// Appended to the statement being built: one allocation per value was the
+/// worker's largest cost after decoding in catch-up profiles.
 pub fn push_rendered(out: &mut String, column: &Column, value: &Value) {
     match (column.charset.as_deref(), value) {
-        // Already hex text (see `to_param`): it becomes the hex literal itself,
-        // with the column's character set as introducer.
-        (Some(cs), Value::Bytes(hex_text)) if passes_as_hex(column) => {
+        // A hex literal with the column's character set as introducer: the
+        // server reads the bytes in that set.
+        (Some(cs), Value::Bytes(_)) if passes_as_hex(column) => {
             out.push('_');
             out.push_str(cs);
-            out.push_str(" X'");
-            push_ascii(out, hex_text);
-            out.push('\'');
+            out.push(' ');
+            push_literal(out, value);
         }
         _ => push_literal(out, value),
     }
@@ -477,5 +497,47 @@ mod tests {
         assert_eq!(placeholder(&latin), "CONVERT(UNHEX(?) USING latin1)");
         latin.charset = Some("utf8mb4".into());
         assert_eq!(placeholder(&latin), "?");
+    }
+
+    #[test]
+    fn text_in_other_character_sets_stays_raw_until_it_leaves() {
+        let mut latin = column("char", "char(10)");
+        latin.charset = Some("latin1".into());
+        let raw = vec![b'a', 0xe9];
+        // Decoded: the raw bytes, as filters and comparisons read them.
+        assert_eq!(
+            convert(&latin, Value::Bytes(raw.clone())),
+            Value::Bytes(raw.clone())
+        );
+        // Leaving: hex, in the column's character set.
+        assert_eq!(
+            bound(&latin, Value::Bytes(raw.clone())),
+            Value::Bytes(b"61E9".to_vec())
+        );
+        assert_eq!(
+            render(&latin, &Value::Bytes(raw.clone())),
+            "_latin1 X'61E9'"
+        );
+        let id = column("int", "int(11)");
+        assert_eq!(
+            bound_rows(
+                &[&id, &latin],
+                vec![
+                    Value::Int(1),
+                    Value::Bytes(raw.clone()),
+                    Value::Int(2),
+                    Value::NULL
+                ]
+            ),
+            vec![
+                Value::Int(1),
+                Value::Bytes(b"61E9".to_vec()),
+                Value::Int(2),
+                Value::NULL
+            ]
+        );
+        let mut utf8 = latin.clone();
+        utf8.charset = Some("utf8mb4".into());
+        assert_eq!(bound(&utf8, Value::Bytes(raw.clone())), Value::Bytes(raw));
     }
 }

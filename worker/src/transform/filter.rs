@@ -93,7 +93,10 @@ enum Read {
     Int,
     Dec,
     Double,
-    Text { charset: Arc<Charset>, hex: bool },
+    /// Raw bytes in the column's character set (see `sink::convert`).
+    Text {
+        charset: Arc<Charset>,
+    },
     Enum(Vec<String>),
     Time,
 }
@@ -374,7 +377,6 @@ impl Binder<'_> {
                 } else {
                     Read::Text {
                         charset: charset.clone(),
-                        hex: crate::sink::convert::passes_as_hex(column),
                     }
                 };
                 (

@@ -7,7 +7,7 @@
 
 use crate::error::{DriverResultExt, Side, SyncResult};
 use crate::sink::conflict::{differs, json_of, key_bytes, read_expression};
-use crate::sink::convert::{placeholder, push_hex, push_rendered};
+use crate::sink::convert::{bound_rows, placeholder, push_hex, push_rendered};
 use crate::source::catalog::{Column, Table};
 use crate::source::keyset::{after, between, order_by, params_of};
 use crate::verify::difference::{Difference, DifferenceKind};
@@ -220,7 +220,8 @@ impl TableSides {
             table.qualified(),
             conjunction(terms)
         );
-        let params = keys.iter().flatten().cloned().collect();
+        let key_columns: Vec<&Column> = key_columns.iter().collect();
+        let params = bound_rows(&key_columns, keys.iter().flatten().cloned().collect());
         self.read(conn, side, sql, params, "re-reading rows that differed")
             .await
     }

@@ -15,7 +15,7 @@ use crate::sink::conflict::{
     decide, differs, failure, key_bytes, read_expression, Decision, Kind, Meeting, Record,
     Resolution,
 };
-use crate::sink::convert::{placeholder, push_rendered};
+use crate::sink::convert::{bound_rows, placeholder, push_rendered};
 use crate::sink::lanes::RowsWork;
 use crate::source::catalog::{Column, Table};
 use dts_common::conflict::Policy;
@@ -138,6 +138,7 @@ impl Applier {
             {
                 params.extend(key.iter().cloned());
             }
+            let params = bound_rows(&key_columns, params);
             let rows: Vec<mysql_async::Row> = self
                 .conn
                 .exec(sql, Params::Positional(params))
@@ -303,8 +304,10 @@ impl Applier {
         sql.push_str(" WHERE ");
         sql.push_str(&key_predicate(table));
         let context = format!("applying to `{}`.`{}`", table.db, table.name);
+        let key_columns: Vec<&Column> = table.key_columns().collect();
+        let key = bound_rows(&key_columns, key.to_vec());
         self.conn
-            .exec_drop(sql, Params::Positional(key.to_vec()))
+            .exec_drop(sql, Params::Positional(key))
             .await
             .on(Side::Destination, &context)
     }

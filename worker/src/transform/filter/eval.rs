@@ -364,11 +364,7 @@ fn read_value<'a>(read: &'a Read, value: &'a Value) -> Result<Val<'a>, EvalError
             ),
             _ => return Err(unreadable()),
         },
-        Read::Text { charset, hex } => match value {
-            Value::Bytes(b) if *hex => Val::Text(Text {
-                bytes: Cow::Owned(unhex(b).ok_or_else(unreadable)?),
-                charset,
-            }),
+        Read::Text { charset } => match value {
             Value::Bytes(b) => Val::Text(Text {
                 bytes: Cow::Borrowed(b),
                 charset,
@@ -423,16 +419,6 @@ fn read_value<'a>(read: &'a Read, value: &'a Value) -> Result<Val<'a>, EvalError
             _ => return Err(unreadable()),
         },
     })
-}
-
-fn unhex(text: &[u8]) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    let digit = |c: u8| (c as char).to_digit(16);
-    text.chunks(2)
-        .map(|pair| Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8))
-        .collect()
 }
 
 #[cfg(test)]
