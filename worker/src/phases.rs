@@ -66,12 +66,15 @@ fn phase_after_full(spec: &TaskSpec) -> Phase {
 /// Runs the task from its checkpoint until it is done, fails or is cancelled.
 pub async fn run(ctx: &TaskContext) -> SyncResult<()> {
     let spec = &ctx.spec;
-    // Per side: the phases' own connection, one per apply lane (or copier),
-    // the lanes' routing catalog, one for a checkpoint written meanwhile,
-    // and verification's two (a pass and the incremental check).
-    let connections = spec.du as usize + 5;
-    let source = Database::new(Side::Source, &spec.source, connections)?;
-    let destination = Database::new(Side::Destination, &spec.destination, connections)?;
+    // Per side: the phases' own connection, one per copier (on the
+    // destination, one per apply lane task: each lane has several, see
+    // `sink::lanes`), the lanes' routing catalog, one for a checkpoint
+    // written meanwhile, and verification's two (a pass and the
+    // incremental check).
+    let du = spec.du as usize;
+    let source = Database::new(Side::Source, &spec.source, du + 5)?;
+    let lane_tasks = du * crate::sink::lanes::Lanes::appliers_per_lane();
+    let destination = Database::new(Side::Destination, &spec.destination, lane_tasks + 5)?;
     let result = run_phases(ctx, &source, &destination).await;
     source.close().await;
     destination.close().await;

@@ -241,19 +241,22 @@ impl Incremental<'_> {
         let checkpoints = self.lane_checkpoints().await?;
         let mut appliers = Vec::new();
         for (lane, checkpoint) in (1..=self.lane_count()).zip(checkpoints) {
-            let conn = self.destination.conn().await?;
-            appliers.push((
-                Applier::new(
-                    lane,
-                    conn,
-                    self.meta.clone(),
-                    mode,
-                    overwrite,
-                    conflicts.clone(),
-                )
-                .with_changed_keys(self.changed_keys.clone()),
-                checkpoint,
-            ));
+            let mut lane_appliers = Vec::new();
+            for _ in 0..Lanes::appliers_per_lane() {
+                let conn = self.destination.conn().await?;
+                lane_appliers.push(
+                    Applier::new(
+                        lane,
+                        conn,
+                        self.meta.clone(),
+                        mode,
+                        overwrite,
+                        conflicts.clone(),
+                    )
+                    .with_changed_keys(self.changed_keys.clone()),
+                );
+            }
+            appliers.push((lane_appliers, checkpoint));
         }
         // DDL the catch-up meets is checked against the tables' copy windows.
         let windows = if mode == Mode::Idempotent {

@@ -368,14 +368,30 @@ async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied
     }
 }
 
-/// The lanes' side of a lane task.
+/// One lane: work routed to it, and the tasks that apply its batches in
+/// turn (see [`TASKS_PER_LANE`]).
 struct LaneHandle {
-    commands: mpsc::Sender<Command>,
     /// Work routed here in the current batch, in binlog order.
     pending: Vec<RowsWork>,
+    tasks: Vec<LaneTask>,
+}
+
+/// The lanes' side of a lane task.
+struct LaneTask {
+    commands: mpsc::Sender<Command>,
     rows_applied: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
+
+/// Lane tasks per lane, each with its own applier and connection, taking
+/// the lane's batches in turn: one folds batch N+1 while the other writes
+/// batch N. With one task per lane a lane folded its next share only after
+/// committing its last one, while the destination idled; under transaction
+/// consistency, where hot rows put nearly a whole batch in one lane, that
+/// left the worker and the destination each idle half the time. Writes are
+/// ordered as before: batch N+1 is written only once every lane committed
+/// batch N (see [`Gate`]), and at most two batches are in the lanes.
+const TASKS_PER_LANE: usize = 2;
 
 /// A batch handed to the lanes and not yet known to be committed.
 struct InFlight {
@@ -397,6 +413,9 @@ pub struct Lanes {
     /// writing, one folded ahead), and no lane writes this one before every
     /// lane has committed that (see [`Gate`]).
     in_flight: Option<InFlight>,
+    /// Batches handed to the lanes in this run (which task takes the next:
+    /// see [`TASKS_PER_LANE`]).
+    batches_handed: u64,
     mode: Mode,
     /// Unique-key hash -> lane, for the current batch (routings 0 to 2).
     causality: FastMap<u64, usize>,
@@ -449,19 +468,21 @@ impl Drop for Lanes {
     fn drop(&mut self) {
         // A lane task outliving the run would hold its connection, and
         // perhaps the destination's fence lock, until its batch ended.
-        for lane in &self.lanes {
-            lane.task.abort();
+        for task in self.lanes.iter().flat_map(|l| &l.tasks) {
+            task.task.abort();
         }
     }
 }
 
 impl Lanes {
-    /// `lanes[i]` is lane `i + 1`, with the checkpoint it had when this run
-    /// started; `catalog_conn` is a destination connection for routing;
-    /// `configured_routing` is [`ROUTING`] or [`ROW_ROUTING`]; `task_id`'s
-    /// schema history gives the tables' definitions.
+    /// `lanes[i]` is lane `i + 1`: its appliers ([`TASKS_PER_LANE`] of
+    /// them, each on its own connection; see [`Lanes::appliers_per_lane`])
+    /// with the checkpoint it had when this run started; `catalog_conn` is a
+    /// destination connection for routing; `configured_routing` is
+    /// [`ROUTING`] or [`ROW_ROUTING`]; `task_id`'s schema history gives the
+    /// tables' definitions.
     pub fn new(
-        lanes: Vec<(Applier, Option<LaneCheckpoint>)>,
+        lanes: Vec<(Vec<Applier>, Option<LaneCheckpoint>)>,
         catalog_conn: Conn,
         mode: Mode,
         configured_routing: u8,
@@ -470,7 +491,10 @@ impl Lanes {
         // Lanes commit together, so they differ only after a crash between two
         // lanes' commits: then the batch up to the furthest one is replayed,
         // routed as the run that cut it (which wrote the furthest checkpoints).
-        let own_origin = lanes.first().map_or(0, |(applier, _)| applier.origin);
+        let own_origin = lanes
+            .first()
+            .and_then(|(appliers, _)| appliers.first())
+            .map_or(0, |applier| applier.origin);
         let positions_equal = lanes
             .windows(2)
             .all(|w| w[0].1.as_ref().map(|c| &c.position) == w[1].1.as_ref().map(|c| &c.position));
@@ -487,25 +511,35 @@ impl Lanes {
         Self {
             lanes: lanes
                 .into_iter()
-                .map(|(applier, resumed_at)| {
-                    let (commands, receiver) = mpsc::channel(LANE_COMMANDS);
-                    let rows_applied = Arc::new(AtomicU64::new(0));
-                    let lane = Lane {
-                        applier,
-                        resumed_at: resumed_at.map(|c| c.position),
-                    };
-                    let task = tokio::spawn(
-                        run_lane(lane, receiver, rows_applied.clone())
-                            .instrument(tracing::Span::current()),
-                    );
+                .map(|(appliers, resumed_at)| {
+                    let resumed_at = resumed_at.map(|c| c.position);
+                    let tasks = appliers
+                        .into_iter()
+                        .map(|applier| {
+                            let (commands, receiver) = mpsc::channel(LANE_COMMANDS);
+                            let rows_applied = Arc::new(AtomicU64::new(0));
+                            let lane = Lane {
+                                applier,
+                                resumed_at: resumed_at.clone(),
+                            };
+                            let task = tokio::spawn(
+                                run_lane(lane, receiver, rows_applied.clone())
+                                    .instrument(tracing::Span::current()),
+                            );
+                            LaneTask {
+                                commands,
+                                rows_applied,
+                                task,
+                            }
+                        })
+                        .collect();
                     LaneHandle {
-                        commands,
                         pending: Vec::new(),
-                        rows_applied,
-                        task,
+                        tasks,
                     }
                 })
                 .collect(),
+            batches_handed: 0,
             catalog_conn,
             catalog: SourceDefinitions::default(),
             task_id,
@@ -548,12 +582,29 @@ impl Lanes {
         self.mode
     }
 
+    /// Appliers each lane needs ([`Lanes::new`]).
+    pub const fn appliers_per_lane() -> usize {
+        TASKS_PER_LANE
+    }
+
     /// Rows applied by batches the lanes have finished.
     pub fn rows_applied(&self) -> u64 {
         self.lanes
             .iter()
-            .map(|l| l.rows_applied.load(Ordering::Relaxed))
+            .flat_map(|l| &l.tasks)
+            .map(|t| t.rows_applied.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Which of each lane's tasks takes the next batch (and the rows a
+    /// streaming transaction sends ahead of it).
+    fn next_task(&self) -> usize {
+        (self.batches_handed % TASKS_PER_LANE as u64) as usize
+    }
+
+    /// Lane 1's task for the next batch.
+    fn first_lane_task(&self) -> &LaneTask {
+        &self.lanes[0].tasks[self.next_task()]
     }
 
     /// The lane a transaction touching no queued key goes to.
@@ -715,7 +766,7 @@ impl Lanes {
     async fn stream(&mut self, work: RowsWork) -> SyncResult<()> {
         // Bounded: a huge transaction waits here for lane 1 to keep up.
         let origin = self.batch_origin;
-        self.lanes[0]
+        self.first_lane_task()
             .commands
             .send(Command::Stream { work, origin })
             .await
@@ -870,6 +921,8 @@ impl Lanes {
         let gate = Gate::new(self.lanes.len());
         let after = self.in_flight.as_ref().map(|flight| flight.gate.clone());
         let mut done = Vec::with_capacity(self.lanes.len());
+        let task = self.next_task();
+        self.batches_handed += 1;
         for (number, lane) in self.lanes.iter_mut().enumerate() {
             let (reply, answer) = oneshot::channel();
             let batch = Command::Batch {
@@ -882,7 +935,8 @@ impl Lanes {
                 gate: gate.clone(),
                 done: reply,
             };
-            lane.commands
+            lane.tasks[task]
+                .commands
                 .send(batch)
                 .await
                 .map_err(|_| lane_ended(number + 1))?;
@@ -922,7 +976,7 @@ impl Lanes {
     ) -> SyncResult<bool> {
         self.commit_all().await?;
         let (reply, answer) = oneshot::channel();
-        self.lanes[0]
+        self.first_lane_task()
             .commands
             .send(Command::Ddl {
                 work,
@@ -945,10 +999,12 @@ impl Lanes {
         if schema_changed {
             self.catalog.clear();
             for (number, lane) in self.lanes.iter().enumerate() {
-                lane.commands
-                    .send(Command::ForgetTables)
-                    .await
-                    .map_err(|_| lane_ended(number + 1))?;
+                for task in &lane.tasks {
+                    task.commands
+                        .send(Command::ForgetTables)
+                        .await
+                        .map_err(|_| lane_ended(number + 1))?;
+                }
             }
         }
         let replay_ends = self
