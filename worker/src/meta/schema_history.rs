@@ -23,7 +23,8 @@ use dts_common::mysql::quote_ident;
 use dts_common::route::SHADOW_PREFIX;
 use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+// Looked up for every rows event: foldhash rather than SipHash.
+use foldhash::HashMap;
 use std::sync::Arc;
 use tracing::info;
 

@@ -33,7 +33,8 @@ use dts_common::mysql::quote_ident;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
 use settle::{Change, TablePolicy};
-use std::collections::HashMap;
+// Looked up for every rows event: foldhash rather than SipHash.
+use foldhash::HashMap;
 use std::sync::Arc;
 
 const MAX_PLACEHOLDERS: usize = 60_000;
@@ -141,9 +142,9 @@ impl Applier {
             overwrite,
             tables: TableCache::default(),
             sources: SourceDefinitions::default(),
-            projections: HashMap::new(),
-            decoders: HashMap::new(),
-            filters: HashMap::new(),
+            projections: HashMap::default(),
+            decoders: HashMap::default(),
+            filters: HashMap::default(),
             collations: Collations::default(),
             batch: None,
             folded: Vec::new(),
@@ -157,7 +158,7 @@ impl Applier {
             settled: Vec::new(),
             isolation_set: false,
             pending_savepoints: Vec::new(),
-            policies: HashMap::new(),
+            policies: HashMap::default(),
             changed: None,
             touched: Vec::new(),
         }

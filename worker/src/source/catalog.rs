@@ -295,8 +295,7 @@ pub fn filter_error(
 pub struct TableCache {
     /// Database -> table -> definition: looked up by `&str` for every rows
     /// event a lane applies, without building a key.
-    tables:
-        std::collections::HashMap<String, std::collections::HashMap<String, std::sync::Arc<Table>>>,
+    tables: foldhash::HashMap<String, foldhash::HashMap<String, std::sync::Arc<Table>>>,
 }
 
 impl TableCache {
