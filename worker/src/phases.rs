@@ -73,7 +73,7 @@ pub async fn run(ctx: &TaskContext) -> SyncResult<()> {
     // incremental check).
     let du = spec.du as usize;
     let source = Database::new(Side::Source, &spec.source, du + 5)?;
-    let lane_tasks = du * crate::sink::lanes::Lanes::appliers_per_lane();
+    let lane_tasks = du * crate::sink::lanes::TASKS_PER_LANE;
     let destination = Database::new(Side::Destination, &spec.destination, lane_tasks + 5)?;
     let result = run_phases(ctx, &source, &destination).await;
     source.close().await;

@@ -242,7 +242,7 @@ impl Incremental<'_> {
         let mut appliers = Vec::new();
         for (lane, checkpoint) in (1..=self.lane_count()).zip(checkpoints) {
             let mut lane_appliers = Vec::new();
-            for _ in 0..Lanes::appliers_per_lane() {
+            for _ in 0..lanes::TASKS_PER_LANE {
                 let conn = self.destination.conn().await?;
                 lane_appliers.push(
                     Applier::new(

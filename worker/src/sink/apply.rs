@@ -19,7 +19,7 @@ mod settle;
 use crate::sink::compact::{self, Checks, First, Folded, NetStatements};
 use crate::sink::conflict::{ConflictHandling, Record};
 use crate::sink::convert::{
-    bound, bound_rows, placeholder, push_rendered, render, rendered_len, to_param, Conversion,
+    bound_rows, placeholder, push_rendered, render, rendered_len, to_param, Conversion,
 };
 use crate::sink::lanes::RowsWork;
 use crate::sink::projection::Projection;
@@ -903,11 +903,7 @@ impl Applier {
                 .collect();
             let mut params = after.clone();
             params.extend(old_key.iter().cloned());
-            let params = columns
-                .iter()
-                .zip(params)
-                .map(|(column, value)| bound(column, value))
-                .collect();
+            let params = bound_rows(&columns, params);
             let context = format!("applying to `{}`.`{}`", table.db, table.name);
             self.conn
                 .exec_drop(sql, Params::Positional(params))

@@ -161,7 +161,7 @@ fn write_hex(out: &mut [u8], bytes: &[u8]) {
 }
 
 /// The upper-case hex digits of `bytes`.
-pub(crate) fn hex_digits(bytes: &[u8]) -> Vec<u8> {
+fn hex_digits(bytes: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; bytes.len() * 2];
     write_hex(&mut out, bytes);
     out
@@ -253,7 +253,7 @@ pub fn placeholder(column: &Column) -> String {
 
 /// A value as the parameter of the column's [`placeholder`] takes it: hex
 /// digits for text that passes as hex, the value itself otherwise.
-pub fn bound(column: &Column, value: Value) -> Value {
+fn bound(column: &Column, value: Value) -> Value {
     match value {
         Value::Bytes(bytes) if passes_as_hex(column) => Value::Bytes(hex_digits(&bytes)),
         other => other,

@@ -307,8 +307,9 @@ enum Command {
     ForgetTables,
 }
 
-/// Runs one lane: its own task, so that lanes decode, fold and build their
-/// statements on every core, and while the next batch is being routed.
+/// Runs one of a lane's tasks: tasks of their own, so that lanes decode,
+/// fold and build their statements on every core, and while the next batch
+/// is being routed.
 async fn run_lane(mut lane: Lane, mut commands: mpsc::Receiver<Command>, applied: Arc<AtomicU64>) {
     let mut failed: Option<SyncError> = None;
     while let Some(command) = commands.recv().await {
@@ -391,7 +392,7 @@ struct LaneTask {
 /// left the worker and the destination each idle half the time. Writes are
 /// ordered as before: batch N+1 is written only once every lane committed
 /// batch N (see [`Gate`]), and at most two batches are in the lanes.
-const TASKS_PER_LANE: usize = 2;
+pub const TASKS_PER_LANE: usize = 2;
 
 /// A batch handed to the lanes and not yet known to be committed.
 struct InFlight {
@@ -476,8 +477,7 @@ impl Drop for Lanes {
 
 impl Lanes {
     /// `lanes[i]` is lane `i + 1`: its appliers ([`TASKS_PER_LANE`] of
-    /// them, each on its own connection; see [`Lanes::appliers_per_lane`])
-    /// with the checkpoint it had when this run started; `catalog_conn` is a
+    /// them, each on its own connection) with the checkpoint it had when this run started; `catalog_conn` is a
     /// destination connection for routing; `configured_routing` is
     /// [`ROUTING`] or [`ROW_ROUTING`]; `task_id`'s schema history gives the
     /// tables' definitions.
@@ -580,11 +580,6 @@ impl Lanes {
 
     pub fn mode(&self) -> Mode {
         self.mode
-    }
-
-    /// Appliers each lane needs ([`Lanes::new`]).
-    pub const fn appliers_per_lane() -> usize {
-        TASKS_PER_LANE
     }
 
     /// Rows applied by batches the lanes have finished.
