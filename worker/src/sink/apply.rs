@@ -14,6 +14,7 @@
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::meta::schema_history::SourceDefinitions;
 use crate::meta::Meta;
+mod net;
 mod settle;
 
 use crate::sink::compact::{self, Checks, First, Folded, NetStatements};
@@ -32,6 +33,7 @@ use crate::transform::rows;
 use dts_common::mysql::quote_ident;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
+use net::{NetStep, WriteKind};
 use settle::{Change, TablePolicy};
 // Looked up for every rows event: foldhash rather than SipHash.
 use foldhash::HashMap;
@@ -552,38 +554,59 @@ impl Applier {
 
     /// Writes a table's net statements; `false` when a statement found the
     /// destination other than expected (a conflict: the caller undoes it).
+    /// Each statement is rendered while the one before it runs, so the
+    /// destination does not wait for the worker between round trips.
     async fn write_net(&mut self, table: &Table, net: NetStatements<'_>) -> SyncResult<bool> {
-        let NetStatements {
-            deletes,
-            tolerant_deletes,
-            updates,
-            inserts,
-            replaces,
-        } = net;
-        let key_width = table.key.len();
-        for keys in chunks(tolerant_deletes, key_width) {
-            self.delete_keys(table, &keys).await?;
-        }
-        for keys in chunks(deletes, key_width) {
-            if self.delete_keys(table, &keys).await? != keys.len() {
+        let steps = net::steps(table, net);
+        let upsert = net::upsert_tail(table).unwrap_or_default();
+        let mut next = steps.first().and_then(|step| step.render(table, &upsert));
+        for (index, step) in steps.iter().enumerate() {
+            let following = steps.get(index + 1);
+            let (clean, rendered) = tokio::join!(
+                self.run_step(table, step, next.take(), &upsert),
+                // Polled after the statement is sent: renders while it runs.
+                async { following.and_then(|step| step.render(table, &upsert)) }
+            );
+            next = rendered;
+            if !clean? {
                 return Ok(false);
             }
-        }
-        let width = table.writable().count();
-        for rows in chunks(updates, width) {
-            if !self.update_existing(table, &rows).await? {
-                return Ok(false);
-            }
-        }
-        for rows in chunks(inserts, width) {
-            if self.insert_new(table, &rows).await?.is_none() {
-                return Ok(false);
-            }
-        }
-        for rows in chunks(replaces, width) {
-            self.write_rows(table, "REPLACE", &rows, "").await?;
         }
         Ok(true)
+    }
+
+    /// Runs one net step, given its text if it was rendered beforehand;
+    /// `false` when it found the destination other than expected.
+    async fn run_step(
+        &mut self,
+        table: &Table,
+        step: &NetStep<'_>,
+        sql: Option<String>,
+        upsert: &str,
+    ) -> SyncResult<bool> {
+        let (kind, rows) = match step {
+            NetStep::CheckExist(rows) => {
+                let keys = self.keys_of_rows(table, rows);
+                return self.all_exist(table, &keys).await;
+            }
+            NetStep::Write { kind, rows } => (*kind, rows),
+        };
+        let sql = sql.unwrap_or_else(|| net::render_write(table, kind, rows, upsert));
+        match kind {
+            WriteKind::TolerantDelete | WriteKind::Replace => {
+                self.query(table, sql).await?;
+                Ok(true)
+            }
+            WriteKind::Delete => Ok(self.query(table, sql).await? == rows.len()),
+            WriteKind::Update => self.update_existing(table, rows, sql, upsert).await,
+            WriteKind::Insert => match self.query(table, sql).await {
+                Ok(_) => Ok(true),
+                Err(SyncError::Query { detail, .. }) if detail.starts_with(DUPLICATE_KEY) => {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            },
+        }
     }
 
     async fn savepoint(&mut self, name: &str) -> SyncResult<()> {
@@ -605,48 +628,28 @@ impl Applier {
             .on(Side::Destination, "undoing to a savepoint")
     }
 
-    /// `INSERT` of rows whose keys must not exist: the rows inserted, or
-    /// `None` when a key was there (the statement then did nothing).
-    async fn insert_new(&mut self, table: &Table, rows: &[&[Value]]) -> SyncResult<Option<usize>> {
-        match self.write_rows(table, "INSERT", rows, "").await {
-            Ok(n) => Ok(Some(n)),
-            Err(SyncError::Query { detail, .. }) if detail.starts_with(DUPLICATE_KEY) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// `DELETE` of the given keys; returns how many rows went.
     async fn delete_keys(&mut self, table: &Table, keys: &[&[Value]]) -> SyncResult<usize> {
-        let sql = format!(
-            "DELETE FROM {} WHERE {}",
-            table.qualified(),
-            keys_in(table, keys)
-        );
-        self.query(table, sql).await
+        self.query(table, net::delete_statement(table, keys)).await
     }
 
-    /// Overwrites rows that must already exist in one upsert, which on a table whose only unique index is the key
-    /// updates exactly those rows. With `CLIENT_FOUND_ROWS` an upsert counts
-    /// 2 for a row it changed and 1 for a row it inserted or found as it
-    /// was, so 2 per row proves every row was there, and the count the
+    /// Overwrites rows that must already exist with `sql`, their upsert
+    /// (`upsert` its tail), which on a table whose only unique index is the
+    /// key updates exactly those rows. With `CLIENT_FOUND_ROWS` an upsert
+    /// counts 2 for a row it changed and 1 for a row it inserted or found as
+    /// it was, so 2 per row proves every row was there, and the count the
     /// check would otherwise cost is saved. Anything less (some row already
     /// had its new values, or was missing) is undone to a savepoint and
     /// settled by counting first. `false`: a row was missing (a conflict).
-    async fn update_existing(&mut self, table: &Table, rows: &[&[Value]]) -> SyncResult<bool> {
-        let assignments: Vec<String> = table
-            .writable()
-            .filter(|(column, _)| !table.key.contains(column))
-            .map(|(_, c)| format!("{0} = VALUES({0})", quote_ident(&c.name)))
-            .collect();
-        if assignments.is_empty() {
-            // Nothing but the key: the rows are already as the source has
-            // them, if they are there.
-            let keys = self.keys_of_rows(table, rows);
-            return self.all_exist(table, &keys).await;
-        }
-        let upsert = format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", "));
+    async fn update_existing(
+        &mut self,
+        table: &Table,
+        rows: &[&[Value]],
+        sql: String,
+        upsert: &str,
+    ) -> SyncResult<bool> {
         self.pending_savepoints.push(UPDATE_SAVEPOINT);
-        if self.write_rows(table, "INSERT", rows, &upsert).await? == 2 * rows.len() {
+        if self.query(table, sql).await? == 2 * rows.len() {
             return Ok(true);
         }
         self.rollback_to(UPDATE_SAVEPOINT).await?;
@@ -654,7 +657,7 @@ impl Applier {
         if !self.all_exist(table, &keys).await? {
             return Ok(false);
         }
-        self.write_rows(table, "INSERT", rows, &upsert).await?;
+        self.write_rows(table, "INSERT", rows, upsert).await?;
         Ok(true)
     }
 
@@ -698,27 +701,8 @@ impl Applier {
         rows: &[&[Value]],
         tail: &str,
     ) -> SyncResult<usize> {
-        let columns: Vec<&Column> = table.writable().map(|(_, c)| c).collect();
-        let head = format!(
-            "{verb} INTO {} ({}) VALUES ",
-            table.qualified(),
-            column_list(table)
-        );
-        let size: usize = rows.iter().flat_map(|r| r.iter()).map(rendered_len).sum();
-        let mut sql = String::with_capacity(head.len() + size + tail.len());
-        sql.push_str(&head);
-        for (n, row) in rows.iter().enumerate() {
-            sql.push_str(if n == 0 { "(" } else { ", (" });
-            for (i, (column, value)) in columns.iter().zip(row.iter()).enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                push_rendered(&mut sql, column, value);
-            }
-            sql.push(')');
-        }
-        sql.push_str(tail);
-        self.query(table, sql).await
+        self.query(table, net::rows_statement(table, verb, rows, tail))
+            .await
     }
 
     /// Runs one statement as text, after the pending savepoints in the same
@@ -728,11 +712,13 @@ impl Applier {
         let sql = if self.pending_savepoints.is_empty() {
             sql
         } else {
-            let mut text: String = self
-                .pending_savepoints
-                .drain(..)
-                .map(|name| format!("SAVEPOINT {name}; "))
-                .collect();
+            let prefix: usize = self.pending_savepoints.iter().map(|n| n.len() + 12).sum();
+            let mut text = String::with_capacity(prefix + sql.len());
+            for name in self.pending_savepoints.drain(..) {
+                text.push_str("SAVEPOINT ");
+                text.push_str(name);
+                text.push_str("; ");
+            }
             text.push_str(&sql);
             text
         };

@@ -327,6 +327,9 @@ pub fn push_literal(out: &mut String, value: &Value) {
             push_hex(out, bytes);
             out.push('\'');
         }
+        // The common integer keys and counters, without the formatting machinery.
+        Value::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
+        Value::UInt(u) => out.push_str(itoa::Buffer::new().format(*u)),
         // Writing into a String cannot fail.
         Value::Date(..) | Value::Time(..) => {
             let _ = write!(out, "'{}'", Unquoted(value));

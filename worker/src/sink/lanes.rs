@@ -899,7 +899,12 @@ impl Lanes {
         if !self.groups.is_empty() {
             let shares = self.groups.deal(self.lanes.len());
             for (lane, share) in self.lanes.iter_mut().zip(shares) {
-                lane.pending.extend(share);
+                if lane.pending.is_empty() {
+                    // Moved, not copied.
+                    lane.pending = share;
+                } else {
+                    lane.pending.extend(share);
+                }
             }
         }
         if tracing::enabled!(tracing::Level::DEBUG) {
@@ -1036,15 +1041,18 @@ impl Lanes {
         }
         let mut all = Vec::with_capacity(work.changes.len());
         let mut scratch = Vec::new();
+        // The table's part of every key hash, hashed once per event.
+        let mut table_hash = Fnv::new();
+        table_hash.write(work.db().as_bytes());
+        table_hash.write(&[0]);
+        table_hash.write(work.table().as_bytes());
+        table_hash.write(&[0]);
         for change in &work.changes {
             let mut keys = Vec::new();
             for image in [&change.before, &change.after].into_iter().flatten() {
                 for (index_no, key) in table.unique_keys.iter().enumerate() {
-                    let mut hash = Fnv::new();
-                    hash.write(work.db().as_bytes());
-                    hash.write(&[0]);
-                    hash.write(work.table().as_bytes());
-                    hash.write(&[0, index_no as u8]);
+                    let mut hash = table_hash.clone();
+                    hash.write(&[index_no as u8]);
                     let mut complete = true;
                     for &column in key {
                         match image_of[column].and_then(|i| image.get(i)) {
@@ -1150,11 +1158,16 @@ impl Groups {
             load[lane] += group_rows[group];
             lane_of_group[group] = lane;
         }
-        let mut shares: Vec<Vec<RowsWork>> = load.iter().map(|_| Vec::new()).collect();
-        for (index, works) in std::mem::take(&mut self.transactions)
-            .into_iter()
-            .enumerate()
-        {
+        // Sized up front: grown by doubling, each share's buffer would be
+        // copied and its fresh pages faulted in again for every batch.
+        let mut works_of_lane = vec![0usize; load.len()];
+        for (index, works) in self.transactions.iter().enumerate() {
+            works_of_lane[lane_of_group[roots[index]]] += works.len();
+        }
+        let mut shares: Vec<Vec<RowsWork>> =
+            works_of_lane.into_iter().map(Vec::with_capacity).collect();
+        // Drained, not taken: the list keeps its capacity for the next batch.
+        for (index, works) in self.transactions.drain(..).enumerate() {
             shares[lane_of_group[roots[index]]].extend(works);
         }
         self.rows.clear();
@@ -1204,6 +1217,7 @@ fn routing_bytes(value: &mysql_async::binlog::value::BinlogValue<'_>, out: &mut 
 
 /// FNV-1a: a hash that is the same in every process and version, which the
 /// replay after a restart relies on.
+#[derive(Clone)]
 struct Fnv(u64);
 
 impl Fnv {
