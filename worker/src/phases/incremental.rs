@@ -18,6 +18,7 @@ use crate::source::catalog::Table;
 use crate::source::ddl::{self, DmlTarget, Statement};
 use crate::source::position::{self, BinlogPosition};
 use crate::transform::ddl::{DdlPlan, DdlRouter};
+use crate::transform::filter::collation::SharedCollations;
 use crate::transform::loop_marker::LoopGuard;
 use crate::transform::rows;
 use crate::transform::select::Selector;
@@ -240,6 +241,7 @@ impl Incremental<'_> {
         self.progress.set_conflict_log(conflicts.log.clone());
         let checkpoints = self.lane_checkpoints().await?;
         let mut appliers = Vec::new();
+        let collations = SharedCollations::default();
         for (lane, checkpoint) in (1..=self.lane_count()).zip(checkpoints) {
             let mut lane_appliers = Vec::new();
             for _ in 0..lanes::TASKS_PER_LANE {
@@ -253,7 +255,8 @@ impl Incremental<'_> {
                         overwrite,
                         conflicts.clone(),
                     )
-                    .with_changed_keys(self.changed_keys.clone()),
+                    .with_changed_keys(self.changed_keys.clone())
+                    .with_collations(collations.clone()),
                 );
             }
             appliers.push((lane_appliers, checkpoint));

@@ -28,7 +28,7 @@ use crate::source::binlog::RowKind;
 use crate::source::catalog::{self, Column, Table, TableCache, TableName};
 use crate::source::position::BinlogPosition;
 use crate::transform::ddl::{DdlWork, Proof};
-use crate::transform::filter::{self, collation::Collations, BoundFilter};
+use crate::transform::filter::{self, collation::SharedCollations, BoundFilter};
 use crate::transform::rows;
 use dts_common::mysql::quote_ident;
 use mysql_async::prelude::Queryable;
@@ -96,7 +96,10 @@ pub struct Applier {
     /// Row filters bound to the source definition they were bound with
     /// (held, so a new definition is told by its address).
     filters: HashMap<TableName, (Arc<Table>, Arc<BoundFilter>)>,
-    collations: Collations,
+    /// Shared by the task's appliers: reading a collation's weights is a
+    /// 65,536-row query, which each lane repeating cost the destination
+    /// more than the filtered catch-up itself saved.
+    collations: SharedCollations,
     batch: Option<Batch>,
     /// Net changes of foldable tables (see `compact`), written at commit,
     /// with the tables' conflict policies.
@@ -147,7 +150,7 @@ impl Applier {
             projections: HashMap::default(),
             decoders: HashMap::default(),
             filters: HashMap::default(),
-            collations: Collations::default(),
+            collations: SharedCollations::default(),
             batch: None,
             folded: Vec::new(),
             folded_keys: 0,
@@ -168,6 +171,13 @@ impl Applier {
 
     /// Hands the keys of every committed transaction to incremental
     /// verification.
+    /// Reads collations through `collations`, shared with the task's other
+    /// appliers.
+    pub fn with_collations(mut self, collations: SharedCollations) -> Self {
+        self.collations = collations;
+        self
+    }
+
     pub fn with_changed_keys(
         mut self,
         changed: Option<Arc<crate::verify::changed::ChangedKeys>>,
@@ -306,7 +316,8 @@ impl Applier {
             }
         }
         let field = work.route.claim.to_string();
-        let bound = filter::bind(filter, source, &mut self.collations, &mut self.conn)
+        let mut collations = self.collations.lock().await;
+        let bound = filter::bind(filter, source, &mut collations, &mut self.conn)
             .await
             .map_err(|e| catalog::filter_error(Side::Destination, &field, e))?;
         let bound = Arc::new(bound);

@@ -211,6 +211,9 @@ impl Collation {
     }
 }
 
+/// [`Collations`] one task's appliers share: they all read one destination.
+pub type SharedCollations = Arc<tokio::sync::Mutex<Collations>>;
+
 /// The collations and character sets read so far, by name.
 #[derive(Default)]
 pub struct Collations {
