@@ -169,8 +169,6 @@ impl Applier {
         }
     }
 
-    /// Hands the keys of every committed transaction to incremental
-    /// verification.
     /// Reads collations through `collations`, shared with the task's other
     /// appliers.
     pub fn with_collations(mut self, collations: SharedCollations) -> Self {
@@ -178,6 +176,8 @@ impl Applier {
         self
     }
 
+    /// Hands the keys of every committed transaction to incremental
+    /// verification.
     pub fn with_changed_keys(
         mut self,
         changed: Option<Arc<crate::verify::changed::ChangedKeys>>,
@@ -568,8 +568,9 @@ impl Applier {
     /// Each statement is rendered while the one before it runs, so the
     /// destination does not wait for the worker between round trips.
     async fn write_net(&mut self, table: &Table, net: NetStatements<'_>) -> SyncResult<bool> {
-        let steps = net::steps(table, net);
-        let upsert = net::upsert_tail(table).unwrap_or_default();
+        let upsert = net::upsert_tail(table);
+        let steps = net::steps(table, net, upsert.is_some());
+        let upsert = upsert.unwrap_or_default();
         let mut next = steps.first().and_then(|step| step.render(table, &upsert));
         for (index, step) in steps.iter().enumerate() {
             let following = steps.get(index + 1);
@@ -723,7 +724,11 @@ impl Applier {
         let sql = if self.pending_savepoints.is_empty() {
             sql
         } else {
-            let prefix: usize = self.pending_savepoints.iter().map(|n| n.len() + 12).sum();
+            let prefix: usize = self
+                .pending_savepoints
+                .iter()
+                .map(|name| "SAVEPOINT ; ".len() + name.len())
+                .sum();
             let mut text = String::with_capacity(prefix + sql.len());
             for name in self.pending_savepoints.drain(..) {
                 text.push_str("SAVEPOINT ");

@@ -41,8 +41,9 @@ pub(super) enum NetStep<'a> {
 
 /// The table's net changes as statement-sized steps: deletes, then updates
 /// of rows that must exist, then inserts (keys are distinct, so any order
-/// gives the same rows).
-pub(super) fn steps<'a>(table: &Table, net: NetStatements<'a>) -> Vec<NetStep<'a>> {
+/// gives the same rows). `upserts`: whether the table has a column outside
+/// its key for an update to write (see [`upsert_tail`]).
+pub(super) fn steps<'a>(table: &Table, net: NetStatements<'a>, upserts: bool) -> Vec<NetStep<'a>> {
     let NetStatements {
         deletes,
         tolerant_deletes,
@@ -52,38 +53,22 @@ pub(super) fn steps<'a>(table: &Table, net: NetStatements<'a>) -> Vec<NetStep<'a
     } = net;
     let key_width = table.key.len();
     let width = table.writable().count();
-    let only_key = upsert_tail(table).is_none();
-    let write = |kind: WriteKind| move |rows| NetStep::Write { kind, rows };
+    // `None`: the rows are only counted (a table with nothing but its key).
+    let update = upserts.then_some(WriteKind::Update);
+    let parts = [
+        (tolerant_deletes, key_width, Some(WriteKind::TolerantDelete)),
+        (deletes, key_width, Some(WriteKind::Delete)),
+        (updates, width, update),
+        (inserts, width, Some(WriteKind::Insert)),
+        (replaces, width, Some(WriteKind::Replace)),
+    ];
     let mut out = Vec::new();
-    out.extend(
-        chunks(tolerant_deletes, key_width)
-            .into_iter()
-            .map(write(WriteKind::TolerantDelete)),
-    );
-    out.extend(
-        chunks(deletes, key_width)
-            .into_iter()
-            .map(write(WriteKind::Delete)),
-    );
-    if only_key {
-        out.extend(chunks(updates, width).into_iter().map(NetStep::CheckExist));
-    } else {
-        out.extend(
-            chunks(updates, width)
-                .into_iter()
-                .map(write(WriteKind::Update)),
-        );
+    for (rows, width, kind) in parts {
+        out.extend(chunks(rows, width).into_iter().map(|rows| match kind {
+            Some(kind) => NetStep::Write { kind, rows },
+            None => NetStep::CheckExist(rows),
+        }));
     }
-    out.extend(
-        chunks(inserts, width)
-            .into_iter()
-            .map(write(WriteKind::Insert)),
-    );
-    out.extend(
-        chunks(replaces, width)
-            .into_iter()
-            .map(write(WriteKind::Replace)),
-    );
     out
 }
 

@@ -278,16 +278,10 @@ impl Applier {
 
     /// Writes rows whether or not their keys are there.
     async fn upsert_rows(&mut self, table: &Table, rows: &[&[Value]]) -> SyncResult<usize> {
-        let assignments: Vec<String> = table
-            .writable()
-            .filter(|(column, _)| !table.key.contains(column))
-            .map(|(_, c)| format!("{0} = VALUES({0})", quote_ident(&c.name)))
-            .collect();
-        if assignments.is_empty() {
-            return self.write_rows(table, "INSERT IGNORE", rows, "").await;
+        match super::net::upsert_tail(table) {
+            Some(tail) => self.write_rows(table, "INSERT", rows, &tail).await,
+            None => self.write_rows(table, "INSERT IGNORE", rows, "").await,
         }
-        let tail = format!(" ON DUPLICATE KEY UPDATE {}", assignments.join(", "));
-        self.write_rows(table, "INSERT", rows, &tail).await
     }
 
     /// Overwrites the row with `key` (which is there, locked) with `row`.
