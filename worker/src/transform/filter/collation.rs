@@ -10,7 +10,7 @@
 
 use mysql_async::prelude::Queryable;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollationError {
@@ -220,6 +220,35 @@ pub struct Collations {
     collations: HashMap<String, Arc<Collation>>,
     charsets: HashMap<String, Arc<Charset>>,
     literal: Option<Arc<Collation>>,
+    /// The server's `@@version`, the key into [`COMPILED`].
+    version: Option<String>,
+}
+
+/// Collations and one-byte character sets as servers of one version
+/// compile them in, by (`@@version`, name): reading one is a 65,536-row
+/// query, and a worker's tasks (a restart, the precheck and the catch-up
+/// after it, several tasks on one pair of servers) would each repeat it.
+static COMPILED: LazyLock<Mutex<HashMap<(String, String), Compiled>>> =
+    LazyLock::new(Default::default);
+
+#[derive(Clone)]
+enum Compiled {
+    Collation(Arc<Collation>),
+    Charset(Charset),
+}
+
+fn compiled(version: &str, name: &str) -> Option<Compiled> {
+    let known = COMPILED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    known.get(&(version.to_string(), name.to_string())).cloned()
+}
+
+fn remember(version: &str, name: &str, compiled: Compiled) {
+    let mut known = COMPILED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    known.insert((version.to_string(), name.to_string()), compiled);
 }
 
 /// The collations dts evaluates: one weight per character.
@@ -248,17 +277,60 @@ fn supported(name: &str) -> bool {
     )
 }
 
-/// Every number below 65536 as `cp`, without the Sequence engine (MySQL has
-/// none): four digits of a 16-row table.
+/// `expression` of every number below 65536 (`cp`), without the Sequence
+/// engine (MySQL has none): four digits of a 16-row table. One row of
+/// `cp:value` pairs, not 65,536 rows: the client's cost is per row.
 fn code_points_sql(expression: &str) -> String {
     let digits = (0..16)
         .map(|n| format!("SELECT {n} AS n"))
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     format!(
-        "SELECT cp, {expression} FROM (SELECT a.n * 4096 + b.n * 256 + c.n * 16 + d.n AS cp \
+        "SELECT GROUP_CONCAT(cp, ':', IFNULL({expression}, '') SEPARATOR ',') \
+         FROM (SELECT a.n * 4096 + b.n * 256 + c.n * 16 + d.n AS cp \
          FROM ({digits}) a, ({digits}) b, ({digits}) c, ({digits}) d) points"
     )
+}
+
+/// Room for [`code_points_sql`]'s row: 65,536 pairs of at most 14 bytes.
+const CODE_POINTS_ROW: u32 = 1 << 20;
+
+/// The pairs of [`code_points_sql`]'s row, as read from `conn`.
+async fn code_point_values(
+    conn: &mut mysql_async::Conn,
+    name: &str,
+    expression: &str,
+) -> Result<Vec<(u32, String)>, CollationError> {
+    // Raising the limit only ever lets GROUP_CONCAT say more.
+    conn.query_drop(format!(
+        "SET SESSION group_concat_max_len = GREATEST(@@group_concat_max_len, {CODE_POINTS_ROW})"
+    ))
+    .await
+    .map_err(|e| server(name, e))?;
+    let row: Option<Option<String>> = conn
+        .query_first(code_points_sql(expression))
+        .await
+        .map_err(|e| server(name, e))?;
+    let row = row.flatten().unwrap_or_default();
+    let malformed = |pair: &str| CollationError::Server {
+        name: name.to_string(),
+        detail: format!("unreadable code point value {pair:?}"),
+    };
+    let pairs = row
+        .split(',')
+        .map(|pair| {
+            let (cp, value) = pair.split_once(':').ok_or_else(|| malformed(pair))?;
+            let cp = cp.parse().map_err(|_| malformed(pair))?;
+            Ok((cp, value.to_string()))
+        })
+        .collect::<Result<Vec<_>, CollationError>>()?;
+    if pairs.len() != 0x10000 {
+        return Err(CollationError::Server {
+            name: name.to_string(),
+            detail: format!("{} code points read, not 65536", pairs.len()),
+        });
+    }
+    Ok(pairs)
 }
 
 impl Collations {
@@ -281,6 +353,20 @@ impl Collations {
         Ok(collation)
     }
 
+    /// The server's `@@version`, read once.
+    async fn version(&mut self, conn: &mut mysql_async::Conn) -> Result<String, CollationError> {
+        if let Some(known) = &self.version {
+            return Ok(known.clone());
+        }
+        let version: Option<String> = conn
+            .query_first("SELECT @@version")
+            .await
+            .map_err(|e| server("the server's version", e))?;
+        let version = version.unwrap_or_default();
+        self.version = Some(version.clone());
+        Ok(version)
+    }
+
     pub async fn collation(
         &mut self,
         conn: &mut mysql_async::Conn,
@@ -289,11 +375,19 @@ impl Collations {
         if let Some(known) = self.collations.get(name) {
             return Ok(known.clone());
         }
-        let collation = Arc::new(if name == "binary" {
-            Collation::binary()
+        let collation = if name == "binary" {
+            Arc::new(Collation::binary())
         } else {
-            read_collation(conn, name).await?
-        });
+            let version = self.version(conn).await?;
+            match compiled(&version, name) {
+                Some(Compiled::Collation(known)) => known,
+                _ => {
+                    let read = Arc::new(read_collation(conn, name).await?);
+                    remember(&version, name, Compiled::Collation(read.clone()));
+                    read
+                }
+            }
+        };
         self.collations.insert(name.to_string(), collation.clone());
         Ok(collation)
     }
@@ -310,7 +404,16 @@ impl Collations {
             "utf8mb4" | "utf8mb3" | "utf8" => Charset::Utf8,
             "binary" => Charset::Binary,
             "latin1" | "ascii" => {
-                Charset::SingleByte(Arc::new(single_byte_table(conn, name).await?))
+                let version = self.version(conn).await?;
+                match compiled(&version, name) {
+                    Some(Compiled::Charset(known)) => known,
+                    _ => {
+                        let read =
+                            Charset::SingleByte(Arc::new(single_byte_table(conn, name).await?));
+                        remember(&version, name, Compiled::Charset(read.clone()));
+                        read
+                    }
+                }
             }
             other => return Err(CollationError::UnsupportedCharset(other.to_string())),
         });
@@ -358,10 +461,7 @@ async fn read_collation(
             "HEX(WEIGHT_STRING(CONVERT(CHAR({cp} USING utf32) USING {charset}) COLLATE {name}))"
         )
     };
-    let rows: Vec<(u32, Option<String>)> = conn
-        .query(code_points_sql(&weight_of("cp")))
-        .await
-        .map_err(|e| server(name, e))?;
+    let rows = code_point_values(conn, name, &weight_of("cp")).await?;
     let mut bmp = vec![0u32; 0x10000].into_boxed_slice();
     let mut widths = std::collections::BTreeSet::new();
     for (cp, weight) in rows {
@@ -369,7 +469,6 @@ async fn read_collation(
         if (0xd800..0xe000).contains(&cp) {
             continue;
         }
-        let weight = weight.unwrap_or_default();
         widths.insert(weight.len());
         let value = u32::from_str_radix(&weight, 16).map_err(|_| CollationError::Server {
             name: name.to_string(),
