@@ -532,7 +532,8 @@ async fn statement_counts(server: &MariaDb) -> anyhow::Result<Vec<(String, u64)>
         .query(
             "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_select', 'Com_insert', \
                 'Com_update', 'Com_delete', 'Com_replace', 'Com_commit', 'Com_begin', \
-                'Com_stmt_prepare', 'Com_stmt_execute', 'Questions')",
+                'Com_stmt_prepare', 'Com_stmt_execute', 'Questions', 'Handler_write', \
+                'Handler_update', 'Handler_delete', 'Handler_read_key')",
         )
         .await?;
     Ok(rows
