@@ -2,7 +2,8 @@
 # The benchmark suite: dts side by side with what a user would otherwise run
 # (mariadb-dump, mydumper/myloader, native replication), in one run on this
 # machine, with ratios. Installs what is missing (mariadb-server, sysbench,
-# mydumper), builds in release mode, and runs target/release/dts-bench.
+# mydumper), builds with the production profile (what is deployed: see
+# Cargo.toml), and runs target/production/dts-bench.
 #
 #   deploy/bench.sh            # full sizes (4 x 250,000 rows, 50,000-tx backlog, 60 s per rate)
 #   deploy/bench.sh --quick    # a few minutes in all
@@ -29,6 +30,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-cargo build --release --workspace --bins -q
+cargo build --profile production --workspace --bins -q
 # Output goes to target/bench/ (relative to the repo; --out changes it).
-exec "$repo/target/release/dts-bench" "$@"
+exec "$repo/target/production/dts-bench" "$@"
