@@ -224,31 +224,26 @@ pub struct Collations {
     version: Option<String>,
 }
 
-/// Collations and one-byte character sets as servers of one version
-/// compile them in, by (`@@version`, name): reading one is a 65,536-row
-/// query, and a worker's tasks (a restart, the precheck and the catch-up
-/// after it, several tasks on one pair of servers) would each repeat it.
-static COMPILED: LazyLock<Mutex<HashMap<(String, String), Compiled>>> =
-    LazyLock::new(Default::default);
+/// Collations as servers of one version compile them in, by (`@@version`,
+/// name): reading one is a 65,536-row query, and a worker's tasks (a
+/// restart, the precheck and the catch-up after it, several tasks on one
+/// pair of servers) would each repeat it.
+static COMPILED: LazyLock<Mutex<ByVersionAndName>> = LazyLock::new(Default::default);
 
-#[derive(Clone)]
-enum Compiled {
-    Collation(Arc<Collation>),
-    Charset(Charset),
-}
+type ByVersionAndName = HashMap<(String, String), Arc<Collation>>;
 
-fn compiled(version: &str, name: &str) -> Option<Compiled> {
+fn compiled(version: &str, name: &str) -> Option<Arc<Collation>> {
     let known = COMPILED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     known.get(&(version.to_string(), name.to_string())).cloned()
 }
 
-fn remember(version: &str, name: &str, compiled: Compiled) {
+fn remember(version: &str, name: &str, collation: Arc<Collation>) {
     let mut known = COMPILED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    known.insert((version.to_string(), name.to_string()), compiled);
+    known.insert((version.to_string(), name.to_string()), collation);
 }
 
 /// The collations dts evaluates: one weight per character.
@@ -281,15 +276,20 @@ fn supported(name: &str) -> bool {
 /// engine (MySQL has none): four digits of a 16-row table. One row of
 /// `cp:value` pairs, not 65,536 rows: the client's cost is per row.
 fn code_points_sql(expression: &str) -> String {
-    let digits = (0..16)
-        .map(|n| format!("SELECT {n} AS n"))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
+    let digits = hex_digits_sql();
     format!(
         "SELECT GROUP_CONCAT(cp, ':', IFNULL({expression}, '') SEPARATOR ',') \
          FROM (SELECT a.n * 4096 + b.n * 256 + c.n * 16 + d.n AS cp \
          FROM ({digits}) a, ({digits}) b, ({digits}) c, ({digits}) d) points"
     )
+}
+
+/// The numbers 0 to 15 as `n`, a table to count with.
+fn hex_digits_sql() -> String {
+    (0..16)
+        .map(|n| format!("SELECT {n} AS n"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
 }
 
 /// Room for [`code_points_sql`]'s row: 65,536 pairs of at most 14 bytes.
@@ -380,10 +380,10 @@ impl Collations {
         } else {
             let version = self.version(conn).await?;
             match compiled(&version, name) {
-                Some(Compiled::Collation(known)) => known,
-                _ => {
+                Some(known) => known,
+                None => {
                     let read = Arc::new(read_collation(conn, name).await?);
-                    remember(&version, name, Compiled::Collation(read.clone()));
+                    remember(&version, name, read.clone());
                     read
                 }
             }
@@ -404,16 +404,7 @@ impl Collations {
             "utf8mb4" | "utf8mb3" | "utf8" => Charset::Utf8,
             "binary" => Charset::Binary,
             "latin1" | "ascii" => {
-                let version = self.version(conn).await?;
-                match compiled(&version, name) {
-                    Some(Compiled::Charset(known)) => known,
-                    _ => {
-                        let read =
-                            Charset::SingleByte(Arc::new(single_byte_table(conn, name).await?));
-                        remember(&version, name, Compiled::Charset(read.clone()));
-                        read
-                    }
-                }
+                Charset::SingleByte(Arc::new(single_byte_table(conn, name).await?))
             }
             other => return Err(CollationError::UnsupportedCharset(other.to_string())),
         });
@@ -427,10 +418,7 @@ async fn single_byte_table(
     conn: &mut mysql_async::Conn,
     name: &str,
 ) -> Result<[u32; 256], CollationError> {
-    let digits = (0..16)
-        .map(|n| format!("SELECT {n} AS n"))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
+    let digits = hex_digits_sql();
     let sql = format!(
         "SELECT b, HEX(CONVERT(CHAR(b USING {name}) USING utf32)) FROM \
          (SELECT a.n * 16 + c.n AS b FROM ({digits}) a, ({digits}) c) bytes"
