@@ -225,9 +225,10 @@ pub struct Collations {
 }
 
 /// Collations as servers of one version compile them in, by (`@@version`,
-/// name): reading one is a 65,536-row query, and a worker's tasks (a
-/// restart, the precheck and the catch-up after it, several tasks on one
-/// pair of servers) would each repeat it.
+/// name): reading one has the server weigh all 65,536 code points of the
+/// Basic Multilingual Plane, and a worker's tasks (a restart, the precheck
+/// and the catch-up after it, several tasks on one pair of servers) would
+/// each repeat it.
 static COMPILED: LazyLock<Mutex<ByVersionAndName>> = LazyLock::new(Default::default);
 
 type ByVersionAndName = HashMap<(String, String), Arc<Collation>>;
