@@ -82,8 +82,12 @@ pub struct LaneCheckpoint {
     pub routing: u8,
 }
 
-/// Rows a batch may hold before all lanes commit.
-const BATCH_ROWS: usize = 20_000;
+/// Rows a batch may hold before all lanes commit. Hot rows are written once
+/// per batch and net rows go out in key order, so a wider batch costs the
+/// destination less per source row: at 40,000 rather than 20,000 the pinned
+/// sysbench catch-up cost the destination 20% less CPU in transaction mode
+/// and 9% less in row mode (medians of four interleaved rounds).
+const BATCH_ROWS: usize = 40_000;
 /// Rows after which a batch is handed over at once when every lane is idle,
 /// full or not: idle lanes gain nothing by waiting, and while they apply it
 /// the next batch grows, so batches grow to what the destination takes.
