@@ -43,8 +43,10 @@ const MAX_PLACEHOLDERS: usize = 60_000;
 const MAX_BATCH_ROWS: usize = 1_000;
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Distinct keys folded (all tables) before they are written out: bounds the
-/// memory of a huge transaction streaming through one lane, and no less
-/// than a batch's rows (`lanes::BATCH_ROWS`), so that a batch folds whole.
+/// memory of a huge transaction streaming through one lane. Sized with a
+/// batch's rows (`lanes::BATCH_ROWS`): a batch whose changes fold to fewer
+/// keys than this (room is counted as two keys per change still to come)
+/// is written once, at its commit.
 const MAX_FOLDED_KEYS: usize = 40_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
