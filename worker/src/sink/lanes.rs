@@ -401,8 +401,27 @@ pub const TASKS_PER_LANE: usize = 2;
 /// A batch handed to the lanes and not yet known to be committed.
 struct InFlight {
     end: BinlogPosition,
-    done: Vec<oneshot::Receiver<SyncResult<()>>>,
+    done: Vec<Answer>,
     gate: Arc<Gate>,
+}
+
+/// A lane's answer for the batch in flight: still awaited, or received
+/// (kept until the batch is settled, so that watching for it with
+/// [`Lanes::landed`] can be cancelled without losing it).
+enum Answer {
+    Awaited(oneshot::Receiver<SyncResult<()>>),
+    Received(SyncResult<()>),
+}
+
+impl Answer {
+    /// Waits for the lane's answer and keeps it. Cancel-safe: the receiver
+    /// yields its value only when this completes, and it is kept at once.
+    async fn receive(&mut self, lane: usize) {
+        if let Answer::Awaited(receiver) = self {
+            let answer = receiver.await.unwrap_or_else(|_| Err(lane_ended(lane)));
+            *self = Answer::Received(answer);
+        }
+    }
 }
 
 pub struct Lanes {
@@ -696,12 +715,38 @@ impl Lanes {
             .is_none_or(|flight| flight.gate.is_open())
     }
 
+    /// A batch is in the lanes and some lane has not answered for it yet.
+    pub fn writing(&self) -> bool {
+        self.in_flight.as_ref().is_some_and(|flight| {
+            flight
+                .done
+                .iter()
+                .any(|answer| matches!(answer, Answer::Awaited(_)))
+        })
+    }
+
+    /// Until every lane has answered for the batch in flight (committed it,
+    /// failed it, or ended). Cancel-safe: the answers are kept for
+    /// [`Lanes::commit_batch`] and [`Lanes::idle`] to collect.
+    pub async fn landed(&mut self) {
+        if let Some(flight) = &mut self.in_flight {
+            for (number, answer) in flight.done.iter_mut().enumerate() {
+                answer.receive(number + 1).await;
+            }
+        }
+    }
+
+    /// Whole transactions are routed and not yet handed to the lanes.
+    pub fn has_batch(&self) -> bool {
+        self.batch_end.is_some()
+    }
+
     /// Rows routed into the batch and not yet handed to the lanes.
     pub fn pending_rows(&self) -> usize {
         self.batch_rows + self.transaction_rows
     }
 
-    fn replaying(&self) -> bool {
+    pub fn replaying(&self) -> bool {
         self.replay_until.is_some()
     }
 
@@ -944,7 +989,7 @@ impl Lanes {
                 .send(batch)
                 .await
                 .map_err(|_| lane_ended(number + 1))?;
-            done.push(answer);
+            done.push(Answer::Awaited(answer));
         }
         self.causality.clear();
         self.batch_rows = 0;
@@ -959,8 +1004,11 @@ impl Lanes {
             return Ok(None);
         };
         let started = std::time::Instant::now();
-        for (number, answer) in flight.done.into_iter().enumerate() {
-            answer.await.map_err(|_| lane_ended(number + 1))??;
+        for (number, mut answer) in flight.done.into_iter().enumerate() {
+            answer.receive(number + 1).await;
+            if let Answer::Received(result) = answer {
+                result?;
+            }
         }
         debug!(
             waited_ms = started.elapsed().as_millis() as u64,
