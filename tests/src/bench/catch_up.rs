@@ -396,7 +396,13 @@ async fn catch_up(
         .iter()
         .map(|(n, p)| (n.as_str(), *p))
         .collect();
-    let slug = variant.split(' ').next().unwrap_or_default();
+    // One name per contender: the verifying task is also "transaction ...",
+    // and must not overwrite the plain task's profiles and log.
+    let slug = if variant.contains("verification") {
+        "verified"
+    } else {
+        variant.split(' ').next().unwrap_or_default()
+    };
     let name = format!("catch-up-{slug}");
     // Timed inside, so that starting and stopping a profiler does not count.
     let (took, cpu_used) = super::profiled(settings, &name, &profiled_pids, async {
