@@ -422,6 +422,14 @@ impl Answer {
             *self = Answer::Received(answer);
         }
     }
+
+    /// The lane's answer, waiting for it if it has not come yet.
+    async fn into_result(self, lane: usize) -> SyncResult<()> {
+        match self {
+            Answer::Awaited(receiver) => receiver.await.unwrap_or_else(|_| Err(lane_ended(lane))),
+            Answer::Received(result) => result,
+        }
+    }
 }
 
 pub struct Lanes {
@@ -716,6 +724,9 @@ impl Lanes {
     }
 
     /// A batch is in the lanes and some lane has not answered for it yet.
+    /// Unlike [`Lanes::lanes_idle`] (the gate), this ends when a lane ends
+    /// without passing the gate, so waiting on [`Lanes::landed`] while it
+    /// holds cannot spin or hang.
     pub fn writing(&self) -> bool {
         self.in_flight.as_ref().is_some_and(|flight| {
             flight
@@ -1004,11 +1015,8 @@ impl Lanes {
             return Ok(None);
         };
         let started = std::time::Instant::now();
-        for (number, mut answer) in flight.done.into_iter().enumerate() {
-            answer.receive(number + 1).await;
-            if let Answer::Received(result) = answer {
-                result?;
-            }
+        for (number, answer) in flight.done.into_iter().enumerate() {
+            answer.into_result(number + 1).await?;
         }
         debug!(
             waited_ms = started.elapsed().as_millis() as u64,
