@@ -293,16 +293,25 @@ async fn one_round(
     let mut verified = None;
     for (n, (task, (consistency, copy, _))) in tasks.iter().zip(variants).enumerate() {
         quiesce(&everything).await?;
-        let variant = match n {
-            2 => "mapped (database and a column renamed, rows filtered)".to_string(),
-            3 => "transaction consistency, incremental verification on".to_string(),
-            _ => format!("{consistency} consistency"),
+        let (slug, variant) = match n {
+            2 => (
+                "mapped",
+                "mapped (database and a column renamed, rows filtered)".to_string(),
+            ),
+            3 => (
+                "verified",
+                "transaction consistency, incremental verification on".to_string(),
+            ),
+            _ => (consistency, format!("{consistency} consistency")),
         };
         let took = catch_up(
             settings,
             &cluster,
             task,
-            &variant,
+            Contender {
+                slug,
+                variant: &variant,
+            },
             &source,
             copy,
             cpu_report.as_deref_mut(),
@@ -362,15 +371,24 @@ async fn one_round(
 
 /// Resumes a paused dts task and times it until its destination has caught
 /// up with the source; records the CPU each process spent meanwhile.
+/// One dts contender of a round: `slug` names its profiles and worker log
+/// (one per contender, so that none overwrites another's), `variant` is
+/// what the report calls it.
+struct Contender<'a> {
+    slug: &'a str,
+    variant: &'a str,
+}
+
 async fn catch_up(
     settings: &Settings,
     cluster: &TestCluster,
     task: &str,
-    variant: &str,
+    contender: Contender<'_>,
     source: &MariaDb,
     copy: &MariaDb,
     report: Option<&mut Report>,
 ) -> anyhow::Result<Duration> {
+    let Contender { slug, variant } = contender;
     // Either worker may take the task when it resumes (the other one idles):
     // their CPU is counted together.
     let workers: Vec<i32> = cluster
@@ -396,13 +414,6 @@ async fn catch_up(
         .iter()
         .map(|(n, p)| (n.as_str(), *p))
         .collect();
-    // One name per contender: the verifying task is also "transaction ...",
-    // and must not overwrite the plain task's profiles and log.
-    let slug = if variant.contains("verification") {
-        "verified"
-    } else {
-        variant.split(' ').next().unwrap_or_default()
-    };
     let name = format!("catch-up-{slug}");
     // Timed inside, so that starting and stopping a profiler does not count.
     let (took, cpu_used) = super::profiled(settings, &name, &profiled_pids, async {
