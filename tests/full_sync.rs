@@ -11,6 +11,54 @@ use std::time::Duration;
 
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// A source with `big.rows` (400,000 rows, 81 chunks, a secondary index),
+/// and an empty destination.
+async fn servers_with_a_big_table() -> anyhow::Result<(MariaDb, MariaDb)> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE big; USE big; \
+             CREATE TABLE big.rows (id INT PRIMARY KEY, pad VARCHAR(255), KEY by_pad (pad(20))); \
+             INSERT INTO big.rows SELECT seq, REPEAT(CHAR(65 + seq % 26), 200) FROM seq_1_to_400000",
+        )
+        .await?;
+    Ok((source, destination))
+}
+
+/// Schema and full sync of `big` on one DU.
+fn big_table_task(source: &MariaDb, destination: &MariaDb) -> String {
+    sync_task(
+        "big",
+        source.port,
+        destination.port,
+        &["schema", "full"],
+        "[[objects]]\ndatabase = \"big\"",
+        1,
+    )
+}
+
+/// Pauses the task and waits until its worker stopped it (and its binlog
+/// reader), which it does at its next beat.
+async fn pause_until_stopped(cluster: &TestCluster, task: &str) -> anyhow::Result<()> {
+    cluster
+        .control_task(task, dts_proto::pb::TaskAction::Pause)
+        .await?;
+    wait_for(
+        "the paused task to stop on its worker",
+        Duration::from_secs(10),
+        || async {
+            let status = cluster.cluster_status().await?;
+            Ok(status
+                .workers
+                .iter()
+                .all(|w| !w.running_tasks.iter().any(|t| t == task))
+                .then_some(()))
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn schema_and_full_sync_move_every_column_type_exactly() -> anyhow::Result<()> {
     let logs = every_type_full_sync(&["--default-time-zone=-03:00"]).await?;
@@ -189,30 +237,17 @@ async fn text_is_converted_into_an_existing_column_of_another_charset() -> anyho
 
 #[tokio::test]
 async fn worker_killed_mid_copy_resumes_without_copying_done_chunks_again() -> anyhow::Result<()> {
-    let source = MariaDb::start(1).await?;
-    let destination = MariaDb::start(2).await?;
-    source
-        .exec(
-            "CREATE DATABASE big; USE big; \
-             CREATE TABLE big.rows (id INT PRIMARY KEY, pad VARCHAR(255), KEY by_pad (pad(20))); \
-             INSERT INTO big.rows SELECT seq, REPEAT(CHAR(65 + seq % 26), 200) FROM seq_1_to_400000",
-        )
-        .await?;
+    let (source, destination) = servers_with_a_big_table().await?;
     let mut cluster = TestCluster::builder()
         .coordinators(1)
         .worker(1)
         .worker(1)
         .start()
         .await?;
-    let spec = sync_task(
-        "big",
-        source.port,
-        destination.port,
-        &["schema", "full"],
-        "[[objects]]\ndatabase = \"big\"",
-        1,
-    );
-    let task = cluster.create_task(&spec, true).await?.id;
+    let task = cluster
+        .create_task(&big_table_task(&source, &destination), true)
+        .await?
+        .id;
     let chunks_done = |epoch: Option<u64>| {
         let filter = epoch
             .map(|e| format!(" AND epoch = {e}"))
@@ -238,17 +273,19 @@ async fn worker_killed_mid_copy_resumes_without_copying_done_chunks_again() -> a
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let total: u64 = destination
+    // The plan is stored a batch at a time while the copy runs: the kill
+    // may cut it short too.
+    let planned_at_kill: u64 = destination
         .query_value("SELECT COUNT(*) FROM dts_meta.chunks")
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     println!(
-        "killed {} with {done_at_kill}/{total} chunks done",
+        "killed {} with {done_at_kill}/{planned_at_kill} chunks done",
         owner.worker_id
     );
     assert!(
-        done_at_kill < total,
+        done_at_kill < planned_at_kill,
         "the copy finished before the kill; the test needs a bigger table"
     );
     // The secondary index waits for the rows, and its definition is kept
@@ -284,7 +321,13 @@ async fn worker_killed_mid_copy_resumes_without_copying_done_chunks_again() -> a
         .await?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    assert_eq!(all_done, total);
+    let total: u64 = destination
+        .query_value("SELECT COUNT(*) FROM dts_meta.chunks")
+        .await?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // 400,000 rows in chunks of 5,000, and the last chunk after the last bound.
+    assert_eq!((all_done, total), (81, 81));
     assert_same_rows(&source, &destination, &[("big", "rows")]).await?;
     // The deferred index was added back.
     assert_same_definition(&source, &destination, "big", "rows").await?;
@@ -295,6 +338,87 @@ async fn worker_killed_mid_copy_resumes_without_copying_done_chunks_again() -> a
             .as_deref(),
         Some("0")
     );
+    Ok(())
+}
+
+/// A chunk plan is stored a batch at a time while the copy runs, so a
+/// runtime that stops mid-plan leaves a prefix of it in the ledger. Such a
+/// prefix (made here by pausing the task and cutting its ledger back to the
+/// chunk after the last one copied) is kept, and planning goes on from its
+/// last bound: the same chunks as the whole plan, done ones not copied again.
+#[tokio::test]
+async fn a_chunk_plan_cut_short_goes_on_from_its_last_stored_bound() -> anyhow::Result<()> {
+    let (source, destination) = servers_with_a_big_table().await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(1)
+        .start()
+        .await?;
+    let task = cluster
+        .create_task(&big_table_task(&source, &destination), true)
+        .await?
+        .id;
+    let count = |sql: &'static str| {
+        let destination = &destination;
+        async move {
+            anyhow::Ok(
+                destination
+                    .query_value(sql)
+                    .await?
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0),
+            )
+        }
+    };
+    wait_for(
+        "the whole plan stored and a few chunks copied",
+        SYNC_TIMEOUT,
+        || async {
+            let done = count("SELECT COUNT(*) FROM dts_meta.chunks WHERE done = 1").await?;
+            let ends =
+                count("SELECT COUNT(*) FROM dts_meta.chunks WHERE upper_bound IS NULL").await?;
+            Ok((done >= 3 && ends == 1).then_some(()))
+        },
+    )
+    .await?;
+    pause_until_stopped(&cluster, &task).await?;
+    let whole_plan = "SELECT GROUP_CONCAT(chunk_no, ':', COALESCE(HEX(upper_bound), 'end') \
+                      ORDER BY chunk_no) FROM dts_meta.chunks";
+    let planned = destination.query_value(whole_plan).await?;
+    // One copier copies a table's chunks in order: the done ones are a prefix.
+    let cut = count("SELECT MAX(chunk_no) + 1 FROM dts_meta.chunks WHERE done = 1").await?;
+    destination
+        .exec(&format!(
+            "DELETE FROM dts_meta.chunks WHERE chunk_no > {cut}"
+        ))
+        .await?;
+    assert_eq!(
+        count("SELECT COUNT(*) FROM dts_meta.chunks WHERE upper_bound IS NULL").await?,
+        0,
+        "the copy was nearly done at the pause: the ledger kept its last chunk"
+    );
+    println!("paused with chunks 0..={cut} of the plan left in the ledger");
+
+    cluster
+        .control_task(&task, dts_proto::pb::TaskAction::Resume)
+        .await?;
+    cluster
+        .wait_for_task_phase(&task, "done", SYNC_TIMEOUT)
+        .await?;
+    let logs = cluster.logs();
+    assert!(
+        logs.contains("resuming from the chunk ledger") && logs.contains("complete=false"),
+        "the resumed runtime did not go on from the plan cut short:\n{logs}"
+    );
+    // The same chunks as the plan made in one go, each copied once (a second
+    // copy of a done chunk would have failed on the primary key).
+    assert_eq!(destination.query_value(whole_plan).await?, planned);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM dts_meta.chunks WHERE done = 0").await?,
+        0
+    );
+    assert_same_rows(&source, &destination, &[("big", "rows")]).await?;
+    assert_same_definition(&source, &destination, "big", "rows").await?;
     Ok(())
 }
 
@@ -543,23 +667,7 @@ async fn binlog_off_purged_positions_and_destination_write_errors_are_precise() 
         },
     )
     .await?;
-    cluster
-        .control_task(&id, dts_proto::pb::TaskAction::Pause)
-        .await?;
-    // The worker stops the paused task (and its binlog reader) at its next beat.
-    wait_for(
-        "the paused task to stop on its worker",
-        Duration::from_secs(10),
-        || async {
-            let status = cluster.cluster_status().await?;
-            Ok(status
-                .workers
-                .iter()
-                .all(|w| !w.running_tasks.contains(&id))
-                .then_some(()))
-        },
-    )
-    .await?;
+    pause_until_stopped(&cluster, &id).await?;
     source
         .exec("FLUSH BINARY LOGS; INSERT INTO shop.t VALUES (2, 2); FLUSH BINARY LOGS")
         .await?;

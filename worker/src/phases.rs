@@ -66,15 +66,20 @@ fn phase_after_full(spec: &TaskSpec) -> Phase {
 /// Runs the task from its checkpoint until it is done, fails or is cancelled.
 pub async fn run(ctx: &TaskContext) -> SyncResult<()> {
     let spec = &ctx.spec;
-    // Per side: the phases' own connection, one per copier (on the
-    // destination, one per apply lane task: each lane has several, see
-    // `sink::lanes`), the lanes' routing catalog, one for a checkpoint
+    // Per side: the phases' own connection; per DU, a full sync's copier
+    // and chunk planner (and on the destination the deferred-index build a
+    // copier starts), or the apply lane tasks (each lane has several, see
+    // `sink::lanes`); then the lanes' routing catalog, one for a checkpoint
     // written meanwhile, and verification's two (a pass and the
     // incremental check).
     let du = spec.du as usize;
-    let source = Database::new(Side::Source, &spec.source, du + 5)?;
+    let source = Database::new(Side::Source, &spec.source, 2 * du + 5)?;
     let lane_tasks = du * crate::sink::lanes::TASKS_PER_LANE;
-    let destination = Database::new(Side::Destination, &spec.destination, lane_tasks + 5)?;
+    let destination = Database::new(
+        Side::Destination,
+        &spec.destination,
+        lane_tasks.max(3 * du) + 5,
+    )?;
     let result = run_phases(ctx, &source, &destination).await;
     source.close().await;
     destination.close().await;

@@ -100,6 +100,13 @@ impl Progress {
         inner.rows_copied = inner.tables.values().map(|t| t.rows_copied).sum();
     }
 
+    /// More of the table's plan is stored (plans are stored a batch at a time).
+    pub fn chunks_planned(&self, table: &str, chunks: u64) {
+        if let Some(t) = self.lock().tables.get_mut(table) {
+            t.chunks_total += chunks;
+        }
+    }
+
     pub fn chunk_done(&self, table: &str, rows: u64) {
         let mut inner = self.lock();
         if let Some(t) = inner.tables.get_mut(table) {

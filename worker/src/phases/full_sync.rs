@@ -4,22 +4,25 @@
 //! A runtime that dies loses only the chunks it had in flight; whoever owns
 //! the task next copies exactly the chunks not marked done. A table's last
 //! chunk is followed by the end of its copy window (see copy_window) and the
-//! indexes schema sync deferred.
+//! indexes schema sync deferred. Planners cut the tables into chunks (see
+//! plan) while the copiers copy.
+
+mod plan;
 
 use crate::endpoint::Database;
 use crate::error::{DriverResultExt, Side, SyncError, SyncResult};
 use crate::meta::copy_window;
 use crate::meta::deferred_index;
 use crate::meta::Meta;
-use crate::progress::{Progress, TableProgress};
+use crate::progress::Progress;
 use crate::sink::copy_rows::RowWriter;
 use crate::source::catalog::Table;
-use crate::source::keyset::{after, between, decode_bound, encode_bound, order_by, params_of};
+use crate::source::keyset::{between, order_by, params_of};
 use crate::source::position;
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Row, Value};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use tokio::sync::Notify;
@@ -35,7 +38,7 @@ const MAX_STATEMENT_BYTES: usize = 1024 * 1024;
 /// A chunk-ledger row: number, encoded bounds, done, rows copied.
 type LedgerRow = (i64, Option<Vec<u8>>, Option<Vec<u8>>, i8, i64);
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Chunk {
     table: usize,
     number: i64,
@@ -82,54 +85,18 @@ fn table_label(table: &Table) -> String {
 
 impl FullSync<'_> {
     pub async fn run(&self) -> SyncResult<()> {
-        // Tables are planned by the copiers themselves, in parallel, and
-        // copying starts as soon as the first plan is in.
-        let copy = Copy {
-            queue: Mutex::new((0..self.tables.len()).map(Work::Plan).collect()),
-            planning: AtomicUsize::new(0),
-            planned: Notify::new(),
-            writers: self.tables.iter().map(|_| OnceLock::new()).collect(),
-            loading: self.tables.iter().map(|_| AtomicBool::new(false)).collect(),
-            copying: self.tables.iter().map(|_| AtomicUsize::new(0)).collect(),
-            remaining: self.tables.iter().map(|_| AtomicUsize::new(0)).collect(),
-            load_refused: AtomicBool::new(false),
-        };
-        let copiers = (0..self.parallelism.max(1)).map(|_| self.copier(&copy));
-        let results = futures::future::join_all(copiers).await;
-        results.into_iter().collect::<SyncResult<Vec<()>>>()?;
-        Ok(())
-    }
-
-    /// Plans a table and queues its chunks among the others.
-    async fn plan_table(
-        &self,
-        copy: &Copy,
-        index: usize,
-        src: &mut mysql_async::Conn,
-        dst: &mut mysql_async::Conn,
-    ) -> SyncResult<()> {
-        let table = &self.tables[index];
-        let started = std::time::Instant::now();
-        let charsets = self.destination_charsets(table).await?;
-        let _ = copy.writers[index].set(RowWriter::new(table, &charsets, self.keep_existing));
-        let chunks = self.plan(index, table).await?;
-        copy.remaining[index].store(chunks.len(), Ordering::SeqCst);
-        if chunks.is_empty() {
-            // Copied before a restart, perhaps up to its indexes.
-            self.table_copied(table, src, dst).await?;
-        }
-        info!(
-            table = %table_label(table),
-            chunks = chunks.len(),
-            planned_ms = started.elapsed().as_millis() as u64,
-            "chunks to copy"
-        );
-        let mut queue = copy.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let (plans, queued): (Vec<Work>, Vec<Work>) =
-            queue.drain(..).partition(|w| matches!(w, Work::Plan(_)));
-        let chunks = chunks.into_iter().map(Work::Copy).collect();
-        queue.extend(plans);
-        queue.extend(interleave(vec![queued, chunks]));
+        // As many planners as copiers, so that the copiers start on as many
+        // tables at once; copying starts with a table's first chunk.
+        let workers = self.parallelism.max(1);
+        let planners = workers.min(self.tables.len());
+        let copy = Copy::new(self.tables.len(), planners);
+        let planners = futures::future::join_all((0..planners).map(|_| self.planner(&copy)));
+        let copiers = futures::future::join_all((0..workers).map(|_| self.copier(&copy)));
+        let (planned, copied) = futures::join!(planners, copiers);
+        planned
+            .into_iter()
+            .chain(copied)
+            .collect::<SyncResult<Vec<()>>>()?;
         Ok(())
     }
 
@@ -157,144 +124,6 @@ impl FullSync<'_> {
         deferred_index::restore(self.meta, &mut conn, &table.target.db, &table.target.name).await
     }
 
-    /// Loads the table's chunk plan from the ledger, or makes and stores one.
-    async fn plan(&self, index: usize, table: &Table) -> SyncResult<Vec<Chunk>> {
-        let ctx = format!("planning chunks of `{}`.`{}`", table.db, table.name);
-        let mut dst = self.destination.conn().await?;
-        let stored: Vec<LedgerRow> = dst
-            .exec(
-                format!(
-                    "SELECT chunk_no, lower_bound, upper_bound, done, rows_copied FROM {} \
-                     WHERE task_id = ? AND db = ? AND tbl = ? ORDER BY chunk_no",
-                    self.meta.table("chunks")
-                ),
-                (&self.meta.task_id, &table.db, &table.name),
-            )
-            .await
-            .on(Side::Destination, &ctx)?;
-        if !stored.is_empty() {
-            let done: Vec<_> = stored.iter().filter(|c| c.3 != 0).collect();
-            self.progress.set_table(
-                &table_label(table),
-                TableProgress {
-                    chunks_total: stored.len() as u64,
-                    chunks_done: done.len() as u64,
-                    rows_copied: done.iter().map(|c| c.4.max(0) as u64).sum(),
-                    rows_estimated: table.estimated_rows,
-                },
-            );
-            info!(table = %table_label(table), total = stored.len(), done = done.len(), "resuming from the chunk ledger");
-            return Ok(stored
-                .into_iter()
-                .filter(|c| c.3 == 0)
-                .map(|(number, lower, upper, _, _)| Chunk {
-                    table: index,
-                    number,
-                    lower: decode_bound(lower),
-                    upper: decode_bound(upper),
-                })
-                .collect());
-        }
-        let bounds = self.boundaries(table).await?;
-        let mut chunks = Vec::new();
-        let mut lower: Option<Vec<Value>> = None;
-        for (number, upper) in bounds.into_iter().map(Some).chain([None]).enumerate() {
-            chunks.push(Chunk {
-                table: index,
-                number: number as i64,
-                lower: lower.clone(),
-                upper: upper.clone(),
-            });
-            lower = upper;
-        }
-        let mut tx = dst
-            .start_transaction(Default::default())
-            .await
-            .on(Side::Destination, &ctx)?;
-        self.meta.check_owner(&mut tx).await?;
-        for chunk in &chunks {
-            tx.exec_drop(
-                format!(
-                    "INSERT INTO {} (task_id, db, tbl, chunk_no, lower_bound, upper_bound, epoch) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    self.meta.table("chunks")
-                ),
-                (
-                    &self.meta.task_id,
-                    &table.db,
-                    &table.name,
-                    chunk.number,
-                    encode_bound(chunk.lower.as_deref()),
-                    encode_bound(chunk.upper.as_deref()),
-                    self.meta.epoch,
-                ),
-            )
-            .await
-            .on(Side::Destination, &ctx)?;
-        }
-        tx.commit().await.on(Side::Destination, &ctx)?;
-        self.progress.set_table(
-            &table_label(table),
-            TableProgress {
-                chunks_total: chunks.len() as u64,
-                chunks_done: 0,
-                rows_copied: 0,
-                rows_estimated: table.estimated_rows,
-            },
-        );
-        Ok(chunks)
-    }
-
-    /// Upper bounds of every chunk but the last, walking the key index.
-    async fn boundaries(&self, table: &Table) -> SyncResult<Vec<Vec<Value>>> {
-        let ctx = format!("cutting `{}`.`{}` into chunks", table.db, table.name);
-        let mut src = self.source.conn().await?;
-        let keys = order_by(table);
-        let mut bounds: Vec<Vec<Value>> = Vec::new();
-        loop {
-            if self.cancel.is_cancelled() {
-                return Err(SyncError::Stopped);
-            }
-            let (filter, params) = match bounds.last() {
-                Some(last) => after(table, last),
-                None => ("TRUE".to_string(), Vec::new()),
-            };
-            let sql = format!(
-                "SELECT {keys} FROM {} WHERE {filter} ORDER BY {keys} LIMIT 1 OFFSET {}",
-                table.qualified(),
-                CHUNK_ROWS - 1
-            );
-            let row: Option<Row> = src
-                .exec_first(sql, params_of(params))
-                .await
-                .map_err(|e| read_error(table, &ctx, e))?;
-            match row {
-                Some(row) => bounds.push(row.unwrap()),
-                None => return Ok(bounds),
-            }
-        }
-    }
-
-    /// The destination table's column character sets, by column name. Not
-    /// `catalog::load_table_from`, which also demands a key: a table kept
-    /// with conflict_mode = "ignore" need not have one to be copied into.
-    async fn destination_charsets(
-        &self,
-        table: &Table,
-    ) -> SyncResult<HashMap<String, Option<String>>> {
-        let ctx = format!("reading the columns of {} on the destination", table.target);
-        let mut dst = self.destination.conn().await?;
-        let columns: Vec<(String, Option<String>)> = dst
-            .exec(
-                "SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (&table.target.db, &table.target.name),
-            )
-            .await
-            .on(Side::Destination, &ctx)?;
-        Ok(columns.into_iter().collect())
-    }
-
     async fn copier(&self, copy: &Copy) -> SyncResult<()> {
         let mut src = self.source.conn().await?;
         // Text comes back as the column's own bytes, unconverted: it is
@@ -311,6 +140,9 @@ impl FullSync<'_> {
                 .on(Side::Destination, "turning the binlog off for the copy")?;
         }
         let copied = self.copy_until_done(copy, &mut src, &mut dst).await;
+        if copied.is_err() {
+            copy.fail();
+        }
         if !self.binlog && copied.is_ok() {
             dst.query_drop("SET SESSION sql_log_bin = 1")
                 .await
@@ -329,17 +161,18 @@ impl FullSync<'_> {
             if self.cancel.is_cancelled() {
                 return Err(SyncError::Stopped);
             }
-            // Registered before looking at the queue, so that a plan
-            // finishing in between still wakes this copier.
+            if copy.failed() {
+                // The copier or planner that failed reports why.
+                return Ok(());
+            }
+            // Registered before looking at the queue, so that chunks queued
+            // in between still wake this copier.
             let planned = copy.planned.notified();
             tokio::pin!(planned);
             planned.as_mut().enable();
             match copy.take() {
-                Some(Work::Plan(index)) => {
-                    let planned = self.plan_table(copy, index, src, dst).await;
-                    copy.planning.fetch_sub(1, Ordering::SeqCst);
-                    copy.planned.notify_waiters();
-                    planned?;
+                Some(Work::Finish(index)) => {
+                    self.table_copied(&self.tables[index], src, dst).await?;
                 }
                 Some(Work::Copy(chunk)) => {
                     let _copying = Copying(&copy.copying[chunk.table]);
@@ -350,8 +183,8 @@ impl FullSync<'_> {
                         self.table_copied(table, src, dst).await?;
                     }
                 }
-                None if copy.planning.load(Ordering::SeqCst) == 0 => return Ok(()),
-                // Another copier is planning a table: its chunks may come.
+                None if copy.planners.load(Ordering::SeqCst) == 0 => return Ok(()),
+                // A planner is still cutting a table: its chunks may come.
                 None => planned.await,
             }
         }
@@ -494,19 +327,27 @@ impl FullSync<'_> {
     }
 }
 
+#[derive(Debug)]
 enum Work {
-    /// Cut the table (by index) into chunks, or load its stored plan.
-    Plan(usize),
     Copy(Chunk),
+    /// Every chunk of the table (by index) is copied, but the last one was
+    /// copied before its plan was complete: end its copy window and add its
+    /// deferred indexes.
+    Finish(usize),
 }
 
-/// The work the copiers share.
+/// The work the planners and copiers share.
 struct Copy {
-    /// Plans first, then chunks with tables interleaved.
+    /// Chunks as their plans are stored, and tables to finish.
     queue: Mutex<VecDeque<Work>>,
-    /// Tables being planned (counted under the queue's lock).
-    planning: AtomicUsize,
+    /// The next table (by index) for a planner.
+    next_to_plan: AtomicUsize,
+    /// Planners still running: while any runs, more chunks may come.
+    planners: AtomicUsize,
+    /// Notified when chunks are queued and when a planner ends.
     planned: Notify,
+    /// A copier or planner failed: the others stop taking work.
+    failed: AtomicBool,
     /// Per table, set when it is planned.
     writers: Vec<OnceLock<RowWriter>>,
     /// Per table: a LOAD DATA into it is running (see [`Copy::load_turn`]).
@@ -516,20 +357,93 @@ struct Copy {
     /// Per table: copiers holding one of its chunks (changed under the
     /// queue's lock when taken, see [`Copy::take`]).
     copying: Vec<AtomicUsize>,
-    /// Per table: chunks not copied yet; the copier that copies the last
-    /// one adds the table's deferred indexes.
+    /// Per table: chunks queued and not copied yet, plus one while its plan
+    /// is not complete; whoever takes it to zero finishes the table (adds
+    /// its deferred indexes).
     remaining: Vec<AtomicUsize>,
+    /// Per table: chunks queued so far (for the log).
+    queued: Vec<AtomicUsize>,
 }
 
 impl Copy {
-    /// The next work: plans first, then the first queued chunk of the table
-    /// the fewest copiers are on. Copiers on different tables neither wait
-    /// for one another's AUTO-INC lock (see [`Copy::load_turn`]) nor fight
-    /// over the same index pages.
+    fn new(tables: usize, planners: usize) -> Self {
+        Copy {
+            queue: Mutex::new(VecDeque::new()),
+            next_to_plan: AtomicUsize::new(0),
+            planners: AtomicUsize::new(planners),
+            planned: Notify::new(),
+            failed: AtomicBool::new(false),
+            writers: (0..tables).map(|_| OnceLock::new()).collect(),
+            loading: (0..tables).map(|_| AtomicBool::new(false)).collect(),
+            load_refused: AtomicBool::new(false),
+            copying: (0..tables).map(|_| AtomicUsize::new(0)).collect(),
+            remaining: (0..tables).map(|_| AtomicUsize::new(0)).collect(),
+            queued: (0..tables).map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    fn next_table_to_plan(&self) -> Option<usize> {
+        let index = self.next_to_plan.fetch_add(1, Ordering::SeqCst);
+        (index < self.writers.len()).then_some(index)
+    }
+
+    /// Holds the table open until [`Copy::planning_ended`]: its last chunk
+    /// copied before then does not finish it.
+    fn planning_started(&self, table: usize) {
+        self.remaining[table].store(1, Ordering::SeqCst);
+    }
+
+    fn queue_chunks(&self, table: usize, chunks: Vec<Chunk>) {
+        if chunks.is_empty() {
+            return;
+        }
+        // Counted before they can be taken, so that the count never drops
+        // to zero while the plan is open.
+        self.remaining[table].fetch_add(chunks.len(), Ordering::SeqCst);
+        self.queued[table].fetch_add(chunks.len(), Ordering::SeqCst);
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue.extend(chunks.into_iter().map(Work::Copy));
+        drop(queue);
+        self.planned.notify_waiters();
+    }
+
+    fn chunks_queued(&self, table: usize) -> usize {
+        self.queued[table].load(Ordering::SeqCst)
+    }
+
+    /// The table's plan is complete; when its chunks are all copied already
+    /// (or none were left to copy), a copier finishes it.
+    fn planning_ended(&self, table: usize) {
+        if self.remaining[table].fetch_sub(1, Ordering::SeqCst) == 1 {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.push_back(Work::Finish(table));
+            drop(queue);
+            self.planned.notify_waiters();
+        }
+    }
+
+    fn planner_ended(&self) {
+        self.planners.fetch_sub(1, Ordering::SeqCst);
+        self.planned.notify_waiters();
+    }
+
+    fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.planned.notify_waiters();
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// The next work: the first queued chunk of the table the fewest
+    /// copiers are on (a table to finish counts as one no copier is on).
+    /// Copiers on different tables neither wait for one another's AUTO-INC
+    /// lock (see [`Copy::load_turn`]) nor fight over the same index pages.
     fn take(&self) -> Option<Work> {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let busy = |work: &Work| match work {
-            Work::Plan(_) => 0,
+            Work::Finish(_) => 0,
             Work::Copy(chunk) => self.copying[chunk.table].load(Ordering::SeqCst),
         };
         let mut best: Option<(usize, usize)> = None;
@@ -543,10 +457,9 @@ impl Copy {
             }
         }
         let work = queue.remove(best?.0)?;
-        match &work {
-            Work::Plan(_) => self.planning.fetch_add(1, Ordering::SeqCst),
-            Work::Copy(chunk) => self.copying[chunk.table].fetch_add(1, Ordering::SeqCst),
-        };
+        if let Work::Copy(chunk) = &work {
+            self.copying[chunk.table].fetch_add(1, Ordering::SeqCst);
+        }
         Some(work)
     }
 
@@ -591,63 +504,36 @@ impl Drop for LoadTurn<'_> {
     }
 }
 
-/// One item of each list in turn: chunks of different tables alternate, so
-/// that copiers running together mostly write to different tables.
-fn interleave<T>(lists: Vec<Vec<T>>) -> VecDeque<T> {
-    let mut tables: Vec<std::vec::IntoIter<T>> = lists.into_iter().map(Vec::into_iter).collect();
-    let mut queue = VecDeque::new();
-    loop {
-        let before = queue.len();
-        queue.extend(tables.iter_mut().filter_map(Iterator::next));
-        if queue.len() == before {
-            return queue;
-        }
-    }
-}
-
 /// The server's answers when LOCAL INFILE is off: MariaDB 10.11+ 4166,
 /// older MariaDB and MySQL 5.7 1148, MySQL 8 3948.
 const LOAD_REFUSED: [u16; 3] = [4166, 1148, 3948];
 
 #[cfg(test)]
 mod tests {
-    use super::{interleave, Chunk, Copy, Copying, Work};
-    use std::sync::atomic::{AtomicBool, AtomicUsize};
-    use std::sync::{Mutex, OnceLock};
+    use super::{Chunk, Copy, Copying, Work};
+    use std::sync::atomic::Ordering;
 
-    fn chunk(table: usize, number: i64) -> Work {
-        Work::Copy(Chunk {
+    fn chunk(table: usize, number: i64) -> Chunk {
+        Chunk {
             table,
             number,
             lower: None,
             upper: None,
-        })
-    }
-
-    fn copy_of(tables: usize, queue: Vec<Work>) -> Copy {
-        Copy {
-            queue: Mutex::new(queue.into()),
-            planning: AtomicUsize::new(0),
-            planned: tokio::sync::Notify::new(),
-            writers: (0..tables).map(|_| OnceLock::new()).collect(),
-            loading: (0..tables).map(|_| AtomicBool::new(false)).collect(),
-            load_refused: AtomicBool::new(false),
-            copying: (0..tables).map(|_| AtomicUsize::new(0)).collect(),
-            remaining: (0..tables).map(|_| AtomicUsize::new(0)).collect(),
         }
     }
 
     fn taken(work: Option<Work>) -> (usize, i64) {
         match work {
             Some(Work::Copy(c)) => (c.table, c.number),
-            Some(Work::Plan(t)) => panic!("took the plan of table {t}"),
-            None => panic!("took nothing"),
+            other => panic!("took {other:?}, not a chunk"),
         }
     }
 
     #[test]
     fn copiers_take_chunks_of_the_table_fewest_copiers_are_on() {
-        let copy = copy_of(2, vec![chunk(0, 0), chunk(0, 1), chunk(1, 0), chunk(1, 1)]);
+        let copy = Copy::new(2, 1);
+        copy.queue_chunks(0, vec![chunk(0, 0), chunk(0, 1)]);
+        copy.queue_chunks(1, vec![chunk(1, 0), chunk(1, 1)]);
         assert_eq!(taken(copy.take()), (0, 0));
         // Table 0 has a copier now: the next one goes to table 1, though
         // table 0's chunk comes first in the queue.
@@ -661,8 +547,30 @@ mod tests {
     }
 
     #[test]
-    fn interleaving_takes_one_of_each_in_turn() {
-        let queue = interleave(vec![vec![1, 2, 3], vec![10], vec![20, 21]]);
-        assert_eq!(Vec::from(queue), vec![1, 10, 20, 2, 21, 3]);
+    fn a_table_is_finished_once_both_its_plan_and_its_chunks_are_done() {
+        let copy = Copy::new(1, 1);
+        copy.planning_started(0);
+        copy.queue_chunks(0, vec![chunk(0, 0)]);
+        assert_eq!(taken(copy.take()), (0, 0));
+        // Its only chunk so far is copied while the plan is still open: the
+        // copier must not finish the table.
+        assert_eq!(copy.remaining[0].fetch_sub(1, Ordering::SeqCst), 2);
+        copy.queue_chunks(0, vec![chunk(0, 1)]);
+        copy.planning_ended(0);
+        assert_eq!(taken(copy.take()), (0, 1));
+        // The last chunk's copier finishes it; nothing else is queued.
+        assert_eq!(copy.remaining[0].fetch_sub(1, Ordering::SeqCst), 1);
+        assert!(copy.take().is_none());
+    }
+
+    #[test]
+    fn a_plan_ending_after_its_last_chunk_was_copied_queues_the_finish() {
+        let copy = Copy::new(1, 1);
+        copy.planning_started(0);
+        copy.queue_chunks(0, vec![chunk(0, 0)]);
+        assert_eq!(taken(copy.take()), (0, 0));
+        copy.remaining[0].fetch_sub(1, Ordering::SeqCst);
+        copy.planning_ended(0);
+        assert!(matches!(copy.take(), Some(Work::Finish(0))));
     }
 }
