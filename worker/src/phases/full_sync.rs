@@ -38,7 +38,7 @@ const MAX_STATEMENT_BYTES: usize = 1024 * 1024;
 /// A chunk-ledger row: number, encoded bounds, done, rows copied.
 type LedgerRow = (i64, Option<Vec<u8>>, Option<Vec<u8>>, i8, i64);
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct Chunk {
     table: usize,
     number: i64,
@@ -361,8 +361,6 @@ struct Copy {
     /// is not complete; whoever takes it to zero finishes the table (adds
     /// its deferred indexes).
     remaining: Vec<AtomicUsize>,
-    /// Per table: chunks queued so far (for the log).
-    queued: Vec<AtomicUsize>,
 }
 
 impl Copy {
@@ -378,7 +376,6 @@ impl Copy {
             load_refused: AtomicBool::new(false),
             copying: (0..tables).map(|_| AtomicUsize::new(0)).collect(),
             remaining: (0..tables).map(|_| AtomicUsize::new(0)).collect(),
-            queued: (0..tables).map(|_| AtomicUsize::new(0)).collect(),
         }
     }
 
@@ -400,15 +397,10 @@ impl Copy {
         // Counted before they can be taken, so that the count never drops
         // to zero while the plan is open.
         self.remaining[table].fetch_add(chunks.len(), Ordering::SeqCst);
-        self.queued[table].fetch_add(chunks.len(), Ordering::SeqCst);
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         queue.extend(chunks.into_iter().map(Work::Copy));
         drop(queue);
         self.planned.notify_waiters();
-    }
-
-    fn chunks_queued(&self, table: usize) -> usize {
-        self.queued[table].load(Ordering::SeqCst)
     }
 
     /// The table's plan is complete; when its chunks are all copied already

@@ -133,6 +133,7 @@ impl FullSync<'_> {
         }
         self.progress
             .set_table(&table_label(table), stored.progress);
+        let mut to_copy = stored.undone.len();
         copy.queue_chunks(index, stored.undone);
         if let Some(mut resume) = stored.resume {
             let mut batch = 1;
@@ -149,6 +150,7 @@ impl FullSync<'_> {
                 self.store(table, &chunks, dst).await?;
                 self.progress
                     .chunks_planned(&table_label(table), chunks.len() as u64);
+                to_copy += chunks.len();
                 copy.queue_chunks(index, chunks);
                 if complete {
                     break;
@@ -158,7 +160,7 @@ impl FullSync<'_> {
         }
         info!(
             table = %table_label(table),
-            chunks = copy.chunks_queued(index),
+            chunks = to_copy,
             planned_ms = started.elapsed().as_millis() as u64,
             "chunks to copy"
         );
