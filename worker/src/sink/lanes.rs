@@ -73,6 +73,27 @@ const GROUP_ROUTING: u8 = 3;
 /// in one lane. Per-row routing keeps them apart.
 pub const ROW_ROUTING: u8 = 2;
 
+/// The lanes `causality` says hold any of `keys`: the lowest, and the others
+/// in ascending order; `None` when no lane holds any. Called for every row
+/// change routed: it allocates only when keys span several lanes.
+fn lanes_holding(causality: &FastMap<u64, usize>, keys: &[u64]) -> Option<(usize, Vec<usize>)> {
+    let mut lowest: Option<usize> = None;
+    let mut others: Vec<usize> = Vec::new();
+    for lane in keys.iter().filter_map(|k| causality.get(k).copied()) {
+        match lowest {
+            None => lowest = Some(lane),
+            Some(low) if low == lane || others.contains(&lane) => {}
+            Some(low) if lane < low => {
+                others.push(low);
+                lowest = Some(lane);
+            }
+            Some(_) => others.push(lane),
+        }
+    }
+    others.sort_unstable();
+    lowest.map(|lowest| (lowest, others))
+}
+
 /// A lane's checkpoint row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaneCheckpoint {
@@ -438,6 +459,9 @@ pub struct Lanes {
     /// the lanes use theirs.
     catalog_conn: Conn,
     catalog: SourceDefinitions,
+    /// Where each key column sits in the images of a source definition, by
+    /// definition and image width (see [`KeyLayout`]).
+    key_layouts: FastMap<(usize, usize), KeyLayout>,
     /// Whose schema history `catalog` reads.
     task_id: String,
     /// The batch handed over last. The one before it is known committed
@@ -573,6 +597,7 @@ impl Lanes {
             batches_handed: 0,
             catalog_conn,
             catalog: SourceDefinitions::default(),
+            key_layouts: FastMap::default(),
             task_id,
             in_flight: None,
             mode,
@@ -645,14 +670,8 @@ impl Lanes {
     /// their queues can still be merged in order); returns the lanes merged
     /// away.
     fn place(&mut self, keys: &[u64]) -> (usize, Vec<usize>) {
-        let held: BTreeSet<usize> = keys
-            .iter()
-            .filter_map(|k| self.causality.get(k).copied())
-            .collect();
-        let mut held = held.into_iter();
-        let (lane, merged) = match held.next() {
-            Some(first) => {
-                let others: Vec<usize> = held.collect();
+        let (lane, merged) = match lanes_holding(&self.causality, keys) {
+            Some((first, others)) => {
                 for &other in &others {
                     self.merge_lanes(other, first);
                 }
@@ -678,6 +697,20 @@ impl Lanes {
             source,
             route,
         } = work;
+        if let [keys] = change_keys.as_slice() {
+            // One row change (most rows events): the work goes whole, with
+            // no parts to split it into and no position to copy.
+            let (lane, _) = self.place(keys);
+            self.lanes[lane].pending.push(RowsWork {
+                kind,
+                columns,
+                changes,
+                position,
+                source,
+                route,
+            });
+            return;
+        }
         let mut parts: Vec<Vec<RowChange>> = self.lanes.iter().map(|_| Vec::new()).collect();
         for (change, keys) in changes.into_iter().zip(change_keys) {
             let (lane, merged) = self.place(&keys);
@@ -1058,6 +1091,7 @@ impl Lanes {
     ) -> SyncResult<()> {
         if schema_changed {
             self.catalog.clear();
+            self.key_layouts.clear();
             for (number, lane) in self.lanes.iter().enumerate() {
                 for task in &lane.tasks {
                     task.commands
@@ -1092,13 +1126,13 @@ impl Lanes {
             .catalog
             .get(&mut self.catalog_conn, &self.task_id, &work.source)
             .await?;
-        let foldable = crate::sink::compact::foldable(&table);
-        let mapping = image_mapping(&table, work.columns)?;
-        // Image position of each table column, if present in the image.
-        let mut image_of = vec![None; table.columns.len()];
-        for (image_index, &column) in mapping.iter().enumerate() {
-            image_of[column] = Some(image_index);
-        }
+        // Keyed by the definition's address, which the cached layout holds.
+        let layout_key = (Arc::as_ptr(&table) as usize, work.columns);
+        let layout = match self.key_layouts.entry(layout_key) {
+            Entry::Occupied(cached) => cached.into_mut(),
+            Entry::Vacant(vacant) => vacant.insert(KeyLayout::new(table.clone(), work.columns)?),
+        };
+        let (foldable, image_of) = (layout.foldable, &layout.image_of);
         let mut all = Vec::with_capacity(work.changes.len());
         let mut scratch = Vec::new();
         // The table's part of every key hash, hashed once per event.
@@ -1141,6 +1175,32 @@ impl Lanes {
             all.push(keys);
         }
         Ok((all, foldable))
+    }
+}
+
+/// What routing needs of a source definition for images of a given width,
+/// worked out once rather than for every rows event: whether its changes
+/// fold, and the image position of each table column, if present.
+struct KeyLayout {
+    /// Held, never read: while it is cached, no other definition can take
+    /// the address it is cached under.
+    _table: Arc<crate::source::catalog::Table>,
+    foldable: bool,
+    image_of: Vec<Option<usize>>,
+}
+
+impl KeyLayout {
+    fn new(table: Arc<crate::source::catalog::Table>, image_columns: usize) -> SyncResult<Self> {
+        let mapping = image_mapping(&table, image_columns)?;
+        let mut image_of = vec![None; table.columns.len()];
+        for (image_index, &column) in mapping.iter().enumerate() {
+            image_of[column] = Some(image_index);
+        }
+        Ok(Self {
+            foldable: crate::sink::compact::foldable(&table),
+            image_of,
+            _table: table,
+        })
     }
 }
 
@@ -1299,7 +1359,7 @@ impl Fnv {
 
 #[cfg(test)]
 mod tests {
-    use super::{routing_bytes, Fnv, Gate, LaneCheckpoint};
+    use super::{lanes_holding, routing_bytes, Fnv, Gate, LaneCheckpoint};
     use mysql_async::binlog::value::BinlogValue;
     use mysql_async::Value;
 
@@ -1307,6 +1367,45 @@ mod tests {
         let mut out = Vec::new();
         routing_bytes(&BinlogValue::Value(value), &mut out);
         out
+    }
+
+    /// Routing replays must place work exactly as before: the lowest lane
+    /// holding a key, then the others ascending, as an ordered set gives.
+    #[test]
+    fn lanes_holding_keys_are_the_lowest_then_the_others_ascending() {
+        let causality: foldhash::HashMap<u64, usize> =
+            [(10, 2), (11, 0), (12, 3), (13, 2), (14, 1)]
+                .into_iter()
+                .collect();
+        let keys: Vec<u64> = (9..16).collect();
+        // Every ordered choice of up to four keys, against an ordered set.
+        let mut choices: Vec<Vec<u64>> = vec![vec![]];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u64>> = choices
+                .iter()
+                .flat_map(|c| {
+                    keys.iter().map(move |k| {
+                        let mut c = c.clone();
+                        c.push(*k);
+                        c
+                    })
+                })
+                .collect();
+            choices.extend(longer);
+        }
+        for chosen in choices {
+            let held: std::collections::BTreeSet<usize> = chosen
+                .iter()
+                .filter_map(|k| causality.get(k).copied())
+                .collect();
+            let mut held = held.into_iter();
+            let expected = held.next().map(|first| (first, held.collect::<Vec<_>>()));
+            assert_eq!(
+                lanes_holding(&causality, &chosen),
+                expected,
+                "keys {chosen:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -292,6 +292,7 @@ pub async fn read(
     let mut file = start.file.clone();
     let mut gtid: Option<String> = None;
     let mut transaction = Transaction::default();
+    let mut decoder = row_image::Decoder::default();
     loop {
         // Take what is ready without waiting; before waiting, hand over what
         // was decoded.
@@ -436,8 +437,9 @@ pub async fn read(
                         detail: format!("row event for unknown table id {}", rows.table_id()),
                     });
                 };
-                let db = tme.database_name().to_string();
-                let table = tme.table_name().to_string();
+                // Borrowed: most events are passed on with no need for the names.
+                let db = tme.database_name();
+                let table = tme.table_name();
                 let meta = db == selector.meta_schema();
                 transaction.data |= !meta;
                 if transaction.marker == Some(Verdict::Drop) {
@@ -446,7 +448,8 @@ pub async fn read(
                 let first = !std::mem::replace(&mut transaction.rows_seen, true);
                 if meta && table == LOOP_MARKERS {
                     // Only the first rows event of a transaction is its marker.
-                    let verdict = row_image::decode(&rows, tme)
+                    let verdict = decoder
+                        .decode(&rows, tme)
                         .ok()
                         .and_then(|changes| loop_marker::read(&changes))
                         .filter(|_| first)
@@ -477,12 +480,12 @@ pub async fn read(
                 };
                 if !row_image::is_full(&rows) {
                     return Err(SyncError::PartialRowImage {
-                        db,
-                        table,
+                        db: db.into_owned(),
+                        table: table.into_owned(),
                         position: position(&file, &gtid).to_string(),
                     });
                 }
-                let changes = row_image::decode(&rows, tme).map_err(|e| SyncError::Query {
+                let changes = decoder.decode(&rows, tme).map_err(|e| SyncError::Query {
                     side: Side::Source,
                     context: format!("decoding a row of `{db}`.`{table}`"),
                     detail: e.to_string(),
