@@ -206,3 +206,108 @@ fn image<'a>(
 fn invalid(detail: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, detail)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Decoder;
+    use mysql_async::binlog::value::BinlogValue;
+    use mysql_async::Value;
+    use mysql_common::binlog::consts::BinlogVersion;
+    use mysql_common::binlog::events::{
+        FormatDescriptionEvent, RowsEventData, TableMapEvent, WriteRowsEvent,
+    };
+    use mysql_common::binlog::BinlogCtx;
+    use mysql_common::io::ParseBuf;
+
+    const LONG: u8 = 3;
+    const LONGLONG: u8 = 8;
+
+    /// A table map of `d`.`t` under table id 7 with columns of `types`
+    /// (none with metadata), as the server writes it.
+    fn table_map_bytes(types: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![7, 0, 0, 0, 0, 0, 0, 0, 1, b'd', 0, 1, b't', 0];
+        bytes.push(types.len() as u8);
+        bytes.extend(types);
+        bytes.push(0); // no column metadata
+        bytes.push(0); // null bitmask: nothing nullable
+        bytes
+    }
+
+    /// A write rows event of table id 7: `present` bits over `columns`,
+    /// then the rows' images (null bitmap and values), already encoded.
+    fn write_rows_bytes(columns: u8, present: u8, images: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![7, 0, 0, 0, 0, 0, 0, 0, 2, 0, columns, present];
+        bytes.extend(images);
+        bytes
+    }
+
+    fn decoded(
+        decoder: &mut Decoder,
+        map: &[u8],
+        rows: &[u8],
+    ) -> std::io::Result<Vec<Option<Vec<BinlogValue<'static>>>>> {
+        let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
+        let ctx = |size| BinlogCtx::new(size, &fde, 0);
+        let table: TableMapEvent<'_> = ParseBuf(map).parse(ctx(map.len()))?;
+        let event: WriteRowsEvent<'_> = ParseBuf(rows).parse(ctx(rows.len()))?;
+        let event = RowsEventData::WriteRowsEvent(event);
+        let changes = decoder.decode(&event, &table)?;
+        Ok(changes.into_iter().map(|change| change.after).collect())
+    }
+
+    fn ints(values: &[i64]) -> Option<Vec<BinlogValue<'static>>> {
+        Some(
+            values
+                .iter()
+                .map(|v| BinlogValue::Value(Value::Int(*v)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_table_map_changed_under_the_same_id_is_decoded_again() -> std::io::Result<()> {
+        let mut decoder = Decoder::default();
+        let mut images = vec![0];
+        images.extend(1i32.to_le_bytes());
+        images.extend(2i32.to_le_bytes());
+        let rows = write_rows_bytes(2, 0b11, &images);
+        let two_ints = table_map_bytes(&[LONG, LONG]);
+        assert_eq!(
+            decoded(&mut decoder, &two_ints, &rows)?,
+            vec![ints(&[1, 2])]
+        );
+        // Again from the cache.
+        assert_eq!(
+            decoded(&mut decoder, &two_ints, &rows)?,
+            vec![ints(&[1, 2])]
+        );
+        // The table was altered: its second column is now a BIGINT.
+        let mut images = vec![0];
+        images.extend(3i32.to_le_bytes());
+        images.extend((1i64 << 40).to_le_bytes());
+        let rows = write_rows_bytes(2, 0b11, &images);
+        let altered = table_map_bytes(&[LONG, LONGLONG]);
+        assert_eq!(
+            decoded(&mut decoder, &altered, &rows)?,
+            vec![ints(&[3, 1 << 40])]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_image_without_every_column_reads_only_those_it_holds() -> std::io::Result<()> {
+        let mut decoder = Decoder::default();
+        let map = table_map_bytes(&[LONG, LONG]);
+        // Two rows of the second column only (a MINIMAL image).
+        let mut images = vec![0];
+        images.extend(5i32.to_le_bytes());
+        images.push(0);
+        images.extend(6i32.to_le_bytes());
+        let rows = write_rows_bytes(2, 0b10, &images);
+        assert_eq!(
+            decoded(&mut decoder, &map, &rows)?,
+            vec![ints(&[5]), ints(&[6])]
+        );
+        Ok(())
+    }
+}
