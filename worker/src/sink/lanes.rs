@@ -689,6 +689,13 @@ impl Lanes {
     /// commute across keys go each to the lane of its own key, so that
     /// transactions sharing a row no longer pull whole lanes together.
     fn route_rows(&mut self, work: RowsWork, change_keys: Vec<Vec<u64>>) {
+        if let [keys] = change_keys.as_slice() {
+            // One row change (most rows events): the work goes whole, with
+            // no parts to split it into and no position to copy.
+            let (lane, _) = self.place(keys);
+            self.lanes[lane].pending.push(work);
+            return;
+        }
         let RowsWork {
             kind,
             columns,
@@ -697,20 +704,6 @@ impl Lanes {
             source,
             route,
         } = work;
-        if let [keys] = change_keys.as_slice() {
-            // One row change (most rows events): the work goes whole, with
-            // no parts to split it into and no position to copy.
-            let (lane, _) = self.place(keys);
-            self.lanes[lane].pending.push(RowsWork {
-                kind,
-                columns,
-                changes,
-                position,
-                source,
-                route,
-            });
-            return;
-        }
         let mut parts: Vec<Vec<RowChange>> = self.lanes.iter().map(|_| Vec::new()).collect();
         for (change, keys) in changes.into_iter().zip(change_keys) {
             let (lane, merged) = self.place(&keys);

@@ -14,6 +14,7 @@ use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::ColumnType;
 use mysql_common::io::ParseBuf;
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::io;
 
 /// How one column of the table is read from an image.
@@ -88,23 +89,21 @@ impl Decoder {
     /// How `table`'s columns decode, from the cache when its map is the one
     /// decoded before.
     fn table(&mut self, table: &TableMapEvent<'_>) -> io::Result<&TableDecoding> {
-        let id = table.table_id();
-        let fresh = self
-            .tables
-            .get(&id)
-            .is_some_and(|cached| cached.map == *table);
-        if !fresh {
-            let columns = column_decodings(table, table.columns_count() as usize)?;
-            let decoding = TableDecoding {
-                map: table.clone().into_owned(),
-                all: (0..columns.len()).collect(),
-                columns,
-            };
-            self.tables.insert(id, decoding);
-        }
-        self.tables
-            .get(&id)
-            .ok_or_else(|| invalid(format!("table id {id} vanished from the decoding cache")))
+        Ok(match self.tables.entry(table.table_id()) {
+            Entry::Occupied(cached) if cached.get().map == *table => cached.into_mut(),
+            entry => entry.insert_entry(TableDecoding::new(table)?).into_mut(),
+        })
+    }
+}
+
+impl TableDecoding {
+    fn new(table: &TableMapEvent<'_>) -> io::Result<Self> {
+        let columns = column_decodings(table, table.columns_count() as usize)?;
+        Ok(Self {
+            map: table.clone().into_owned(),
+            all: (0..columns.len()).collect(),
+            columns,
+        })
     }
 }
 
