@@ -53,7 +53,8 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
 /// dts (row), native single-threaded, native 4 threads optimistic, dts
 /// (transaction) through a route that renames the database and a column and
 /// filters rows, dts (transaction) with incremental verification on, the
-/// destination's limit.
+/// destination's limit, dts with every row filtered out (the worker's
+/// ceiling).
 type Round = Vec<(String, Duration)>;
 
 /// The mapped variant: the route it runs through, and how its copy of the
@@ -66,6 +67,11 @@ const MAPPED_DATABASE: &str = "sbtest_mapped";
 /// The mapped variant's row filter: sysbench's index updates (k = k + 1)
 /// move rows in and out of it all the time.
 const MAPPED_FILTER: &str = "k % 3 <> 0 OR c < '4'";
+/// The ceiling variant's row filter: no row of sysbench's holds for it, so
+/// the worker reads, decodes and filters the whole backlog and the
+/// destination is given nothing to write. Its time is what the worker's
+/// side alone costs, the most any destination could let dts reach here.
+const CEILING_FILTER: &str = "id < 0";
 
 /// Medians over the rounds; each ratio is of medians, with the rounds' own
 /// ratios in its note.
@@ -119,7 +125,7 @@ fn report_rounds(report: &mut Report, scenario: &str, writes: u64, rounds: &[Rou
     for (index, (subject, _)) in first
         .iter()
         .enumerate()
-        .filter(|(index, _)| [0, 1, 5].contains(index))
+        .filter(|(index, _)| [0, 1, 5, CEILING_INDEX].contains(index))
     {
         let dts = medians[index];
         // Issue 20's goals: 4x in transaction mode, 5x in row mode.
@@ -128,9 +134,15 @@ fn report_rounds(report: &mut Report, scenario: &str, writes: u64, rounds: &[Rou
             1 => "goal >= 5",
             _ => "",
         };
+        // The ceiling is not dts's speed but its bound: no goal of its own.
+        let ahead_goal = if index == CEILING_INDEX {
+            ""
+        } else {
+            "goal > 1"
+        };
         for (versus, native_index, goal) in [
             ("speed vs native parallel=0", 2, single_goal),
-            ("speed vs native parallel=4 optimistic", 3, "goal > 1"),
+            ("speed vs native parallel=4 optimistic", 3, ahead_goal),
         ] {
             let native = medians[native_index];
             let per_round: Vec<String> = seconds_of(native_index)
@@ -149,6 +161,25 @@ fn report_rounds(report: &mut Report, scenario: &str, writes: u64, rounds: &[Rou
                 .collect::<Vec<_>>()
                 .join("; ");
             report.add_noted(scenario, subject, versus, native / dts, "x", &note);
+        }
+    }
+    // How much of dts's time its own side (reading, decoding, routing)
+    // accounts for: the rest is the destination's.
+    if let Some(ceiling) = medians.get(CEILING_INDEX) {
+        for (index, (subject, _)) in first.iter().enumerate().take(2) {
+            let per_round: Vec<String> = seconds_of(CEILING_INDEX)
+                .iter()
+                .zip(seconds_of(index))
+                .map(|(ceiling, dts)| format!("{:.0}", ceiling / dts * 100.0))
+                .collect();
+            report.add_noted(
+                scenario,
+                subject,
+                "fraction of the worker's ceiling",
+                ceiling / medians[index] * 100.0,
+                "%",
+                &format!("rounds {}", per_round.join(", ")),
+            );
         }
     }
     if let Some(limit) = medians.get(LIMIT_INDEX) {
@@ -172,6 +203,8 @@ fn report_rounds(report: &mut Report, scenario: &str, writes: u64, rounds: &[Rou
 
 /// Where the destination's limit is in a round's results.
 const LIMIT_INDEX: usize = 6;
+/// Where the worker's ceiling (every row filtered out) is.
+const CEILING_INDEX: usize = 7;
 
 /// One round: a fresh source, its backlog, and fresh copies of the starting
 /// data for every contender; returns the backlog's row writes and each
@@ -192,12 +225,13 @@ async fn one_round(
     sysbench.prepare(settings.threads)?;
     let (file, pos) = master_position(&source).await?;
 
-    // Seven copies of the starting data: dts with transaction-consistent and
+    // Eight copies of the starting data: dts with transaction-consistent and
     // with row-level apply, native single-threaded, native 4 threads, dts
     // through a renaming route, dts verifying what it applies, the
-    // destination's limit. Each is a destination, placed as the shape says.
+    // destination's limit, dts filtering every row out. Each is a
+    // destination, placed as the shape says.
     let mut copies = Vec::new();
-    for server_id in 2..=8 {
+    for server_id in 2..=9 {
         let copy = MariaDb::start_with(server_id, SERVER_OPTIONS).await?;
         settings.shape.place_destination(&copy)?;
         run_shell(
@@ -232,14 +266,17 @@ async fn one_round(
         .worker(settings.threads)
         .worker(settings.threads)
         .worker(settings.threads)
+        .worker(settings.threads)
         .start()
         .await?;
     let plain_objects = "[[objects]]\ndatabase = \"sbtest\"".to_string();
+    let ceiling_objects = filtered_objects(settings.tables, CEILING_FILTER);
     let variants = [
         ("transaction", &copies[0], &plain_objects),
         ("row", &copies[1], &plain_objects),
         ("transaction", &copies[4], &mapped_objects),
         ("transaction", &copies[5], &plain_objects),
+        ("transaction", &copies[7], &ceiling_objects),
     ];
     let mut tasks = Vec::new();
     let mut specs = Vec::new();
@@ -280,6 +317,10 @@ async fn one_round(
         .map(|i| format!("sbtest{i}"))
         .collect();
     let net = NetChanges::fold(&copies[6], &source, "sbtest", &tables).await?;
+    let mut ceiling_start = Vec::new();
+    for table in &tables {
+        ceiling_start.push(copies[7].checksum("sbtest", table).await?);
+    }
     println!(
         "  net changes: {} rows replaced, {} deleted",
         net.rows_replaced, net.rows_deleted
@@ -291,6 +332,7 @@ async fn one_round(
     let mut results = Vec::new();
     let mut mapped = None;
     let mut verified = None;
+    let mut ceiling = None;
     for (n, (task, (consistency, copy, _))) in tasks.iter().zip(variants).enumerate() {
         quiesce(&everything).await?;
         let (slug, variant) = match n {
@@ -301,6 +343,10 @@ async fn one_round(
             3 => (
                 "verified",
                 "transaction consistency, incremental verification on".to_string(),
+            ),
+            4 => (
+                "ceiling",
+                format!("every row filtered out (where = \"{CEILING_FILTER}\")"),
             ),
             _ => (consistency, format!("{consistency} consistency")),
         };
@@ -324,7 +370,8 @@ async fn one_round(
                 took,
             )),
             2 => mapped = Some(took),
-            _ => verified = Some(took),
+            3 => verified = Some(took),
+            _ => ceiling = Some(took),
         }
     }
 
@@ -360,9 +407,25 @@ async fn one_round(
         results.len() == LIMIT_INDEX + 1,
         "the round's results are out of order"
     );
+    if let Some(took) = ceiling {
+        let subject = format!(
+            "dts ({} DU, every row filtered out: the worker's ceiling)",
+            settings.threads
+        );
+        results.push((subject, took));
+    }
     let pairs: Vec<(&str, &str)> = tables.iter().map(|t| ("sbtest", t.as_str())).collect();
-    for copy in copies[..4].iter().chain(&copies[5..]) {
+    for copy in copies[..4].iter().chain(&copies[5..7]) {
         assert_same_rows(&source, copy, &pairs).await?;
+    }
+    // The ceiling's copy was given nothing: it still holds the starting data.
+    for (table, before) in tables.iter().zip(&ceiling_start) {
+        let after = copies[7].checksum("sbtest", table).await?;
+        anyhow::ensure!(
+            &after == before,
+            "sbtest.{table} changed on the copy whose task filters every row out: \
+             {before:?} before, {after:?} after"
+        );
     }
     assert_routed(&source, &copies[4], &specs[2]).await?;
 
@@ -557,6 +620,17 @@ async fn statement_counts(server: &MariaDb) -> anyhow::Result<Vec<(String, u64)>
         .into_iter()
         .map(|(name, value)| (name, value.parse().unwrap_or(0)))
         .collect())
+}
+
+/// Every sysbench table of `sbtest`, its rows filtered by `filter`.
+fn filtered_objects(tables: u32, filter: &str) -> String {
+    let entries: Vec<String> = (1..=tables)
+        .map(|i| format!("{{ name = \"sbtest{i}\", where = \"{filter}\" }}"))
+        .collect();
+    format!(
+        "[[objects]]\ndatabase = \"sbtest\"\ntables = [{}]",
+        entries.join(", ")
+    )
 }
 
 /// The mapped variant's objects: every sysbench table with `pad` renamed
