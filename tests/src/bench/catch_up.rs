@@ -163,37 +163,27 @@ fn report_rounds(report: &mut Report, scenario: &str, writes: u64, rounds: &[Rou
             report.add_noted(scenario, subject, versus, native / dts, "x", &note);
         }
     }
-    // How much of dts's time its own side (reading, decoding, routing)
-    // accounts for: the rest is the destination's.
-    if let Some(ceiling) = medians.get(CEILING_INDEX) {
+    // dts as a fraction of each bound: the worker's ceiling (how much of
+    // dts's time its own side accounts for; the rest is the destination's)
+    // and the destination's limit.
+    for (bound, what) in [
+        (CEILING_INDEX, "fraction of the worker's ceiling"),
+        (LIMIT_INDEX, "fraction of the destination's limit"),
+    ] {
+        let Some(bound_secs) = medians.get(bound) else {
+            continue;
+        };
         for (index, (subject, _)) in first.iter().enumerate().take(2) {
-            let per_round: Vec<String> = seconds_of(CEILING_INDEX)
+            let per_round: Vec<String> = seconds_of(bound)
                 .iter()
                 .zip(seconds_of(index))
-                .map(|(ceiling, dts)| format!("{:.0}", ceiling / dts * 100.0))
+                .map(|(bound, dts)| format!("{:.0}", bound / dts * 100.0))
                 .collect();
             report.add_noted(
                 scenario,
                 subject,
-                "fraction of the worker's ceiling",
-                ceiling / medians[index] * 100.0,
-                "%",
-                &format!("rounds {}", per_round.join(", ")),
-            );
-        }
-    }
-    if let Some(limit) = medians.get(LIMIT_INDEX) {
-        for (index, (subject, _)) in first.iter().enumerate().take(2) {
-            let per_round: Vec<String> = seconds_of(LIMIT_INDEX)
-                .iter()
-                .zip(seconds_of(index))
-                .map(|(limit, dts)| format!("{:.0}", limit / dts * 100.0))
-                .collect();
-            report.add_noted(
-                scenario,
-                subject,
-                "fraction of the destination's limit",
-                limit / medians[index] * 100.0,
+                what,
+                bound_secs / medians[index] * 100.0,
                 "%",
                 &format!("rounds {}", per_round.join(", ")),
             );
