@@ -3,7 +3,7 @@
 //! with every transaction applied exactly once.
 
 use crate::compare::assert_same_rows;
-use crate::wait::wait_for;
+use crate::wait::{wait_for, wait_for_every};
 use crate::{MariaDb, TestCluster};
 use mysql_async::prelude::Queryable;
 use std::time::Duration;
@@ -25,36 +25,65 @@ pub async fn wait_caught_up(
         row.get(0).unwrap_or_default(),
         row.get(1).unwrap_or_default(),
     );
-    wait_for(
+    // One connection for every poll, opened again only if it breaks: a new
+    // one per query made the destination set up two connections a poll
+    // while the bench counts its CPU, and their setup delayed seeing the
+    // task arrive.
+    let polling = tokio::sync::Mutex::new(None::<mysql_async::Conn>);
+    wait_for_every(
         &format!("the destination to apply up to {file}:{pos}"),
         timeout,
+        CAUGHT_UP_POLL,
         || async {
-            let present = destination
-                .query_value("SELECT COUNT(*) FROM dts_meta.checkpoints WHERE lane >= 1")
-                .await
-                .ok()
-                .flatten();
-            if present != Some(lanes.to_string()) {
-                return Ok(None);
+            let mut held = polling.lock().await;
+            if held.is_none() {
+                *held = destination.conn().await.ok();
             }
-            let json = destination
-                .query_value(
-                    "SELECT position FROM dts_meta.checkpoints WHERE lane >= 1 ORDER BY \
-                     JSON_VALUE(position, '$.file'), CAST(JSON_VALUE(position, '$.pos') AS UNSIGNED) LIMIT 1",
-                )
-                .await
-                .ok()
-                .flatten();
-            let Some(json) = json else { return Ok(None) };
-            let applied: serde_json::Value = serde_json::from_str(&json)?;
-            let at = (
-                applied["file"].as_str().unwrap_or_default().to_string(),
-                applied["pos"].as_u64().unwrap_or(0),
-            );
-            Ok((at >= (file.clone(), pos)).then_some(()))
+            let Some(conn) = held.as_mut() else {
+                return Ok(None);
+            };
+            match lowest_checkpoint(conn, lanes).await {
+                Ok(Some(at)) => Ok((at >= (file.clone(), pos)).then_some(())),
+                Ok(None) => Ok(None),
+                Err(e) => {
+                    // Reconnect next time (the destination may be restarting).
+                    *held = None;
+                    Err(e)
+                }
+            }
         },
     )
     .await
+}
+
+/// How often [`wait_caught_up`] looks: the bench times catch-ups of about a
+/// second by it.
+const CAUGHT_UP_POLL: Duration = Duration::from_millis(10);
+
+/// The lowest of the `lanes` apply lanes' checkpoints on the destination,
+/// once every lane has one.
+async fn lowest_checkpoint(
+    conn: &mut mysql_async::Conn,
+    lanes: u32,
+) -> anyhow::Result<Option<(String, u64)>> {
+    let present: Option<u64> = conn
+        .query_first("SELECT COUNT(*) FROM dts_meta.checkpoints WHERE lane >= 1")
+        .await?;
+    if present != Some(u64::from(lanes)) {
+        return Ok(None);
+    }
+    let json: Option<String> = conn
+        .query_first(
+            "SELECT position FROM dts_meta.checkpoints WHERE lane >= 1 ORDER BY \
+             JSON_VALUE(position, '$.file'), CAST(JSON_VALUE(position, '$.pos') AS UNSIGNED) LIMIT 1",
+        )
+        .await?;
+    let Some(json) = json else { return Ok(None) };
+    let applied: serde_json::Value = serde_json::from_str(&json)?;
+    Ok(Some((
+        applied["file"].as_str().unwrap_or_default().to_string(),
+        applied["pos"].as_u64().unwrap_or(0),
+    )))
 }
 
 /// The task neither failed nor reports an error.

@@ -8,7 +8,22 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Polls `probe` until it returns `Some`, or fails with `what` and the last
 /// observation once `timeout` has passed.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> anyhow::Result<T>
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    wait_for_every(what, timeout, POLL, probe).await
+}
+
+/// [`wait_for`], polling every `poll`: where the moment a condition comes
+/// true is what is measured, a coarse poll adds half its period on average.
+pub async fn wait_for_every<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    poll: Duration,
+    mut probe: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<T>>>,
@@ -27,6 +42,6 @@ where
                 .unwrap_or_default();
             anyhow::bail!("timed out after {timeout:?} waiting for {what}{detail}");
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(poll).await;
     }
 }

@@ -12,7 +12,7 @@ use super::{median_seconds, Settings};
 use crate::compare::{assert_routed, assert_same_rows};
 use crate::converge::wait_caught_up;
 use crate::fixtures::sync_task;
-use crate::wait::wait_for;
+use crate::wait::wait_for_every;
 use crate::{MariaDb, TestCluster};
 use dts_proto::pb::TaskAction;
 use mysql_async::prelude::Queryable;
@@ -553,32 +553,44 @@ async fn replicate(
     .await?;
     let started = Instant::now();
     conn.query_drop("START SLAVE").await?;
-    wait_for("native replication to catch up", LONG, || async {
-        let mut c = replica.conn().await?;
-        let status: Option<mysql_async::Row> = c.query_first("SHOW SLAVE STATUS").await?;
-        let Some(status) = status else {
-            return Ok(None);
-        };
-        let error: String = status
-            .get::<Option<String>, _>("Last_SQL_Error")
-            .flatten()
-            .unwrap_or_default();
-        anyhow::ensure!(error.is_empty(), "replication stopped: {error}");
-        let file: String = status
-            .get::<Option<String>, _>("Relay_Master_Log_File")
-            .flatten()
-            .unwrap_or_default();
-        let pos: u64 = status
-            .get::<Option<u64>, _>("Exec_Master_Log_Pos")
-            .flatten()
-            .unwrap_or(0);
-        Ok(((file.as_str(), pos) >= to).then_some(()))
-    })
+    // Polled as dts's tasks are (see `wait_caught_up`): on one connection,
+    // every `NATIVE_POLL`.
+    let polling = tokio::sync::Mutex::new(replica.conn().await?);
+    wait_for_every(
+        "native replication to catch up",
+        LONG,
+        NATIVE_POLL,
+        || async {
+            let mut c = polling.lock().await;
+            let status: Option<mysql_async::Row> = c.query_first("SHOW SLAVE STATUS").await?;
+            let Some(status) = status else {
+                return Ok(None);
+            };
+            let error: String = status
+                .get::<Option<String>, _>("Last_SQL_Error")
+                .flatten()
+                .unwrap_or_default();
+            anyhow::ensure!(error.is_empty(), "replication stopped: {error}");
+            let file: String = status
+                .get::<Option<String>, _>("Relay_Master_Log_File")
+                .flatten()
+                .unwrap_or_default();
+            let pos: u64 = status
+                .get::<Option<u64>, _>("Exec_Master_Log_Pos")
+                .flatten()
+                .unwrap_or(0);
+            Ok(((file.as_str(), pos) >= to).then_some(()))
+        },
+    )
     .await?;
     let took = started.elapsed();
     conn.query_drop("STOP SLAVE").await?;
     Ok(took)
 }
+
+/// How often native replication's progress is looked at, as often as
+/// `converge::wait_caught_up` looks at dts's.
+const NATIVE_POLL: Duration = Duration::from_millis(10);
 
 /// The UTC time of day, as the worker's log lines show it.
 fn utc_clock() -> String {
