@@ -57,8 +57,8 @@ pub async fn wait_caught_up(
 }
 
 /// How often [`wait_caught_up`] looks: the bench times catch-ups of about a
-/// second by it.
-const CAUGHT_UP_POLL: Duration = Duration::from_millis(10);
+/// second by it (and native replication's by the same period).
+pub const CAUGHT_UP_POLL: Duration = Duration::from_millis(10);
 
 /// The lowest of the `lanes` apply lanes' checkpoints on the destination,
 /// once every lane has one.

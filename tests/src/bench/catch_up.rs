@@ -10,7 +10,7 @@ use super::report::Report;
 use super::tools::{cpu_seconds, quiesce, run_shell, Sysbench, SERVER_OPTIONS};
 use super::{median_seconds, Settings};
 use crate::compare::{assert_routed, assert_same_rows};
-use crate::converge::wait_caught_up;
+use crate::converge::{wait_caught_up, CAUGHT_UP_POLL};
 use crate::fixtures::sync_task;
 use crate::wait::wait_for_every;
 use crate::{MariaDb, TestCluster};
@@ -553,13 +553,13 @@ async fn replicate(
     .await?;
     let started = Instant::now();
     conn.query_drop("START SLAVE").await?;
-    // Polled as dts's tasks are (see `wait_caught_up`): on one connection,
-    // every `NATIVE_POLL`.
-    let polling = tokio::sync::Mutex::new(replica.conn().await?);
+    // Polled as dts's tasks are (see `wait_caught_up`), on the connection
+    // that started it.
+    let polling = tokio::sync::Mutex::new(conn);
     wait_for_every(
         "native replication to catch up",
         LONG,
-        NATIVE_POLL,
+        CAUGHT_UP_POLL,
         || async {
             let mut c = polling.lock().await;
             let status: Option<mysql_async::Row> = c.query_first("SHOW SLAVE STATUS").await?;
@@ -584,13 +584,10 @@ async fn replicate(
     )
     .await?;
     let took = started.elapsed();
+    let mut conn = polling.into_inner();
     conn.query_drop("STOP SLAVE").await?;
     Ok(took)
 }
-
-/// How often native replication's progress is looked at, as often as
-/// `converge::wait_caught_up` looks at dts's.
-const NATIVE_POLL: Duration = Duration::from_millis(10);
 
 /// The UTC time of day, as the worker's log lines show it.
 fn utc_clock() -> String {
