@@ -56,8 +56,8 @@ async fn run(node: Weak<Coordinator>, mut rx: mpsc::Receiver<Pending>, window: D
         };
         match node.write(command).await {
             Ok(outcome) => {
-                for (report, done) in batch {
-                    let result = if outcome.stale_reports.contains(&report.task_id) {
+                for (index, (report, done)) in batch.into_iter().enumerate() {
+                    let result = if outcome.stale_reports.contains(&index) {
                         Err(stale(&node, &report))
                     } else {
                         Ok(())

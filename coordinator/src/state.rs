@@ -227,8 +227,11 @@ pub enum Command {
 /// The result of applying one command.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandOutcome {
-    /// Reports (by task) dropped because their epoch or owner was no longer current.
-    pub stale_reports: Vec<TaskId>,
+    /// Reports dropped because their epoch or owner was no longer current,
+    /// by their place in the command's list: not by task, because one batch
+    /// may hold a task's last report from the runtime it replaced and the
+    /// first from the new one, and only the old one is stale.
+    pub stale_reports: Vec<usize>,
     /// Placements dropped because the task changed since the plan was made.
     pub stale_placements: usize,
 }
@@ -353,9 +356,9 @@ impl ClusterState {
                 }
             }
             Command::Reports { reports, at_ms } => {
-                for report in reports {
-                    if !self.apply_report(report.clone(), at_ms) {
-                        outcome.stale_reports.push(report.task_id);
+                for (index, report) in reports.into_iter().enumerate() {
+                    if !self.apply_report(report, at_ms) {
+                        outcome.stale_reports.push(index);
                     }
                 }
             }
@@ -612,7 +615,7 @@ pub(crate) mod tests {
             reports: vec![report(1, "w1", 0), report(1, "w2", 1), report(1, "w1", 1)],
             at_ms: 2,
         });
-        assert_eq!(outcome.stale_reports.len(), 2);
+        assert_eq!(outcome.stale_reports, vec![0, 1]);
         let task = &state.tasks[&Uuid::from_u128(1)];
         assert_eq!(task.reported_epoch, 1);
         assert_eq!(task.status(), TaskStatus::Running);
