@@ -79,6 +79,9 @@ pub enum Item {
 /// How often an idle source sends a heartbeat event.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Table maps go to the row decoder, which decodes one only when it
+/// differs from the one it holds (see `row_image::Decoder`).
+const TABLE_MAP_EVENT: u8 = mysql_async::binlog::EventType::TABLE_MAP_EVENT as u8;
 /// MariaDB's own event types, which mysql_common does not decode.
 const MARIADB_GTID_EVENT: u8 = 162;
 /// MariaDB GTID flag: a statement that is its own transaction (DDL), with no
@@ -290,7 +293,7 @@ pub async fn read(
         .await
         .map_err(|e| purged_or(start, e))?;
     let mut file = start.file.clone();
-    let mut gtid: Option<String> = None;
+    let mut gtid: Option<Arc<str>> = None;
     let mut transaction = Transaction::default();
     let mut decoder = row_image::Decoder::default();
     loop {
@@ -329,19 +332,29 @@ pub async fn read(
         };
         let header = event.header();
         let timestamp = header.timestamp();
-        let position = |file: &str, gtid: &Option<String>| BinlogPosition {
-            file: file.to_string(),
+        let position = |file: &Arc<str>, gtid: &Option<Arc<str>>| BinlogPosition {
+            file: file.clone(),
             pos: u64::from(header.log_pos()),
             gtid: gtid.clone(),
         };
         if header.event_type_raw() == MARIADB_GTID_EVENT {
             if let Some((id, standalone)) = mariadb_gtid(event.data(), header.server_id()) {
-                gtid = Some(id);
+                gtid = Some(id.into());
                 if !standalone {
                     transaction = Transaction::default();
                     out.push(Item::Begin).await?;
                 }
             }
+            continue;
+        }
+        if header.event_type_raw() == TABLE_MAP_EVENT {
+            decoder
+                .note_map(event.data(), || event.read_event())
+                .map_err(|e| SyncError::Query {
+                    side: Side::Source,
+                    context: ctx.into(),
+                    detail: format!("decoding a table map: {e}"),
+                })?;
             continue;
         }
         let data = match event.read_data() {
@@ -359,7 +372,7 @@ pub async fn read(
             // The first, fake rotate names the file we asked for (on MariaDB
             // with 4 checksum bytes stuck to the name): ignored.
             EventData::RotateEvent(rotate) if header.log_pos() != 0 => {
-                file = rotate.name().to_string();
+                file = rotate.name().into();
                 debug!(%file, "binlog rotated");
             }
             EventData::QueryEvent(query) => {
@@ -418,7 +431,7 @@ pub async fn read(
             }
             EventData::GtidEvent(ev) => {
                 // MySQL: the GTID opens the transaction (BEGIN follows).
-                gtid = Some(mysql_gtid(&ev.sid(), ev.gno()));
+                gtid = Some(mysql_gtid(&ev.sid(), ev.gno()).into());
             }
             EventData::XidEvent(_) => {
                 let position = position(&file, &gtid);
@@ -430,7 +443,7 @@ pub async fn read(
                 .await?;
             }
             EventData::RowsEvent(rows) => {
-                let Some(tme) = stream.get_tme(rows.table_id()) else {
+                let Some(tme) = decoder.table_map(rows.table_id()) else {
                     return Err(SyncError::Query {
                         side: Side::Source,
                         context: ctx.into(),
@@ -449,7 +462,7 @@ pub async fn read(
                 if meta && table == LOOP_MARKERS {
                     // Only the first rows event of a transaction is its marker.
                     let verdict = decoder
-                        .decode(&rows, tme)
+                        .decode(&rows)
                         .ok()
                         .and_then(|changes| loop_marker::read(&changes))
                         .filter(|_| first)
@@ -485,7 +498,7 @@ pub async fn read(
                         position: position(&file, &gtid).to_string(),
                     });
                 }
-                let changes = decoder.decode(&rows, tme).map_err(|e| SyncError::Query {
+                let changes = decoder.decode(&rows).map_err(|e| SyncError::Query {
                     side: Side::Source,
                     context: format!("decoding a row of `{db}`.`{table}`"),
                     detail: e.to_string(),

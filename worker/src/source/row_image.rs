@@ -14,7 +14,6 @@ use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::ColumnType;
 use mysql_common::io::ParseBuf;
 use std::borrow::Cow;
-use std::collections::hash_map::Entry;
 use std::io;
 
 /// How one column of the table is read from an image.
@@ -26,35 +25,73 @@ struct ColumnDecoding {
 
 /// A table map and how its columns decode.
 struct TableDecoding {
+    /// The map event's payload, as the source wrote it.
+    payload: Box<[u8]>,
     map: TableMapEvent<'static>,
     columns: Vec<ColumnDecoding>,
     /// Every column's index: what a full image holds.
     all: Vec<usize>,
 }
 
-/// How the columns of each table read so far decode, by table id. The
-/// source writes a table's map again before every transaction's rows events,
-/// nearly always the same: reading types, metadata and signedness out of it
-/// for every event (the metadata walk is quadratic in the columns) cost the
-/// catch-up reader about a tenth of its CPU on one-row events. A map that
-/// differs in any byte from the one decoded (the table was altered, or the
-/// id was reused) is decoded again.
+/// The table maps of the stream and how their columns decode, by table id.
+/// The source writes a table's map again before every transaction's rows
+/// events, nearly always the same: reading types, metadata and signedness
+/// out of it for every event (the metadata walk is quadratic in the
+/// columns) cost the catch-up reader about a tenth of its CPU on one-row
+/// events, and comparing the decoded map field by field with the one held
+/// (a string comparison for each of its parts) another 3%. So each map is
+/// told from the one held by its payload's bytes, one comparison, and
+/// decoded again only when it differs (the table was altered, or the id was
+/// reused). Every table map of the stream must pass through
+/// [`Decoder::note_map`]: rows are decoded with the maps held here only.
 #[derive(Default)]
 pub struct Decoder {
     tables: FastMap<u64, TableDecoding>,
 }
 
 impl Decoder {
-    /// The row changes of `rows`, whose table map is `table`.
-    pub fn decode(
+    /// Takes a table map event with payload `payload`; `parse` decodes it,
+    /// called only when the payload differs from the map held for its id.
+    pub fn note_map<'a>(
         &mut self,
-        rows: &RowsEventData<'_>,
-        table: &TableMapEvent<'_>,
-    ) -> io::Result<Vec<RowChange>> {
-        if matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)) {
-            return decode_with_mysql_common(rows, table);
+        payload: &'a [u8],
+        parse: impl FnOnce() -> io::Result<TableMapEvent<'a>>,
+    ) -> io::Result<()> {
+        // The id leads the payload (6 bytes since MySQL 5.1); the bytes
+        // compared include it, so a guess that misses only costs a parse.
+        let held = payload
+            .get(..6)
+            .map(|id| {
+                let mut bytes = [0u8; 8];
+                bytes[..6].copy_from_slice(id);
+                u64::from_le_bytes(bytes)
+            })
+            .and_then(|id| self.tables.get(&id));
+        if held.is_some_and(|held| *held.payload == *payload) {
+            return Ok(());
         }
-        let decoding = self.table(table)?;
+        let map = parse()?;
+        let decoding = TableDecoding::new(payload, &map)?;
+        self.tables.insert(map.table_id(), decoding);
+        Ok(())
+    }
+
+    /// The table map held for `table_id`.
+    pub fn table_map(&self, table_id: u64) -> Option<&TableMapEvent<'static>> {
+        self.tables.get(&table_id).map(|decoding| &decoding.map)
+    }
+
+    /// The row changes of `rows`, whose table map was noted before.
+    pub fn decode(&self, rows: &RowsEventData<'_>) -> io::Result<Vec<RowChange>> {
+        let decoding = self.tables.get(&rows.table_id()).ok_or_else(|| {
+            invalid(format!(
+                "a rows event of table id {} before its table map",
+                rows.table_id()
+            ))
+        })?;
+        if matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)) {
+            return decode_with_mysql_common(rows, &decoding.map);
+        }
         let columns = rows.num_columns() as usize;
         if columns > decoding.columns.len() {
             return Err(invalid(format!(
@@ -85,21 +122,13 @@ impl Decoder {
         }
         Ok(changes)
     }
-
-    /// How `table`'s columns decode, from the cache when its map is the one
-    /// decoded before.
-    fn table(&mut self, table: &TableMapEvent<'_>) -> io::Result<&TableDecoding> {
-        Ok(match self.tables.entry(table.table_id()) {
-            Entry::Occupied(cached) if cached.get().map == *table => cached.into_mut(),
-            entry => entry.insert_entry(TableDecoding::new(table)?).into_mut(),
-        })
-    }
 }
 
 impl TableDecoding {
-    fn new(table: &TableMapEvent<'_>) -> io::Result<Self> {
+    fn new(payload: &[u8], table: &TableMapEvent<'_>) -> io::Result<Self> {
         let columns = column_decodings(table, table.columns_count() as usize)?;
         Ok(Self {
+            payload: payload.into(),
             map: table.clone().into_owned(),
             all: (0..columns.len()).collect(),
             columns,
@@ -212,9 +241,7 @@ mod tests {
     use mysql_async::binlog::value::BinlogValue;
     use mysql_async::Value;
     use mysql_common::binlog::consts::BinlogVersion;
-    use mysql_common::binlog::events::{
-        FormatDescriptionEvent, RowsEventData, TableMapEvent, WriteRowsEvent,
-    };
+    use mysql_common::binlog::events::{FormatDescriptionEvent, RowsEventData, WriteRowsEvent};
     use mysql_common::binlog::BinlogCtx;
     use mysql_common::io::ParseBuf;
 
@@ -247,10 +274,10 @@ mod tests {
     ) -> std::io::Result<Vec<Option<Vec<BinlogValue<'static>>>>> {
         let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
         let ctx = |size| BinlogCtx::new(size, &fde, 0);
-        let table: TableMapEvent<'_> = ParseBuf(map).parse(ctx(map.len()))?;
+        decoder.note_map(map, || ParseBuf(map).parse(ctx(map.len())))?;
         let event: WriteRowsEvent<'_> = ParseBuf(rows).parse(ctx(rows.len()))?;
         let event = RowsEventData::WriteRowsEvent(event);
-        let changes = decoder.decode(&event, &table)?;
+        let changes = decoder.decode(&event)?;
         Ok(changes.into_iter().map(|change| change.after).collect())
     }
 
