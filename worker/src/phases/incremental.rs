@@ -679,8 +679,8 @@ impl Incremental<'_> {
             Statement::XaEnd => {
                 if let Some((db, table)) = lanes.changed_in_transaction() {
                     return Err(SyncError::TwoPhaseXa {
-                        db: db.clone(),
-                        table: table.clone(),
+                        db: db.to_string(),
+                        table: table.to_string(),
                         position: logged.position.to_string(),
                     });
                 }

@@ -459,8 +459,9 @@ pub struct Lanes {
     /// the lanes use theirs.
     catalog_conn: Conn,
     catalog: SourceDefinitions,
-    /// Where each key column sits in the images of a source definition, by
-    /// definition and image width (see [`KeyLayout`]).
+    /// Where each key column sits in the images of a source table, by the
+    /// address of the reader's name for it (see `transform::select`) and
+    /// image width (see [`KeyLayout`]).
     key_layouts: FastMap<(usize, usize), KeyLayout>,
     /// Whose schema history `catalog` reads.
     task_id: String,
@@ -489,8 +490,9 @@ pub struct Lanes {
     transaction_rows: usize,
     /// Between a source transaction's begin and its end.
     in_transaction: bool,
-    /// The first table the open source transaction changed, if any.
-    changed_in_transaction: Option<(String, String)>,
+    /// Where the first rows the open source transaction changed went, if
+    /// any (held, not copied: it is set for every transaction).
+    changed_in_transaction: Option<Arc<TableRoute>>,
     /// The current transaction is too big to buffer: it streams through lane 1.
     streaming: bool,
     /// Until the furthest lane checkpoint is reached, batches are replayed
@@ -794,8 +796,10 @@ impl Lanes {
     }
 
     /// The first table the open source transaction changed, if any.
-    pub fn changed_in_transaction(&self) -> Option<&(String, String)> {
-        self.changed_in_transaction.as_ref()
+    pub fn changed_in_transaction(&self) -> Option<(&str, &str)> {
+        self.changed_in_transaction
+            .as_deref()
+            .map(|route| (route.db.as_str(), route.table.as_str()))
     }
 
     /// The open transaction relays changes first written on `origin`.
@@ -820,7 +824,7 @@ impl Lanes {
 
     pub async fn rows(&mut self, work: RowsWork) -> SyncResult<()> {
         if self.changed_in_transaction.is_none() {
-            self.changed_in_transaction = Some((work.db().to_string(), work.table().to_string()));
+            self.changed_in_transaction = Some(work.route.clone());
         }
         if self.streaming {
             return self.stream(work).await;
@@ -1113,27 +1117,27 @@ impl Lanes {
     /// `compact`), that is, commute across keys.
     async fn key_hashes(&mut self, work: &RowsWork) -> SyncResult<(Vec<Vec<u64>>, bool)> {
         // Images read by the source's definition; keys hashed with the
-        // destination table's name, so merged shards' changes to one row
-        // meet in one lane.
-        let table = self
-            .catalog
-            .get(&mut self.catalog_conn, &self.task_id, &work.source)
-            .await?;
-        // Keyed by the definition's address, which the cached layout holds.
-        let layout_key = (Arc::as_ptr(&table) as usize, work.columns);
-        let layout = match self.key_layouts.entry(layout_key) {
-            Entry::Occupied(cached) => cached.into_mut(),
-            Entry::Vacant(vacant) => vacant.insert(KeyLayout::new(table.clone(), work.columns)?),
+        // destination table's name (see `KeyLayout`). Keyed by the source
+        // name's address, which the cached layout holds.
+        let layout_key = (Arc::as_ptr(&work.source) as usize, work.columns);
+        if !self.key_layouts.contains_key(&layout_key) {
+            let table = self
+                .catalog
+                .get(&mut self.catalog_conn, &self.task_id, &work.source)
+                .await?;
+            let layout = KeyLayout::new(work, table)?;
+            if self.key_layouts.len() >= MAX_KEY_LAYOUTS {
+                self.key_layouts.clear();
+            }
+            self.key_layouts.insert(layout_key, layout);
+        }
+        let Some(layout) = self.key_layouts.get(&layout_key) else {
+            return Err(SyncError::Internal("a key layout vanished".into()));
         };
-        let (foldable, image_of) = (layout.foldable, &layout.image_of);
+        let (table, foldable, image_of) = (&layout.table, layout.foldable, &layout.image_of);
+        let table_hash = &layout.table_hash;
         let mut all = Vec::with_capacity(work.changes.len());
         let mut scratch = Vec::new();
-        // The table's part of every key hash, hashed once per event.
-        let mut table_hash = Fnv::new();
-        table_hash.write(work.db().as_bytes());
-        table_hash.write(&[0]);
-        table_hash.write(work.table().as_bytes());
-        table_hash.write(&[0]);
         for change in &work.changes {
             let mut keys = Vec::new();
             for image in [&change.before, &change.after].into_iter().flatten() {
@@ -1171,28 +1175,45 @@ impl Lanes {
     }
 }
 
-/// What routing needs of a source definition for images of a given width,
-/// worked out once rather than for every rows event: whether its changes
-/// fold, and the image position of each table column, if present.
+/// Source tables with a key layout at once, at most: the reader's names
+/// key them, which a new reader makes anew (see `apply::MAX_RESOLVED`).
+const MAX_KEY_LAYOUTS: usize = 1024;
+
+/// What routing needs of a source table for images of a given width,
+/// worked out once (until DDL) rather than for every rows event: its
+/// definition in the schema history, whether its changes fold, the image
+/// position of each table column, if present, and the table's part of
+/// every key hash.
 struct KeyLayout {
-    /// Held, never read: while it is cached, no other definition can take
-    /// the address it is cached under.
-    _table: Arc<crate::source::catalog::Table>,
+    /// Held, never read: while it is cached, no other name can take the
+    /// address it is cached under.
+    _source: Arc<TableName>,
+    table: Arc<crate::source::catalog::Table>,
     foldable: bool,
     image_of: Vec<Option<usize>>,
+    /// The destination table's name, hashed: keys are hashed with it, so
+    /// that merged shards' changes to one row meet in one lane.
+    table_hash: Fnv,
 }
 
 impl KeyLayout {
-    fn new(table: Arc<crate::source::catalog::Table>, image_columns: usize) -> SyncResult<Self> {
-        let mapping = image_mapping(&table, image_columns)?;
+    fn new(work: &RowsWork, table: Arc<crate::source::catalog::Table>) -> SyncResult<Self> {
+        let mapping = image_mapping(&table, work.columns)?;
         let mut image_of = vec![None; table.columns.len()];
         for (image_index, &column) in mapping.iter().enumerate() {
             image_of[column] = Some(image_index);
         }
+        let mut table_hash = Fnv::new();
+        table_hash.write(work.db().as_bytes());
+        table_hash.write(&[0]);
+        table_hash.write(work.table().as_bytes());
+        table_hash.write(&[0]);
         Ok(Self {
+            _source: work.source.clone(),
             foldable: crate::sink::compact::foldable(&table),
             image_of,
-            _table: table,
+            table,
+            table_hash,
         })
     }
 }
