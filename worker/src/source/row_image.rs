@@ -321,6 +321,39 @@ mod tests {
     }
 
     #[test]
+    fn rows_are_decoded_only_with_a_table_map_noted_before() -> std::io::Result<()> {
+        let decoder = Decoder::default();
+        let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
+        let rows = write_rows_bytes(2, 0b11, &[0, 1, 0, 0, 0, 2, 0, 0, 0]);
+        let event: WriteRowsEvent<'_> =
+            ParseBuf(&rows).parse(BinlogCtx::new(rows.len(), &fde, 0))?;
+        let err = decoder
+            .decode(&RowsEventData::WriteRowsEvent(event))
+            .expect_err("no map of table id 7 was noted");
+        assert!(
+            err.to_string().contains("table id 7 before its table map"),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_table_map_noted_again_unchanged_is_not_decoded_again() -> std::io::Result<()> {
+        let mut decoder = Decoder::default();
+        let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
+        let map = table_map_bytes(&[LONG, LONG]);
+        let ctx = || BinlogCtx::new(map.len(), &fde, 0);
+        decoder.note_map(&map, || ParseBuf(&map).parse(ctx()))?;
+        let mut parsed = false;
+        decoder.note_map(&map, || {
+            parsed = true;
+            ParseBuf(&map).parse(ctx())
+        })?;
+        assert!(!parsed, "the same payload was parsed again");
+        Ok(())
+    }
+
+    #[test]
     fn an_image_without_every_column_reads_only_those_it_holds() -> std::io::Result<()> {
         let mut decoder = Decoder::default();
         let map = table_map_bytes(&[LONG, LONG]);
