@@ -95,9 +95,11 @@ struct Resolved {
     _source: Arc<TableName>,
     table: Arc<Table>,
     source_table: Arc<Table>,
-    projection: Arc<Projection>,
+    /// How its rows are laid onto `table`.
+    projection: Projection,
     filter: Option<Arc<BoundFilter>>,
-    decoder: Arc<RowDecoder>,
+    /// How its row images of this width decode.
+    decoder: RowDecoder,
     /// Bound when strict mode first needs it (a rule naming a column the
     /// table lacks must not fail an idempotent replay).
     policy: OnceLock<Arc<TablePolicy>>,
@@ -113,13 +115,6 @@ pub struct Applier {
     overwrite: bool,
     tables: TableCache,
     sources: SourceDefinitions,
-    /// Destination column -> source column, per (source, destination) pair
-    /// of the definitions cached now (cleared with them, so the addresses
-    /// name those definitions).
-    projections: HashMap<(usize, usize), Arc<Projection>>,
-    /// Row decoders per source definition (by address, as `projections`)
-    /// and image width.
-    decoders: HashMap<(usize, usize), Arc<RowDecoder>>,
     /// Row filters bound to the source definition they were bound with
     /// (held, so a new definition is told by its address).
     filters: HashMap<TableName, (Arc<Table>, Arc<BoundFilter>)>,
@@ -147,10 +142,6 @@ pub struct Applier {
     settled: Vec<Record>,
     /// Whether the session's isolation level is settled (see `begin`).
     isolation_set: bool,
-    /// Conflict policies per source table, bound to the destination
-    /// definition they were bound with (held, so a new one is told by its
-    /// address).
-    policies: HashMap<TableName, (Arc<Table>, Arc<TablePolicy>)>,
     /// Savepoints to set with the next statement, sent with it rather than
     /// alone: on the hot path each costs no round trip of its own.
     pending_savepoints: Vec<&'static str>,
@@ -176,8 +167,6 @@ impl Applier {
             overwrite,
             tables: TableCache::default(),
             sources: SourceDefinitions::default(),
-            projections: HashMap::default(),
-            decoders: HashMap::default(),
             filters: HashMap::default(),
             resolved: HashMap::default(),
             collations: SharedCollations::default(),
@@ -193,7 +182,6 @@ impl Applier {
             settled: Vec::new(),
             isolation_set: false,
             pending_savepoints: Vec::new(),
-            policies: HashMap::default(),
             changed: None,
             touched: Vec::new(),
         }
@@ -269,8 +257,6 @@ impl Applier {
     pub fn forget_tables(&mut self) {
         self.tables.clear();
         self.sources.clear();
-        self.projections.clear();
-        self.decoders.clear();
         self.resolved.clear();
     }
 
@@ -286,9 +272,9 @@ impl Applier {
             .sources
             .get(&mut self.conn, &self.meta.task_id, &work.source)
             .await?;
-        let projection = self.projection(&source_table, &table, work)?;
+        let projection = projection(&source_table, &table, work)?;
         let filter = self.filter(&source_table, work).await?;
-        let decoder = self.decoder(&source_table, work.columns)?;
+        let decoder = RowDecoder::new(&source_table, work.columns)?;
         if self.resolved.len() >= MAX_RESOLVED {
             self.resolved.clear();
         }
@@ -303,62 +289,6 @@ impl Applier {
         });
         self.resolved.insert(key, resolved.clone());
         Ok(resolved)
-    }
-
-    /// How rows of `source` are laid onto `table`.
-    fn projection(
-        &mut self,
-        source: &Arc<Table>,
-        table: &Arc<Table>,
-        work: &RowsWork,
-    ) -> SyncResult<Arc<Projection>> {
-        let key = (Arc::as_ptr(source) as usize, Arc::as_ptr(table) as usize);
-        if let Some(projection) = self.projections.get(&key) {
-            return Ok(projection.clone());
-        }
-        // A merge records each row's source table by its source name (the
-        // definition is read from the schema history, under another name).
-        let recorded = work
-            .route
-            .source_column
-            .as_deref()
-            .map(|column| (column, format!("{}.{}", work.source.db, work.source.name)));
-        let projection = Arc::new(Projection::between(
-            source,
-            table,
-            &work.route.columns,
-            recorded,
-        )?);
-        self.projections.insert(key, projection.clone());
-        Ok(projection)
-    }
-
-    /// How `source`'s row images of `image_columns` columns decode (cached).
-    fn decoder(
-        &mut self,
-        source: &Arc<Table>,
-        image_columns: usize,
-    ) -> SyncResult<Arc<RowDecoder>> {
-        let key = (Arc::as_ptr(source) as usize, image_columns);
-        if let Some(decoder) = self.decoders.get(&key) {
-            return Ok(decoder.clone());
-        }
-        let decoder = Arc::new(RowDecoder::new(source, image_columns)?);
-        self.decoders.insert(key, decoder.clone());
-        Ok(decoder)
-    }
-
-    /// The conflict policy for `work`'s rows on `table` (cached).
-    fn policy(&mut self, work: &RowsWork, table: &Arc<Table>) -> SyncResult<Arc<TablePolicy>> {
-        if let Some((bound, policy)) = self.policies.get(&*work.source) {
-            if Arc::ptr_eq(bound, table) {
-                return Ok(policy.clone());
-            }
-        }
-        let policy = Arc::new(self.table_policy(work, table)?);
-        self.policies
-            .insert((*work.source).clone(), (table.clone(), policy.clone()));
-        Ok(policy)
     }
 
     /// The route's row filter bound to `source`'s current definition; the
@@ -428,7 +358,7 @@ impl Applier {
             Mode::Strict => Some(match resolved.policy.get() {
                 Some(policy) => policy.clone(),
                 None => {
-                    let policy = self.policy(&work, table)?;
+                    let policy = Arc::new(self.table_policy(&work, table)?);
                     resolved.policy.get_or_init(|| policy.clone());
                     policy
                 }
@@ -1200,6 +1130,18 @@ fn divergence(table: &Table, detail: String) -> SyncError {
         context: format!("applying to `{}`.`{}` in strict mode", table.db, table.name),
         detail: format!("the destination differs from the source: {detail}"),
     }
+}
+
+/// How rows of `source` are laid onto `table`.
+fn projection(source: &Table, table: &Table, work: &RowsWork) -> SyncResult<Projection> {
+    // A merge records each row's source table by its source name (the
+    // definition is read from the schema history, under another name).
+    let recorded = work
+        .route
+        .source_column
+        .as_deref()
+        .map(|column| (column, format!("{}.{}", work.source.db, work.source.name)));
+    Projection::between(source, table, &work.route.columns, recorded)
 }
 
 /// Positions in the table of the row image's columns.

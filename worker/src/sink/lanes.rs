@@ -1120,19 +1120,19 @@ impl Lanes {
         // destination table's name (see `KeyLayout`). Keyed by the source
         // name's address, which the cached layout holds.
         let layout_key = (Arc::as_ptr(&work.source) as usize, work.columns);
-        if !self.key_layouts.contains_key(&layout_key) {
-            let table = self
-                .catalog
-                .get(&mut self.catalog_conn, &self.task_id, &work.source)
-                .await?;
-            let layout = KeyLayout::new(work, table)?;
-            if self.key_layouts.len() >= MAX_KEY_LAYOUTS {
-                self.key_layouts.clear();
-            }
-            self.key_layouts.insert(layout_key, layout);
+        if self.key_layouts.len() >= MAX_KEY_LAYOUTS && !self.key_layouts.contains_key(&layout_key)
+        {
+            self.key_layouts.clear();
         }
-        let Some(layout) = self.key_layouts.get(&layout_key) else {
-            return Err(SyncError::Internal("a key layout vanished".into()));
+        let layout = match self.key_layouts.entry(layout_key) {
+            Entry::Occupied(cached) => cached.into_mut(),
+            Entry::Vacant(vacant) => {
+                let table = self
+                    .catalog
+                    .get(&mut self.catalog_conn, &self.task_id, &work.source)
+                    .await?;
+                vacant.insert(KeyLayout::new(work, table)?)
+            }
         };
         let (table, foldable, image_of) = (&layout.table, layout.foldable, &layout.image_of);
         let table_hash = &layout.table_hash;
