@@ -1,9 +1,11 @@
 //! Scenario 2: a backlog of sysbench `oltp_write_only` changes piles up in
 //! the source binlog while nothing applies it; then dts and native MariaDB
-//! replication (single-threaded, and 4 threads optimistic) each apply the
-//! same binlog range onto their own copy of the starting data. The
-//! destination's limit (see `limit`) applies the backlog's net changes,
-//! folded beforehand, in one session; dts is reported as a fraction of it.
+//! replication (single-threaded, and 4 threads optimistic, each writing the
+//! replica's binlog as dts's destination does; and single-threaded without
+//! it, for reference) each apply the same binlog range onto their own copy
+//! of the starting data. The destination's limit (see `limit`) applies the
+//! backlog's net changes, folded beforehand, in one session; dts is
+//! reported as a fraction of it.
 
 use super::limit::NetChanges;
 use super::report::Report;
@@ -54,7 +56,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
 /// (transaction) through a route that renames the database and a column and
 /// filters rows, dts (transaction) with incremental verification on, the
 /// destination's limit, dts with every row filtered out (the worker's
-/// ceiling).
+/// ceiling), native single-threaded without the replica's binlog.
 type Round = Vec<(String, Duration)>;
 
 /// The mapped variant: the route it runs through, and how its copy of the
@@ -67,6 +69,20 @@ const MAPPED_DATABASE: &str = "sbtest_mapped";
 /// The mapped variant's row filter: sysbench's index updates (k = k + 1)
 /// move rows in and out of it all the time.
 const MAPPED_FILTER: &str = "k % 3 <> 0 OR c < '4'";
+/// The copies' server options. A native replica writes the binlog of what it
+/// replicates only with `log_slave_updates`, OFF by default, while dts's
+/// destination writes every change it applies to its binlog (as a replica
+/// kept for failover, or the next hop of a cascade, must): without it the
+/// native contenders would be spared work the others do. The copy that
+/// shows native replication without its binlog is started without it.
+fn copy_options(log_replicated: bool) -> Vec<&'static str> {
+    let mut options = SERVER_OPTIONS.to_vec();
+    if log_replicated {
+        options.push("--log-slave-updates");
+    }
+    options
+}
+
 /// The ceiling variant's row filter: no row of sysbench's holds for it, so
 /// the worker reads, decodes and filters the whole backlog and the
 /// destination is given nothing to write. Its time is what the worker's
@@ -143,8 +159,20 @@ fn report_rounds(report: &mut Report, scenario: &str, writes: u64, rounds: &[Rou
         for (versus, native_index, goal) in [
             ("speed vs native parallel=0", 2, single_goal),
             ("speed vs native parallel=4 optimistic", 3, ahead_goal),
+            (
+                "speed vs native parallel=0 without the replica's binlog",
+                UNLOGGED_INDEX,
+                "",
+            ),
         ] {
-            let native = medians[native_index];
+            // Without the binlog, native replication is a reference for
+            // dts's own two modes, not a goal.
+            if native_index == UNLOGGED_INDEX && index > 1 {
+                continue;
+            }
+            let Some(&native) = medians.get(native_index) else {
+                continue;
+            };
             let per_round: Vec<String> = seconds_of(native_index)
                 .iter()
                 .zip(seconds_of(index))
@@ -193,6 +221,8 @@ fn report_rounds(report: &mut Report, scenario: &str, writes: u64, rounds: &[Rou
 
 /// Where the destination's limit is in a round's results.
 const LIMIT_INDEX: usize = 6;
+/// Where native single-threaded replication without the replica's binlog is.
+const UNLOGGED_INDEX: usize = 8;
 /// Where the worker's ceiling (every row filtered out) is.
 const CEILING_INDEX: usize = 7;
 
@@ -215,14 +245,16 @@ async fn one_round(
     sysbench.prepare(settings.threads)?;
     let (file, pos) = master_position(&source).await?;
 
-    // Eight copies of the starting data: dts with transaction-consistent and
+    // Nine copies of the starting data: dts with transaction-consistent and
     // with row-level apply, native single-threaded, native 4 threads, dts
     // through a renaming route, dts verifying what it applies, the
-    // destination's limit, dts filtering every row out. Each is a
-    // destination, placed as the shape says.
+    // destination's limit, dts filtering every row out, native
+    // single-threaded without its binlog. Each is a destination, placed as
+    // the shape says.
     let mut copies = Vec::new();
-    for server_id in 2..=9 {
-        let copy = MariaDb::start_with(server_id, SERVER_OPTIONS).await?;
+    for server_id in 2..=10 {
+        let options = copy_options(server_id != 10);
+        let copy = MariaDb::start_with(server_id, &options).await?;
         settings.shape.place_destination(&copy)?;
         run_shell(
             "copy the starting data",
@@ -375,6 +407,8 @@ async fn one_round(
         };
         results.push((subject, took));
     }
+    quiesce(&everything).await?;
+    let unlogged = replicate(&copies[8], &source, (&file, pos), (&end_file, end_pos), 0).await?;
 
     if let Some(took) = mapped {
         let subject = format!(
@@ -404,8 +438,16 @@ async fn one_round(
         );
         results.push((subject, took));
     }
+    anyhow::ensure!(
+        results.len() == UNLOGGED_INDEX,
+        "the round's results are out of order"
+    );
+    results.push((
+        "native replication, parallel=0, replica binlog off (log_slave_updates = OFF)".to_string(),
+        unlogged,
+    ));
     let pairs: Vec<(&str, &str)> = tables.iter().map(|t| ("sbtest", t.as_str())).collect();
-    for copy in copies[..4].iter().chain(&copies[5..7]) {
+    for copy in copies[..4].iter().chain(&copies[5..7]).chain(&copies[8..]) {
         assert_same_rows(&source, copy, &pairs).await?;
     }
     // The ceiling's copy was given nothing: it still holds the starting data.
