@@ -209,18 +209,16 @@ impl Binder<'_> {
                 Node::Not(Box::new(self.truth(e)?)),
                 Ty::Int { unsigned: false },
             ),
-            Expr::Logic(LogicOp::Xor, l, r) => (
-                Node::Logic(
-                    LogicOp::Xor,
-                    Box::new(self.xor_operand(l)?),
-                    Box::new(self.xor_operand(r)?),
-                ),
-                Ty::Int { unsigned: false },
-            ),
-            Expr::Logic(op, l, r) => (
-                Node::Logic(*op, Box::new(self.truth(l)?), Box::new(self.truth(r)?)),
-                Ty::Int { unsigned: false },
-            ),
+            Expr::Logic(op, l, r) => {
+                let operand = |e| match op {
+                    LogicOp::Xor => self.xor_operand(e),
+                    LogicOp::And | LogicOp::Or => self.truth(e),
+                };
+                (
+                    Node::Logic(*op, Box::new(operand(l)?), Box::new(operand(r)?)),
+                    Ty::Int { unsigned: false },
+                )
+            }
             Expr::Compare(op, l, r) => {
                 let (l, r) = (self.bind(l)?, self.bind(r)?);
                 self.compare(*op, l, r)?
@@ -346,9 +344,14 @@ impl Binder<'_> {
 
     /// An operand whose truth is asked (a condition, NOT, AND, IS TRUE).
     fn truth(&self, expr: &Expr) -> Result<Node, FilterError> {
+        self.typed_truth(expr).map(|(node, _)| node)
+    }
+
+    /// A truth value, with the type it is read from.
+    fn typed_truth(&self, expr: &Expr) -> Result<(Node, Ty), FilterError> {
         let (node, ty) = self.bind(expr)?;
         not_enum_number(&ty)?;
-        Ok(node)
+        Ok((node, ty))
     }
 
     /// An operand of XOR. MariaDB 10.11.14 reads XOR's operands as
@@ -357,8 +360,7 @@ impl Binder<'_> {
     /// in XOR too: the same filter would keep different rows on different
     /// sources, so only operands whose truth is the same both ways pass.
     fn xor_operand(&self, expr: &Expr) -> Result<Node, FilterError> {
-        let (node, ty) = self.bind(expr)?;
-        not_enum_number(&ty)?;
+        let (node, ty) = self.typed_truth(expr)?;
         match ty {
             Ty::Dec | Ty::Double | Ty::Text { .. } => Err(unsupported(format!(
                 "XOR over {} is read differently by MariaDB versions (10.11.14 rounds it to an \
