@@ -3,6 +3,7 @@
 //! destination that lost a row the source updates is caught.
 //! (Failover under load lives in failover.rs.)
 
+use dts_proto::pb;
 use dts_tests::compare::assert_same_rows;
 use dts_tests::converge::{assert_healthy, wait_caught_up};
 use dts_tests::fixtures::{sync_task, EVERY_TYPE_ROWS, EVERY_TYPE_TABLES};
@@ -742,4 +743,58 @@ async fn triggers_are_created_with_the_schema_after_the_full_copy_or_never_and_f
     )
     .await?;
     Ok(())
+}
+
+/// A task that reached incremental and is stopped before it applied any
+/// change (a quiet source: no lane has a checkpoint yet) resumes from the end
+/// of its copy. It once resumed from the source's end instead and lost
+/// everything written while it was stopped.
+#[tokio::test]
+async fn a_task_stopped_before_its_first_change_loses_nothing_written_meanwhile(
+) -> anyhow::Result<()> {
+    let IncrementalSync {
+        source,
+        destination,
+        cluster,
+        task,
+    } = IncrementalSync::start(
+        "CREATE DATABASE quiet; CREATE TABLE quiet.t (id INT PRIMARY KEY, v INT); \
+         INSERT INTO quiet.t VALUES (1, 1)",
+        "quiet",
+        2,
+    )
+    .await?;
+    pause(&cluster, &task).await?;
+    source
+        .exec(
+            "INSERT INTO quiet.t VALUES (2, 2); UPDATE quiet.t SET v = 10 WHERE id = 1; \
+             INSERT INTO quiet.t VALUES (3, 3)",
+        )
+        .await?;
+    cluster.control_task(&task, pb::TaskAction::Resume).await?;
+    wait_caught_up(&source, &destination, 2, TIMEOUT).await?;
+    assert_healthy(&cluster, &task).await?;
+    assert_same_rows(&source, &destination, &[("quiet", "t")]).await?;
+    assert_eq!(
+        destination
+            .query_value("SELECT GROUP_CONCAT(CONCAT(id, ':', v) ORDER BY id) FROM quiet.t")
+            .await?
+            .as_deref(),
+        Some("1:10,2:2,3:3")
+    );
+    Ok(())
+}
+
+/// Pauses the task and waits until its worker has stopped it.
+async fn pause(cluster: &TestCluster, task: &str) -> anyhow::Result<()> {
+    cluster.control_task(task, pb::TaskAction::Pause).await?;
+    wait_for("the worker to stop the paused task", TIMEOUT, || async {
+        let status = cluster.cluster_status().await?;
+        let stopped = status
+            .workers
+            .iter()
+            .all(|w| !w.running_tasks.iter().any(|t| t == task));
+        Ok(stopped.then_some(()))
+    })
+    .await
 }
