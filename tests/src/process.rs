@@ -81,6 +81,21 @@ impl Process {
         self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok())
     }
 
+    /// VmHWM: the process's peak resident set so far, in KiB.
+    pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let pid = self
+            .pid()
+            .with_context(|| format!("{} is not running", self.name))?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("read the status of {} ({pid})", self.name))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no VmHWM for {} ({pid})", self.name))
+    }
+
     fn signal(&self, signal: i32) {
         if let Some(pid) = self.pid() {
             // SAFETY: plain kill(2) on our own child's pid.

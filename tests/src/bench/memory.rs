@@ -33,12 +33,7 @@ pub async fn run_scenario(rows: u64, report: &mut Report) -> anyhow::Result<()> 
     let running = cluster
         .wait_for_task_phase(&task, "incremental", Duration::from_secs(600))
         .await?;
-    let pid = cluster
-        .worker(&running.worker_id)?
-        .process
-        .pid()
-        .ok_or_else(|| anyhow::anyhow!("the worker is not running"))?;
-    let before = peak_rss_kib(pid)?;
+    let before = cluster.worker(&running.worker_id)?.process.peak_rss_kib()?;
     source
         .exec(&format!(
             "USE big; INSERT INTO t SELECT seq, REPEAT('x', 100) FROM seq_1_to_{rows}"
@@ -57,7 +52,7 @@ pub async fn run_scenario(rows: u64, report: &mut Report) -> anyhow::Result<()> 
         task_now.last_error,
         cluster.logs()
     );
-    let peak = peak_rss_kib(pid)?;
+    let peak = cluster.worker(&running.worker_id)?.process.peak_rss_kib()?;
     report.add_noted(
         SCENARIO,
         &format!("dts worker, {rows}-row transaction"),
@@ -70,15 +65,4 @@ pub async fn run_scenario(rows: u64, report: &mut Report) -> anyhow::Result<()> 
         ),
     );
     Ok(())
-}
-
-/// VmHWM: the process's peak resident set so far.
-fn peak_rss_kib(pid: i32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no VmHWM for pid {pid}"))
 }

@@ -417,13 +417,14 @@ impl Incremental<'_> {
                         kind,
                         columns,
                         changes,
+                        bytes,
                         timestamp,
                         position,
                     } => {
                         last_timestamp = timestamp;
-                        if let Some(work) =
-                            rows::to_destination(&source, &route, kind, columns, changes, position)
-                        {
+                        if let Some(work) = rows::to_destination(
+                            &source, &route, kind, columns, changes, bytes, position,
+                        ) {
                             lanes.rows(work).await?;
                         }
                     }

@@ -48,6 +48,11 @@ const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// keys than this (room is counted as two keys per change still to come)
 /// is written once, at its commit.
 const MAX_FOLDED_KEYS: usize = 40_000;
+/// Decoded bytes folded (all tables) before they are written out, beside
+/// [`MAX_FOLDED_KEYS`]: a streaming transaction of blobs reaches it long
+/// before 40,000 keys. Sized with a batch's bytes (`lanes::BATCH_BYTES`),
+/// so a batch's share is still written once, at its commit.
+const MAX_FOLDED_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -129,6 +134,8 @@ pub struct Applier {
     /// with the tables' conflict policies.
     folded: Vec<(Arc<Table>, Folded, Arc<TablePolicy>)>,
     folded_keys: usize,
+    /// What the folded changes' row images came to (`RowsWork::bytes`).
+    folded_bytes: usize,
     in_transaction: bool,
     pub rows_applied: u64,
     /// The routing version the lanes cut the current batch with; recorded in
@@ -173,6 +180,7 @@ impl Applier {
             batch: None,
             folded: Vec::new(),
             folded_keys: 0,
+            folded_bytes: 0,
             in_transaction: false,
             rows_applied: 0,
             routing: crate::sink::lanes::ROUTING,
@@ -324,7 +332,8 @@ impl Applier {
     pub async fn folds_without_writing(&mut self, work: &RowsWork) -> SyncResult<bool> {
         let resolved = self.resolve(work).await?;
         // An update changing its key folds into two keys.
-        let room = self.folded_keys + 2 * work.changes.len() < MAX_FOLDED_KEYS;
+        let room = self.folded_keys + 2 * work.changes.len() < MAX_FOLDED_KEYS
+            && self.folded_bytes + work.bytes < MAX_FOLDED_BYTES;
         Ok(room && compact::foldable(&resolved.table))
     }
 
@@ -341,6 +350,7 @@ impl Applier {
             self.mode
         };
         let kind = work.kind;
+        let work_bytes = work.bytes;
         let resolved = self.resolve(&work).await?;
         let Resolved {
             table,
@@ -449,7 +459,10 @@ impl Applier {
             }
             self.rows_applied += 1;
         }
-        if self.folded_keys >= MAX_FOLDED_KEYS {
+        if foldable {
+            self.folded_bytes += work_bytes;
+        }
+        if self.folded_keys >= MAX_FOLDED_KEYS || self.folded_bytes >= MAX_FOLDED_BYTES {
             self.begin().await?;
             self.flush_folded().await?;
         }
@@ -537,6 +550,7 @@ impl Applier {
     /// undone and settled on the slow path.
     async fn flush_folded(&mut self) -> SyncResult<()> {
         self.folded_keys = 0;
+        self.folded_bytes = 0;
         for (table, folded, policy) in std::mem::take(&mut self.folded) {
             if folded.checks() == Checks::Idempotent {
                 self.write_net(&table, folded.statements()).await?;

@@ -115,6 +115,18 @@ const BATCH_ROWS: usize = 40_000;
 const EAGER_ROWS: usize = 500;
 /// Rows after which a transaction stops being buffered and streams alone.
 const BIG_TRANSACTION_ROWS: usize = 10_000;
+/// Decoded bytes a batch may hold (see `RowChange::size`), beside
+/// [`BATCH_ROWS`]: the reader's read-ahead budget is returned once its rows
+/// are routed, so without this a backlog of wide rows in small transactions
+/// was held whole until 40,000 rows were routed. A lane folds one batch
+/// while the one before is written, so the worker holds about three of them.
+/// 40,000 sysbench rows estimate about 16 MiB, so the pinned catch-up is cut
+/// by rows as before.
+const BATCH_BYTES: usize = 32 * 1024 * 1024;
+/// Decoded bytes after which a transaction streams alone, beside
+/// [`BIG_TRANSACTION_ROWS`]: a few thousand rows of blobs are as big as
+/// millions of narrow ones.
+const BIG_TRANSACTION_BYTES: usize = 16 * 1024 * 1024;
 /// Commands queued to a lane: a batch, or rows events of a streaming
 /// transaction (so a huge one waits for lane 1 rather than piling up).
 const LANE_COMMANDS: usize = 8;
@@ -209,6 +221,8 @@ pub struct RowsWork {
     pub kind: RowKind,
     pub columns: usize,
     pub changes: Vec<RowChange>,
+    /// Roughly the memory `changes` hold (see `RowChange::size`).
+    pub bytes: usize,
     pub position: BinlogPosition,
     /// The source table whose rows these are (its definition decodes them).
     pub source: Arc<TableName>,
@@ -481,6 +495,7 @@ pub struct Lanes {
     /// End of the last transaction routed in this batch.
     batch_end: Option<BinlogPosition>,
     batch_rows: usize,
+    batch_bytes: usize,
     /// The transaction being read: its rows and key hashes.
     transaction: Vec<RowsWork>,
     /// Per work of the transaction, the key hashes of each row change.
@@ -488,6 +503,7 @@ pub struct Lanes {
     /// Every table the transaction touches folds.
     transaction_foldable: bool,
     transaction_rows: usize,
+    transaction_bytes: usize,
     /// Between a source transaction's begin and its end.
     in_transaction: bool,
     /// Where the first rows the open source transaction changed went, if
@@ -607,10 +623,12 @@ impl Lanes {
             groups: Groups::default(),
             batch_end: None,
             batch_rows: 0,
+            batch_bytes: 0,
             transaction: Vec::new(),
             transaction_change_keys: Vec::new(),
             transaction_foldable: true,
             transaction_rows: 0,
+            transaction_bytes: 0,
             in_transaction: false,
             changed_in_transaction: None,
             streaming: false,
@@ -702,10 +720,12 @@ impl Lanes {
             kind,
             columns,
             changes,
+            bytes,
             position,
             source,
             route,
         } = work;
+        let total = changes.len().max(1);
         let mut parts: Vec<Vec<RowChange>> = self.lanes.iter().map(|_| Vec::new()).collect();
         for (change, keys) in changes.into_iter().zip(change_keys) {
             let (lane, merged) = self.place(&keys);
@@ -723,6 +743,7 @@ impl Lanes {
             self.lanes[lane].pending.push(RowsWork {
                 kind,
                 columns,
+                bytes: bytes * changes.len() / total,
                 changes,
                 position: position.clone(),
                 source: source.clone(),
@@ -819,6 +840,7 @@ impl Lanes {
         self.transaction_change_keys.clear();
         self.transaction_foldable = true;
         self.transaction_rows = 0;
+        self.transaction_bytes = 0;
         self.streaming = false;
     }
 
@@ -833,8 +855,11 @@ impl Lanes {
         self.transaction_change_keys.push(change_keys);
         self.transaction_foldable &= foldable;
         self.transaction_rows += work.changes.len();
+        self.transaction_bytes += work.bytes;
         self.transaction.push(work);
-        if self.transaction_rows > BIG_TRANSACTION_ROWS {
+        if self.transaction_rows > BIG_TRANSACTION_ROWS
+            || self.transaction_bytes > BIG_TRANSACTION_BYTES
+        {
             // Barrier: everything before it committed, then everything of
             // this transaction goes through lane 1.
             self.commit_batch().await?;
@@ -866,6 +891,7 @@ impl Lanes {
         self.transaction.clear();
         self.transaction_change_keys.clear();
         self.transaction_rows = 0;
+        self.transaction_bytes = 0;
     }
 
     /// The open transaction was dts's own write read back (see
@@ -940,7 +966,9 @@ impl Lanes {
             self.lanes[lane].pending.extend(works);
         }
         self.batch_rows += self.transaction_rows;
+        self.batch_bytes += self.transaction_bytes;
         self.transaction_rows = 0;
+        self.transaction_bytes = 0;
         self.batch_end = Some(position.clone());
         if let Some(until) = &self.replay_until {
             if until.at_or_before(&position) {
@@ -950,7 +978,10 @@ impl Lanes {
             }
             return Ok(committed);
         }
-        if self.batch_rows >= BATCH_ROWS || (self.batch_rows >= EAGER_ROWS && self.lanes_idle()) {
+        if self.batch_rows >= BATCH_ROWS
+            || self.batch_bytes >= BATCH_BYTES
+            || (self.batch_rows >= EAGER_ROWS && self.lanes_idle())
+        {
             return self.commit_batch().await;
         }
         Ok(committed)
@@ -1006,7 +1037,12 @@ impl Lanes {
                 .iter()
                 .map(|l| l.pending.iter().map(|w| w.changes.len()).sum())
                 .collect();
-            debug!(rows = self.batch_rows, ?shares, "batch handed to the lanes");
+            debug!(
+                rows = self.batch_rows,
+                bytes = self.batch_bytes,
+                ?shares,
+                "batch handed to the lanes"
+            );
         }
         let gate = Gate::new(self.lanes.len());
         let after = self.in_flight.as_ref().map(|flight| flight.gate.clone());
@@ -1034,6 +1070,7 @@ impl Lanes {
         }
         self.causality.clear();
         self.batch_rows = 0;
+        self.batch_bytes = 0;
         let committed = self.settle().await?;
         self.in_flight = Some(InFlight { end, done, gate });
         Ok(committed)
@@ -1472,6 +1509,7 @@ mod tests {
             kind: crate::source::binlog::RowKind::Update,
             columns: 1,
             changes: Vec::new(),
+            bytes: 0,
             position: crate::source::position::BinlogPosition {
                 file: "b.000001".into(),
                 pos,

@@ -49,6 +49,9 @@ pub enum Item {
         /// Columns in the row images (the table map's count).
         columns: usize,
         changes: Vec<RowChange>,
+        /// Roughly the memory `changes` hold (see [`RowChange::size`]):
+        /// what bounds the read-ahead and the lanes' batches.
+        bytes: usize,
         timestamp: u32,
         /// End of this rows event: at or before a lane's checkpoint means that
         /// lane already committed the transaction it belongs to.
@@ -200,8 +203,8 @@ struct Chunk {
 impl Chunk {
     async fn push(&mut self, item: Item) -> SyncResult<()> {
         self.bytes += ITEM_BYTES;
-        if let Item::Rows { changes, .. } = &item {
-            self.bytes += changes.iter().map(RowChange::size).sum::<usize>();
+        if let Item::Rows { bytes, .. } = &item {
+            self.bytes += bytes;
         }
         self.items.push(item);
         if self.items.len() >= CHUNK_ITEMS || self.bytes >= CHUNK_BYTES {
@@ -238,7 +241,7 @@ impl Chunk {
 
 impl RowChange {
     /// Roughly the memory the row images hold.
-    fn size(&self) -> usize {
+    pub fn size(&self) -> usize {
         [&self.before, &self.after]
             .into_iter()
             .flatten()
@@ -505,12 +508,14 @@ pub async fn read(
                 })?;
                 let columns = tme.columns_count() as usize;
                 let position = position(&file, &gtid);
+                let bytes = changes.iter().map(RowChange::size).sum();
                 out.push(Item::Rows {
                     source,
                     route,
                     kind,
                     columns,
                     changes,
+                    bytes,
                     timestamp,
                     position,
                 })

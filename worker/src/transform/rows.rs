@@ -28,6 +28,7 @@ pub fn to_destination(
     kind: RowKind,
     columns: usize,
     changes: Vec<RowChange>,
+    bytes: usize,
     position: BinlogPosition,
 ) -> Option<RowsWork> {
     if !route.dml.allows(kind.operation()) {
@@ -37,6 +38,7 @@ pub fn to_destination(
         kind,
         columns,
         changes,
+        bytes,
         position,
         source: source.clone(),
         route: route.clone(),
@@ -109,6 +111,7 @@ mod tests {
             RowKind::Insert,
             3,
             Vec::new(),
+            0,
             at(),
         );
         let work = work.map(|w| (w.lenient(), w.db().to_string(), w.table().to_string()));
@@ -127,11 +130,12 @@ mod tests {
             RowKind::Delete,
             3,
             Vec::new(),
+            0,
             at()
         )
         .is_none());
         for kind in [RowKind::Insert, RowKind::Update] {
-            let work = to_destination(&source(), &route(no_deletes), kind, 3, Vec::new(), at());
+            let work = to_destination(&source(), &route(no_deletes), kind, 3, Vec::new(), 0, at());
             assert_eq!(work.map(|w| w.lenient()), Some(true), "{kind:?}");
         }
     }
