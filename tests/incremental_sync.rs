@@ -764,7 +764,7 @@ async fn a_task_stopped_before_its_first_change_loses_nothing_written_meanwhile(
         2,
     )
     .await?;
-    pause(&cluster, &task).await?;
+    cluster.pause_task(&task, TIMEOUT).await?;
     source
         .exec(
             "INSERT INTO quiet.t VALUES (2, 2); UPDATE quiet.t SET v = 10 WHERE id = 1; \
@@ -783,20 +783,6 @@ async fn a_task_stopped_before_its_first_change_loses_nothing_written_meanwhile(
         Some("1:10,2:2,3:3")
     );
     Ok(())
-}
-
-/// Pauses the task and waits until its worker has stopped it.
-async fn pause(cluster: &TestCluster, task: &str) -> anyhow::Result<()> {
-    cluster.control_task(task, pb::TaskAction::Pause).await?;
-    wait_for("the worker to stop the paused task", TIMEOUT, || async {
-        let status = cluster.cluster_status().await?;
-        let stopped = status
-            .workers
-            .iter()
-            .all(|w| !w.running_tasks.iter().any(|t| t == task));
-        Ok(stopped.then_some(()))
-    })
-    .await
 }
 
 /// A backlog of wide rows is applied in bounded memory: one transaction of
@@ -818,7 +804,7 @@ async fn a_backlog_of_wide_rows_is_applied_in_bounded_memory() -> anyhow::Result
         2,
     )
     .await?;
-    pause(&cluster, &task).await?;
+    cluster.pause_task(&task, TIMEOUT).await?;
     // Rows of 1 MiB: half of them in one transaction, then one per
     // transaction.
     let half = WIDE_BACKLOG_MIB / 2;

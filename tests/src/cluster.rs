@@ -476,6 +476,22 @@ impl TestCluster {
             .await?)
     }
 
+    /// Pauses the task and waits until no worker runs it any more; returns
+    /// the task as the pause left it.
+    pub async fn pause_task(&self, id: &str, timeout: Duration) -> anyhow::Result<pb::TaskInfo> {
+        let paused = self.control_task(id, pb::TaskAction::Pause).await?;
+        wait_for("the worker to stop the paused task", timeout, || async {
+            let status = self.cluster_status().await?;
+            let stopped = status
+                .workers
+                .iter()
+                .all(|w| !w.running_tasks.iter().any(|t| t == id));
+            Ok(stopped.then_some(()))
+        })
+        .await?;
+        Ok(paused)
+    }
+
     /// Waits until the task is running (its worker reported under the current epoch).
     pub async fn wait_for_task_running(
         &self,

@@ -217,10 +217,10 @@ async fn run_phases(
                 ) {
                     (Phase::Catchup, Some(p0), _, _) => p0.clone(),
                     (_, _, Some(applied), _) => applied.clone(),
-                    // Past the catch-up, with no lane checkpoint yet: everything
-                    // before the copy's end was committed when it left the
-                    // catch-up. (Workers before this fix saved no `applied`
-                    // there, and a restart skipped to the source's end.)
+                    // Past the catch-up, with no lane checkpoint yet (a quiet
+                    // source): everything before the copy's end was committed
+                    // when it left the catch-up. Starting from now would skip
+                    // what was written since.
                     (_, _, None, Some(copy_end)) => copy_end.clone(),
                     _ => {
                         // Incremental only: start from now, remembered for restarts.
@@ -256,9 +256,6 @@ async fn run_phases(
                 let leaves_catchup = checkpoint.phase == Phase::Catchup;
                 let mut caught_up = checkpoint.clone();
                 caught_up.phase = Phase::Incremental;
-                // Where a restart resumes while no lane has a checkpoint (a
-                // quiet source): past the catch-up, never the source's end.
-                caught_up.applied = caught_up.applied.or(caught_up.copy_end.clone());
                 let meta = &meta;
                 let applying = incremental.run(from, || async move {
                     if leaves_catchup {
