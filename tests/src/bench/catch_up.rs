@@ -10,7 +10,7 @@
 use super::limit::NetChanges;
 use super::report::Report;
 use super::tools::{cpu_seconds, quiesce, run_shell, Sysbench, SERVER_OPTIONS};
-use super::{median_seconds, Settings};
+use super::{median, median_seconds, Settings};
 use crate::compare::{assert_routed, assert_same_rows};
 use crate::converge::{wait_caught_up, CAUGHT_UP_POLL};
 use crate::fixtures::sync_task;
@@ -37,18 +37,66 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
     );
     let mut writes = 0;
     let mut rounds = Vec::new();
+    let mut mapping_cpu = Vec::new();
     for round in 1..=settings.rounds {
         if settings.rounds > 1 {
             println!("  round {round} of {}", settings.rounds);
         }
         // The CPU shares come from the last round: one line each in the table.
         let cpu_report = (round == settings.rounds).then_some(&mut *report);
-        let (round_writes, results) = one_round(settings, cpu_report).await?;
+        let (round_writes, results, worker_cpu) = one_round(settings, cpu_report).await?;
         writes = round_writes;
         rounds.push(results);
+        mapping_cpu.push(worker_cpu);
     }
     report_rounds(report, &scenario, writes, &rounds);
+    report_mapping_cpu(report, &scenario, settings, &mapping_cpu);
     Ok(())
+}
+
+/// The worker's CPU seconds over one round's backlog: the task unmapped and
+/// the same task renaming and filtering (transaction mode both).
+#[derive(Debug, Clone, Copy)]
+struct MappingCpu {
+    unmapped: f64,
+    mapped: f64,
+}
+
+/// What the route's transforms cost the worker, in CPU rather than wall
+/// time: the catch-up's seconds are the destination's as much as the
+/// worker's, and one round's seconds differ from the next by more than the
+/// transforms could cost, while the worker's CPU for the same backlog
+/// varies far less. Where the worker sets the pace (a destination faster
+/// than this one), the task's speed falls by about this ratio; where the
+/// destination does, by less.
+fn report_mapping_cpu(
+    report: &mut Report,
+    scenario: &str,
+    settings: &Settings,
+    rounds: &[MappingCpu],
+) {
+    let mut unmapped: Vec<f64> = rounds.iter().map(|r| r.unmapped).collect();
+    let mut mapped: Vec<f64> = rounds.iter().map(|r| r.mapped).collect();
+    let each: Vec<String> = rounds
+        .iter()
+        .map(|r| format!("{:.2}", r.mapped / r.unmapped))
+        .collect();
+    let (unmapped, mapped) = (median(&mut unmapped), median(&mut mapped));
+    let subject = format!(
+        "dts ({} DU, database and a column renamed, rows filtered)",
+        settings.threads
+    );
+    report.add_noted(
+        scenario,
+        &subject,
+        "worker CPU vs the same task unmapped",
+        mapped / unmapped,
+        "x",
+        &format!(
+            "{mapped:.2} s against {unmapped:.2} s for the backlog; goal <= 1.1; rounds {}",
+            each.join(", ")
+        ),
+    );
 }
 
 /// What each contender took in one round, in the order dts (transaction),
@@ -232,7 +280,7 @@ const CEILING_INDEX: usize = 7;
 async fn one_round(
     settings: &Settings,
     mut cpu_report: Option<&mut Report>,
-) -> anyhow::Result<(u64, Round)> {
+) -> anyhow::Result<(u64, Round, MappingCpu)> {
     let source = MariaDb::start_with(1, SERVER_OPTIONS).await?;
     source.exec("CREATE DATABASE sbtest").await?;
     let sysbench = Sysbench {
@@ -352,6 +400,10 @@ async fn one_round(
     // has finished purging what came before.
     let everything: Vec<&MariaDb> = std::iter::once(&source).chain(&copies).collect();
     let mut results = Vec::new();
+    let mut worker_cpu = MappingCpu {
+        unmapped: f64::NAN,
+        mapped: f64::NAN,
+    };
     let mut mapped = None;
     let mut verified = None;
     let mut ceiling = None;
@@ -372,7 +424,7 @@ async fn one_round(
             ),
             _ => (consistency, format!("{consistency} consistency")),
         };
-        let took = catch_up(
+        let (took, used) = catch_up(
             settings,
             &cluster,
             task,
@@ -385,6 +437,11 @@ async fn one_round(
             cpu_report.as_deref_mut(),
         )
         .await?;
+        match n {
+            0 => worker_cpu.unmapped = used,
+            2 => worker_cpu.mapped = used,
+            _ => {}
+        }
         match n {
             0 => results.push((format!("dts ({} DU)", settings.threads), took)),
             1 => results.push((
@@ -461,11 +518,12 @@ async fn one_round(
     }
     assert_routed(&source, &copies[4], &specs[2]).await?;
 
-    Ok((writes, results))
+    Ok((writes, results, worker_cpu))
 }
 
 /// Resumes a paused dts task and times it until its destination has caught
-/// up with the source; records the CPU each process spent meanwhile.
+/// up with the source; records the CPU each process spent meanwhile, and
+/// returns the time and the workers' CPU seconds.
 /// One dts contender of a round: `slug` names its profiles and worker log
 /// (one per contender, so that none overwrites another's), `variant` is
 /// what the report calls it.
@@ -482,7 +540,7 @@ async fn catch_up(
     source: &MariaDb,
     copy: &MariaDb,
     report: Option<&mut Report>,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, f64)> {
     let Contender { slug, variant } = contender;
     // Either worker may take the task when it resumes (the other one idles):
     // their CPU is counted together.
@@ -543,8 +601,9 @@ async fn catch_up(
         std::fs::write(&log, cluster.worker_log(&owner))?;
         println!("  worker log: {}", log.display());
     }
+    let workers_cpu = cpu_used.first().copied().unwrap_or(f64::NAN);
     let Some(report) = report else {
-        return Ok(took);
+        return Ok((took, workers_cpu));
     };
     for ((process, _), used) in groups.iter().zip(cpu_used) {
         report.add_noted(
@@ -556,7 +615,7 @@ async fn catch_up(
             "during the dts catch-up",
         );
     }
-    Ok(took)
+    Ok((took, workers_cpu))
 }
 
 async fn master_position(server: &MariaDb) -> anyhow::Result<(String, u64)> {

@@ -155,31 +155,61 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
             .map(|(_, secs)| *secs)
             .unwrap_or(f64::NAN)
     };
-    let dts = seconds(DTS);
-    report.add_noted(
-        &scenario,
-        DTS,
-        "speed vs mydumper/myloader",
-        seconds(MYLOADER_BINLOG) / dts,
-        "x",
-        "both writing the destination binlog; goal >= 1.5",
-    );
-    report.add_noted(
-        &scenario,
-        DTS_QUIET,
-        "speed vs myloader's default",
-        seconds(MYLOADER) / seconds(DTS_QUIET),
-        "x",
-        "neither writing the destination binlog",
-    );
-    report.add_noted(
-        &scenario,
-        DTS,
-        "speed vs myloader's default",
-        seconds(MYLOADER) / dts,
-        "x",
-        "myloader without the destination binlog, dts with it",
-    );
+    // Each ratio is of medians; its note gives the rounds' own ratios, each
+    // of two contenders that ran within a minute of each other, which the
+    // machine's slow spells (the limit itself took 5.1 to 8.4 s in one run)
+    // move far less than they move either median.
+    let per_round = |numerator: &str, denominator: &str, scale: f64| -> String {
+        let of = |subject: &str| -> Vec<f64> {
+            runs.iter()
+                .filter(|r| r.subject == subject)
+                .map(|r| r.took.as_secs_f64())
+                .collect()
+        };
+        let mut ratios: Vec<f64> = of(numerator)
+            .iter()
+            .zip(of(denominator))
+            .map(|(n, d)| n / d * scale)
+            .collect();
+        if ratios.len() < 2 {
+            return String::new();
+        }
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        format!(
+            "; rounds {}, their median {:.2}",
+            each.join(", "),
+            median(&mut ratios)
+        )
+    };
+    for (subject, versus, peer, note) in [
+        (
+            DTS,
+            "speed vs mydumper/myloader",
+            MYLOADER_BINLOG,
+            "both writing the destination binlog; goal >= 1.5",
+        ),
+        (
+            DTS_QUIET,
+            "speed vs myloader's default",
+            MYLOADER,
+            "neither writing the destination binlog",
+        ),
+        (
+            DTS,
+            "speed vs myloader's default",
+            MYLOADER,
+            "myloader without the destination binlog, dts with it",
+        ),
+    ] {
+        report.add_noted(
+            &scenario,
+            subject,
+            versus,
+            seconds(peer) / seconds(subject),
+            "x",
+            &format!("{note}{}", per_round(peer, subject, 1.0)),
+        );
+    }
     for (subject, limit, note) in [
         (
             DTS,
@@ -194,7 +224,7 @@ pub async fn run_scenario(settings: &Settings, report: &mut Report) -> anyhow::R
             "fraction of the destination's limit",
             seconds(limit) / seconds(subject) * 100.0,
             "%",
-            note,
+            &format!("{note}{}", per_round(limit, subject, 100.0)),
         );
     }
     Ok(())
