@@ -83,6 +83,29 @@ fn table_label(table: &Table) -> String {
     format!("{}.{}", table.db, table.name)
 }
 
+fn chunk_context(table: &Table, chunk: &Chunk) -> String {
+    format!(
+        "copying chunk {} of `{}`.`{}`",
+        chunk.number, table.db, table.name
+    )
+}
+
+/// A chunk a copier has read, and its hold on it.
+struct ReadChunk<'c> {
+    chunk: Chunk,
+    rows: Vec<Vec<Value>>,
+    /// The rows as LOAD DATA text, when they may go that way.
+    load_data: Option<bytes::Bytes>,
+    writer: &'c RowWriter,
+    _copying: Copying<'c>,
+}
+
+/// What a copier took while writing a chunk, to go on with after it.
+enum Ahead<'c> {
+    Read(ReadChunk<'c>),
+    Finish(usize),
+}
+
 impl FullSync<'_> {
     pub async fn run(&self) -> SyncResult<()> {
         // As many planners as copiers, so that the copiers start on as many
@@ -151,12 +174,18 @@ impl FullSync<'_> {
         copied
     }
 
-    async fn copy_until_done(
+    /// Takes chunks until none is left. Each chunk is read from the source
+    /// while the one before it is written: copiers whose writes share the
+    /// destination's cores finish them at about the same time, and if each
+    /// then read its next chunk before writing again, the destination would
+    /// wait for all of them at once (about a sixth of a pinned copy).
+    async fn copy_until_done<'c>(
         &self,
-        copy: &Copy,
+        copy: &'c Copy,
         src: &mut mysql_async::Conn,
         dst: &mut mysql_async::Conn,
     ) -> SyncResult<()> {
+        let mut ahead: Option<Ahead<'c>> = None;
         loop {
             if self.cancel.is_cancelled() {
                 return Err(SyncError::Stopped);
@@ -165,38 +194,70 @@ impl FullSync<'_> {
                 // The copier or planner that failed reports why.
                 return Ok(());
             }
-            // Registered before looking at the queue, so that chunks queued
-            // in between still wake this copier.
-            let planned = copy.planned.notified();
-            tokio::pin!(planned);
-            planned.as_mut().enable();
-            match copy.take() {
-                Some(Work::Finish(index)) => {
+            let current = match ahead.take() {
+                Some(Ahead::Finish(index)) => {
                     self.table_copied(&self.tables[index], src, dst).await?;
+                    continue;
                 }
-                Some(Work::Copy(chunk)) => {
-                    let _copying = Copying(&copy.copying[chunk.table]);
-                    let rows = self.copy_chunk(copy, &chunk, src, dst).await?;
-                    let table = &self.tables[chunk.table];
-                    self.progress.chunk_done(&table_label(table), rows);
-                    if copy.remaining[chunk.table].fetch_sub(1, Ordering::SeqCst) == 1 {
-                        self.table_copied(table, src, dst).await?;
+                Some(Ahead::Read(read)) => read,
+                None => {
+                    // Registered before looking at the queue, so that chunks
+                    // queued in between still wake this copier.
+                    let planned = copy.planned.notified();
+                    tokio::pin!(planned);
+                    planned.as_mut().enable();
+                    match copy.take(None) {
+                        Some(Work::Finish(index)) => {
+                            self.table_copied(&self.tables[index], src, dst).await?;
+                            continue;
+                        }
+                        Some(Work::Copy(chunk)) => self.read_chunk(copy, chunk, src).await?,
+                        None if copy.planners.load(Ordering::SeqCst) == 0 => return Ok(()),
+                        // A planner is still cutting a table: its chunks may come.
+                        None => {
+                            planned.await;
+                            continue;
+                        }
                     }
                 }
-                None if copy.planners.load(Ordering::SeqCst) == 0 => return Ok(()),
-                // A planner is still cutting a table: its chunks may come.
-                None => planned.await,
+            };
+            let next = copy.take(Some(current.chunk.table));
+            let (rows_sent, rows_on_their_way) = tokio::sync::oneshot::channel();
+            let writing = self.write_rows(copy, &current, rows_sent, dst);
+            let (written, next) = futures::join!(writing, async {
+                // Read once this chunk's rows are on their way (or its write
+                // ended): the read's work then falls while the destination
+                // takes them, not into the round trips that set its
+                // transaction up, which the other copiers wait behind.
+                let _ = rows_on_their_way.await;
+                match next {
+                    Some(Work::Copy(chunk)) => self
+                        .read_chunk(copy, chunk, src)
+                        .await
+                        .map(|read| Some(Ahead::Read(read))),
+                    Some(Work::Finish(index)) => Ok(Some(Ahead::Finish(index))),
+                    None => Ok(None),
+                }
+            });
+            let rows = written?;
+            ahead = next?;
+            let table = &self.tables[current.chunk.table];
+            self.progress.chunk_done(&table_label(table), rows);
+            if copy.remaining[current.chunk.table].fetch_sub(1, Ordering::SeqCst) == 1 {
+                self.table_copied(table, src, dst).await?;
             }
         }
     }
 
-    async fn copy_chunk(
+    /// Reads a chunk's rows from the source; the copier holds the chunk
+    /// (see [`Copy::take`]) until the returned value is dropped.
+    async fn read_chunk<'c>(
         &self,
-        copy: &Copy,
-        chunk: &Chunk,
+        copy: &'c Copy,
+        chunk: Chunk,
         src: &mut mysql_async::Conn,
-        dst: &mut mysql_async::Conn,
-    ) -> SyncResult<u64> {
+    ) -> SyncResult<ReadChunk<'c>> {
+        let copying = Copying(&copy.copying[chunk.table]);
         let table = &self.tables[chunk.table];
         // Set before the table's chunks were queued.
         let Some(writer) = copy.writers[chunk.table].get() else {
@@ -206,10 +267,6 @@ impl FullSync<'_> {
                 detail: "the table's chunks were queued before its plan".into(),
             });
         };
-        let ctx = format!(
-            "copying chunk {} of `{}`.`{}`",
-            chunk.number, table.db, table.name
-        );
         let (mut filters, params) = between(table, chunk.lower.as_deref(), chunk.upper.as_deref());
         if let Some(condition) = &table.filter {
             // Rebuilt from the parsed condition, never the spec's text.
@@ -229,14 +286,48 @@ impl FullSync<'_> {
         let rows: Vec<Row> = src
             .exec(select, params_of(params))
             .await
-            .map_err(|e| read_error(table, &ctx, e))?;
+            .map_err(|e| read_error(table, &chunk_context(table, &chunk), e))?;
         let rows: Vec<Vec<Value>> = rows.into_iter().map(Row::unwrap).collect();
-        let count = rows.len() as u64;
+        // Rendered here, while the copier's previous chunk is written, so
+        // that the copier's next write starts as soon as that one commits.
+        let load_data = copy
+            .may_load(chunk.table, &rows)
+            .then(|| bytes::Bytes::from(writer.load_data(&rows)));
+        Ok(ReadChunk {
+            rows,
+            load_data,
+            chunk,
+            writer,
+            _copying: copying,
+        })
+    }
 
+    /// Writes a chunk read before; returns its row count. `rows_sent` is
+    /// told when the statement carrying the rows goes out.
+    async fn write_rows(
+        &self,
+        copy: &Copy,
+        read: &ReadChunk<'_>,
+        rows_sent: tokio::sync::oneshot::Sender<()>,
+        dst: &mut mysql_async::Conn,
+    ) -> SyncResult<u64> {
+        let mut rows_sent = Some(rows_sent);
+        let ReadChunk {
+            chunk,
+            rows,
+            load_data,
+            ..
+        } = read;
+        let table = &self.tables[chunk.table];
+        let ctx = chunk_context(table, chunk);
         loop {
-            let turn = copy.load_turn(chunk.table, &rows);
+            let turn = load_data
+                .as_ref()
+                .filter(|_| !copy.load_refused.load(Ordering::Relaxed))
+                .and_then(|data| copy.load_turn(chunk.table).map(|turn| (turn, data.clone())));
+            let (turn, load) = turn.unzip();
             let written = self
-                .write_chunk(writer, chunk, &rows, turn.is_some(), dst, &ctx)
+                .write_chunk(read, load, &mut rows_sent, dst, &ctx)
                 .await?;
             drop(turn);
             match written {
@@ -250,8 +341,8 @@ impl FullSync<'_> {
                 Some(()) => break,
             }
         }
-        debug!(table = %table_label(table), chunk = chunk.number, rows = count, "chunk copied");
-        Ok(count)
+        debug!(table = %table_label(table), chunk = chunk.number, rows = rows.len(), "chunk copied");
+        Ok(rows.len() as u64)
     }
 
     /// Writes the chunk's rows and its `done` mark in one fenced transaction;
@@ -259,23 +350,37 @@ impl FullSync<'_> {
     /// nothing was written).
     async fn write_chunk(
         &self,
-        writer: &RowWriter,
-        chunk: &Chunk,
-        rows: &[Vec<Value>],
-        load: bool,
+        read: &ReadChunk<'_>,
+        load: Option<bytes::Bytes>,
+        rows_sent: &mut Option<tokio::sync::oneshot::Sender<()>>,
         dst: &mut mysql_async::Conn,
         ctx: &str,
     ) -> SyncResult<Option<()>> {
+        let ReadChunk {
+            chunk,
+            rows,
+            writer,
+            ..
+        } = read;
         let table = &self.tables[chunk.table];
-        if load {
-            let data = bytes::Bytes::from(writer.load_data(rows));
-            dst.set_infile_handler(async move { Ok(futures::stream::iter([Ok(data)]).boxed()) });
-        }
+        let load = match load {
+            Some(data) => {
+                dst.set_infile_handler(
+                    async move { Ok(futures::stream::iter([Ok(data)]).boxed()) },
+                );
+                true
+            }
+            None => false,
+        };
         let mut tx = dst
             .start_transaction(Default::default())
             .await
             .on(Side::Destination, ctx)?;
         self.meta.check_owner(&mut tx).await?;
+        if let Some(sent) = rows_sent.take() {
+            // The receiver may be gone; nothing waits on it then.
+            let _ = sent.send(());
+        }
         let mut written = 0;
         if load {
             match tx.query_drop(writer.load_statement()).await {
@@ -432,19 +537,29 @@ impl Copy {
     /// copiers are on (a table to finish counts as one no copier is on).
     /// Copiers on different tables neither wait for one another's AUTO-INC
     /// lock (see [`Copy::load_turn`]) nor fight over the same index pages.
-    fn take(&self) -> Option<Work> {
+    /// `held`: the table of the chunk the taker is writing, if any; the
+    /// taker is not counted among its copiers, and of tables as busy as
+    /// the least busy, it keeps to its own, so that a copier reading ahead
+    /// does not move to a table another copier is writing.
+    fn take(&self, held: Option<usize>) -> Option<Work> {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let busy = |work: &Work| match work {
-            Work::Finish(_) => 0,
-            Work::Copy(chunk) => self.copying[chunk.table].load(Ordering::SeqCst),
-        };
-        let mut best: Option<(usize, usize)> = None;
-        for (position, work) in queue.iter().enumerate() {
-            let copiers = busy(work);
-            if best.is_none_or(|(_, fewest)| copiers < fewest) {
-                best = Some((position, copiers));
+        // Lower ranks first: (other copiers on the table, not the taker's own).
+        let rank = |work: &Work| match work {
+            Work::Finish(_) => (0, true),
+            Work::Copy(chunk) => {
+                let own = held == Some(chunk.table);
+                let copiers = self.copying[chunk.table].load(Ordering::SeqCst);
+                (copiers - usize::from(own && copiers > 0), !own)
             }
-            if copiers == 0 {
+        };
+        let unbeatable = (0, held.is_none());
+        let mut best: Option<(usize, (usize, bool))> = None;
+        for (position, work) in queue.iter().enumerate() {
+            let ranked = rank(work);
+            if best.is_none_or(|(_, lowest)| ranked < lowest) {
+                best = Some((position, ranked));
+            }
+            if ranked == unbeatable {
                 break;
             }
         }
@@ -455,16 +570,22 @@ impl Copy {
         Some(work)
     }
 
-    /// Whether to write these rows of the table by LOAD DATA (`Some`, held
-    /// while it runs) or by INSERT (`None`). InnoDB holds a table's AUTO-INC
-    /// lock to the end of a LOAD DATA (innodb_autoinc_lock_mode 1, the
-    /// default), so a second load into the same table would only wait: one
-    /// copier loads into such a table while the others insert into it.
-    fn load_turn(&self, table: usize, rows: &[Vec<Value>]) -> Option<LoadTurn<'_>> {
+    /// Whether these rows of the table may go by LOAD DATA at all.
+    fn may_load(&self, table: usize, rows: &[Vec<Value>]) -> bool {
+        !self.load_refused.load(Ordering::Relaxed)
+            && self.writers[table]
+                .get()
+                .is_some_and(|writer| writer.loads_exactly(rows))
+    }
+
+    /// Whether to write rows that may go by LOAD DATA (see
+    /// [`Copy::may_load`]) that way (`Some`, held while it runs) or by
+    /// INSERT (`None`). InnoDB holds a table's AUTO-INC lock to the end of a
+    /// LOAD DATA (innodb_autoinc_lock_mode 1, the default), so a second
+    /// load into the same table would only wait: one copier loads into such
+    /// a table while the others insert into it.
+    fn load_turn(&self, table: usize) -> Option<LoadTurn<'_>> {
         let writer = self.writers[table].get()?;
-        if self.load_refused.load(Ordering::Relaxed) || !writer.loads_exactly(rows) {
-            return None;
-        }
         if !writer.has_auto_increment() {
             return Some(LoadTurn(None));
         }
@@ -526,16 +647,46 @@ mod tests {
         let copy = Copy::new(2, 1);
         copy.queue_chunks(0, vec![chunk(0, 0), chunk(0, 1)]);
         copy.queue_chunks(1, vec![chunk(1, 0), chunk(1, 1)]);
-        assert_eq!(taken(copy.take()), (0, 0));
+        assert_eq!(taken(copy.take(None)), (0, 0));
         // Table 0 has a copier now: the next one goes to table 1, though
         // table 0's chunk comes first in the queue.
-        assert_eq!(taken(copy.take()), (1, 0));
+        assert_eq!(taken(copy.take(None)), (1, 0));
         // Both busy alike: queue order.
-        assert_eq!(taken(copy.take()), (0, 1));
+        assert_eq!(taken(copy.take(None)), (0, 1));
         // A copier leaving table 1 makes it the least busy.
         drop(Copying(&copy.copying[1]));
-        assert_eq!(taken(copy.take()), (1, 1));
-        assert!(copy.take().is_none());
+        assert_eq!(taken(copy.take(None)), (1, 1));
+        assert!(copy.take(None).is_none());
+    }
+
+    #[test]
+    fn a_copier_reading_ahead_keeps_to_its_table() {
+        let copy = Copy::new(2, 1);
+        copy.queue_chunks(0, vec![chunk(0, 0), chunk(0, 1)]);
+        copy.queue_chunks(1, vec![chunk(1, 0), chunk(1, 1)]);
+        assert_eq!(taken(copy.take(None)), (0, 0));
+        assert_eq!(taken(copy.take(None)), (1, 0));
+        // The copier writing table 1's chunk 0 reads ahead: both tables have
+        // one copier besides it, and it keeps to its own.
+        assert_eq!(taken(copy.take(Some(1))), (1, 1));
+        // Table 1 has two holds now (one copier); the copier on table 0
+        // keeps to table 0 as well.
+        assert_eq!(taken(copy.take(Some(0))), (0, 1));
+        assert!(copy.take(Some(0)).is_none());
+    }
+
+    #[test]
+    fn a_copier_reading_ahead_leaves_a_table_another_copier_is_on() {
+        let copy = Copy::new(2, 1);
+        copy.queue_chunks(0, vec![chunk(0, 0), chunk(0, 1), chunk(0, 2)]);
+        copy.queue_chunks(1, vec![chunk(1, 0)]);
+        assert_eq!(taken(copy.take(None)), (0, 0));
+        assert_eq!(taken(copy.take(None)), (1, 0));
+        // The copier on table 1 has nothing of it left to take: table 0 is
+        // where the other copier is, but the only work there is.
+        assert_eq!(taken(copy.take(Some(1))), (0, 1));
+        // A third copier, holding nothing, takes table 0's next chunk too.
+        assert_eq!(taken(copy.take(None)), (0, 2));
     }
 
     #[test]
@@ -543,16 +694,16 @@ mod tests {
         let copy = Copy::new(1, 1);
         copy.planning_started(0);
         copy.queue_chunks(0, vec![chunk(0, 0)]);
-        assert_eq!(taken(copy.take()), (0, 0));
+        assert_eq!(taken(copy.take(None)), (0, 0));
         // Its only chunk so far is copied while the plan is still open: the
         // copier must not finish the table.
         assert_eq!(copy.remaining[0].fetch_sub(1, Ordering::SeqCst), 2);
         copy.queue_chunks(0, vec![chunk(0, 1)]);
         copy.planning_ended(0);
-        assert_eq!(taken(copy.take()), (0, 1));
+        assert_eq!(taken(copy.take(None)), (0, 1));
         // The last chunk's copier finishes it; nothing else is queued.
         assert_eq!(copy.remaining[0].fetch_sub(1, Ordering::SeqCst), 1);
-        assert!(copy.take().is_none());
+        assert!(copy.take(None).is_none());
     }
 
     #[test]
@@ -560,9 +711,9 @@ mod tests {
         let copy = Copy::new(1, 1);
         copy.planning_started(0);
         copy.queue_chunks(0, vec![chunk(0, 0)]);
-        assert_eq!(taken(copy.take()), (0, 0));
+        assert_eq!(taken(copy.take(None)), (0, 0));
         copy.remaining[0].fetch_sub(1, Ordering::SeqCst);
         copy.planning_ended(0);
-        assert!(matches!(copy.take(), Some(Work::Finish(0))));
+        assert!(matches!(copy.take(None), Some(Work::Finish(0))));
     }
 }
