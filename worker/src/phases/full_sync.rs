@@ -549,7 +549,7 @@ impl Copy {
             Work::Copy(chunk) => {
                 let own = held == Some(chunk.table);
                 let copiers = self.copying[chunk.table].load(Ordering::SeqCst);
-                (copiers - usize::from(own && copiers > 0), !own)
+                (copiers.saturating_sub(usize::from(own)), !own)
             }
         };
         let unbeatable = (0, held.is_none());
