@@ -10,6 +10,7 @@ use dts_tests::fixtures::{sync_task, EVERY_TYPE_ROWS, EVERY_TYPE_TABLES};
 use dts_tests::load::{Load, LOAD_SCHEMA};
 use dts_tests::scenario::IncrementalSync;
 use dts_tests::{wait_for, MariaDb, TestCluster};
+use mysql_async::prelude::Queryable;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -749,6 +750,78 @@ async fn triggers_are_created_with_the_schema_after_the_full_copy_or_never_and_f
 /// change (a quiet source: no lane has a checkpoint yet) resumes from the end
 /// of its copy. It once resumed from the source's end instead and lost
 /// everything written while it was stopped.
+/// The destination's own writers are not blocked by gaps the applier
+/// locked. A route without inserts deletes keys the destination never
+/// held; under REPEATABLE READ such a delete locked the gap where the key
+/// would be until its transaction ended, and inserts into it, of the
+/// destination's writers or of another lane, waited or deadlocked. Apply
+/// sessions read committed, as replication appliers do.
+#[tokio::test]
+async fn a_delete_of_a_key_the_destination_lacks_locks_no_gap_its_writers_insert_into(
+) -> anyhow::Result<()> {
+    let source = MariaDb::start(1).await?;
+    let destination = MariaDb::start(2).await?;
+    source
+        .exec(
+            "CREATE DATABASE gaps; CREATE TABLE gaps.t (id INT PRIMARY KEY, v INT); \
+             INSERT INTO gaps.t VALUES (10, 0), (30, 0)",
+        )
+        .await?;
+    let cluster = TestCluster::builder()
+        .coordinators(1)
+        .worker(1)
+        .start()
+        .await?;
+    let spec = sync_task(
+        "gaps",
+        source.port,
+        destination.port,
+        &["schema", "full", "incremental"],
+        "[[objects]]\ndatabase = \"gaps\"\ntables = [{ name = \"t\", dml = [\"update\", \"delete\"] }]",
+        1,
+    );
+    let task = cluster.run_task_until(&spec, "incremental", TIMEOUT).await?;
+    // Row 20 never reaches the destination (the route takes no inserts).
+    source.exec("INSERT INTO gaps.t VALUES (20, 0)").await?;
+    // A destination session holds row 30, so the applier, deleting rows 20
+    // and 30 in key order, waits inside its transaction.
+    let mut holder = destination.conn().await?;
+    holder.query_drop("START TRANSACTION").await?;
+    holder
+        .query_drop("SELECT v FROM gaps.t WHERE id = 30 FOR UPDATE")
+        .await?;
+    source.exec("DELETE FROM gaps.t WHERE id IN (20, 30)").await?;
+    // Still running after 200 ms, the delete waits for row 30, past 20.
+    wait_for("the applier waiting for row 30", TIMEOUT, || async {
+        let waiting = destination
+            .query_value(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                 WHERE ID <> CONNECTION_ID() AND TIME_MS > 200 \
+                 AND INFO LIKE 'DELETE FROM `gaps`.`t`%20%30%'",
+            )
+            .await?;
+        Ok((waiting.as_deref() == Some("1")).then_some(()))
+    })
+    .await?;
+    // A writer of the destination inserts where row 20 would be.
+    let mut writer = destination.conn().await?;
+    writer
+        .query_drop("SET SESSION innodb_lock_wait_timeout = 1")
+        .await?;
+    let inserted = writer.query_drop("INSERT INTO gaps.t VALUES (15, 0)").await;
+    holder.query_drop("ROLLBACK").await?;
+    inserted.map_err(|e| anyhow::anyhow!("the deleted key's gap was locked: {e}"))?;
+
+    writer.query_drop("DELETE FROM gaps.t WHERE id = 15").await?;
+    wait_caught_up(&source, &destination, 1, TIMEOUT).await?;
+    assert_healthy(&cluster, &task).await?;
+    let left = destination
+        .query_value("SELECT GROUP_CONCAT(id ORDER BY id) FROM gaps.t")
+        .await?;
+    assert_eq!(left.as_deref(), Some("10"), "row 30 deleted, row 20 never there");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_task_stopped_before_its_first_change_loses_nothing_written_meanwhile(
 ) -> anyhow::Result<()> {

@@ -229,18 +229,16 @@ impl Applier {
         Ok(())
     }
 
-    /// Compared rows are read with locks before they are written. Under
-    /// REPEATABLE READ a locking read of a key that is not there locks the
-    /// gap it would go in, and the insert that follows meets the gap locks
-    /// of other lanes and of the destination's own writers: deadlocks. So
-    /// such sessions read committed, as replication appliers do, where the
+    /// Apply sessions read committed, as replication appliers do, where the
     /// destination's binlog allows it (READ COMMITTED cannot log InnoDB
-    /// changes as statements).
+    /// changes as statements). Under REPEATABLE READ a delete or locking
+    /// read of a key the destination lacks (a route without inserts, rows
+    /// compared under `compare_rows`) locks the gap where the key would be
+    /// until the transaction ends: the destination's own writers' inserts
+    /// into it waited, and another lane's could deadlock with it. Lanes
+    /// never share a key, so gaps were all that could tie them.
     async fn set_isolation(&mut self) -> SyncResult<()> {
         self.isolation_set = true;
-        if !self.conflicts.rules.compare_rows {
-            return Ok(());
-        }
         let context = "setting the apply session's isolation level";
         let format: Option<String> = self
             .conn
