@@ -759,28 +759,19 @@ async fn triggers_are_created_with_the_schema_after_the_full_copy_or_never_and_f
 #[tokio::test]
 async fn a_delete_of_a_key_the_destination_lacks_locks_no_gap_its_writers_insert_into(
 ) -> anyhow::Result<()> {
-    let source = MariaDb::start(1).await?;
-    let destination = MariaDb::start(2).await?;
-    source
-        .exec(
-            "CREATE DATABASE gaps; CREATE TABLE gaps.t (id INT PRIMARY KEY, v INT); \
-             INSERT INTO gaps.t VALUES (10, 0), (30, 0)",
-        )
-        .await?;
-    let cluster = TestCluster::builder()
-        .coordinators(1)
-        .worker(1)
-        .start()
-        .await?;
-    let spec = sync_task(
+    let IncrementalSync {
+        source,
+        destination,
+        cluster,
+        task,
+    } = IncrementalSync::start_with_objects(
+        "CREATE DATABASE gaps; CREATE TABLE gaps.t (id INT PRIMARY KEY, v INT); \
+         INSERT INTO gaps.t VALUES (10, 0), (30, 0)",
         "gaps",
-        source.port,
-        destination.port,
-        &["schema", "full", "incremental"],
         "[[objects]]\ndatabase = \"gaps\"\ntables = [{ name = \"t\", dml = [\"update\", \"delete\"] }]",
         1,
-    );
-    let task = cluster.run_task_until(&spec, "incremental", TIMEOUT).await?;
+    )
+    .await?;
     // Row 20 never reaches the destination (the route takes no inserts).
     source.exec("INSERT INTO gaps.t VALUES (20, 0)").await?;
     // A destination session holds row 30, so the applier, deleting rows 20

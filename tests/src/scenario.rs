@@ -21,6 +21,18 @@ impl IncrementalSync {
     /// `seed` runs on the source first; the task (named `database`) syncs
     /// `database` with `du` lanes on a worker of as many DUs.
     pub async fn start(seed: &str, database: &str, du: u32) -> anyhow::Result<Self> {
+        let objects = format!("[[objects]]\ndatabase = \"{database}\"");
+        Self::start_with_objects(seed, database, &objects, du).await
+    }
+
+    /// Like [`IncrementalSync::start`], selecting `objects` (the task
+    /// file's `[[objects]]` entries).
+    pub async fn start_with_objects(
+        seed: &str,
+        database: &str,
+        objects: &str,
+        du: u32,
+    ) -> anyhow::Result<Self> {
         let source = MariaDb::start(1).await?;
         let destination = MariaDb::start(2).await?;
         source.exec(seed).await?;
@@ -34,7 +46,7 @@ impl IncrementalSync {
             source.port,
             destination.port,
             &["schema", "full", "incremental"],
-            &format!("[[objects]]\ndatabase = \"{database}\""),
+            objects,
             du,
         );
         let task = cluster.run_task_until(&spec, "incremental", READY).await?;
