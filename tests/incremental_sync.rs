@@ -781,7 +781,9 @@ async fn a_delete_of_a_key_the_destination_lacks_locks_no_gap_its_writers_insert
     holder
         .query_drop("SELECT v FROM gaps.t WHERE id = 30 FOR UPDATE")
         .await?;
-    source.exec("DELETE FROM gaps.t WHERE id IN (20, 30)").await?;
+    source
+        .exec("DELETE FROM gaps.t WHERE id IN (20, 30)")
+        .await?;
     // Still running after 200 ms, the delete waits for row 30, past 20.
     wait_for("the applier waiting for row 30", TIMEOUT, || async {
         let waiting = destination
@@ -803,13 +805,19 @@ async fn a_delete_of_a_key_the_destination_lacks_locks_no_gap_its_writers_insert
     holder.query_drop("ROLLBACK").await?;
     inserted.map_err(|e| anyhow::anyhow!("the deleted key's gap was locked: {e}"))?;
 
-    writer.query_drop("DELETE FROM gaps.t WHERE id = 15").await?;
+    writer
+        .query_drop("DELETE FROM gaps.t WHERE id = 15")
+        .await?;
     wait_caught_up(&source, &destination, 1, TIMEOUT).await?;
     assert_healthy(&cluster, &task).await?;
     let left = destination
         .query_value("SELECT GROUP_CONCAT(id ORDER BY id) FROM gaps.t")
         .await?;
-    assert_eq!(left.as_deref(), Some("10"), "row 30 deleted, row 20 never there");
+    assert_eq!(
+        left.as_deref(),
+        Some("10"),
+        "row 30 deleted, row 20 never there"
+    );
     Ok(())
 }
 
