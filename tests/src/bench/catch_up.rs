@@ -438,17 +438,18 @@ async fn one_round(
         )
         .await?;
         match n {
-            0 => worker_cpu.unmapped = used,
-            2 => worker_cpu.mapped = used,
-            _ => {}
-        }
-        match n {
-            0 => results.push((format!("dts ({} DU)", settings.threads), took)),
+            0 => {
+                worker_cpu.unmapped = used;
+                results.push((format!("dts ({} DU)", settings.threads), took));
+            }
             1 => results.push((
                 format!("dts ({} DU, row-level apply)", settings.threads),
                 took,
             )),
-            2 => mapped = Some(took),
+            2 => {
+                worker_cpu.mapped = used;
+                mapped = Some(took);
+            }
             3 => verified = Some(took),
             _ => ceiling = Some(took),
         }
@@ -521,9 +522,6 @@ async fn one_round(
     Ok((writes, results, worker_cpu))
 }
 
-/// Resumes a paused dts task and times it until its destination has caught
-/// up with the source; records the CPU each process spent meanwhile, and
-/// returns the time and the workers' CPU seconds.
 /// One dts contender of a round: `slug` names its profiles and worker log
 /// (one per contender, so that none overwrites another's), `variant` is
 /// what the report calls it.
@@ -532,6 +530,9 @@ struct Contender<'a> {
     variant: &'a str,
 }
 
+/// Resumes a paused dts task and times it until its destination has caught
+/// up with the source; records the CPU each process spent meanwhile, and
+/// returns the time and the workers' CPU seconds.
 async fn catch_up(
     settings: &Settings,
     cluster: &TestCluster,
